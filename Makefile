@@ -1,0 +1,47 @@
+# One command for each job; each installs what it needs into .venv first.
+#   make demo   - check the bundled specs (the main job)
+#   make test   - the whole test suite, lints and the generated-docs check
+#   make docs   - regenerate docs/diagnostics.md, docs/ops.md and docs/report.schema.json
+#   make golden - regenerate tests/golden/ after a deliberate report change (review the diff)
+#   make bench  - the speed benchmarks of docs/benchmarks.md (by hand, not in CI)
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint docs golden bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The CPU build of torch first (a local file on these machines); the loose range in
+	# pyproject.toml then installs nothing more.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	@for spec in specs/mnist1d.cnn specs/resnet18.cnn specs/unet.cnn; do \
+		echo "\$$ cnndsl check $$spec"; $(VENV)/bin/cnndsl check $$spec || exit $$?; echo; done
+
+test: install lint
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check cnndsl tests benchmarks tools
+	$(VENV)/bin/mypy
+
+docs: install
+	$(PY) tools/gen_docs.py
+
+golden: install
+	$(PY) tools/gen_golden.py
+
+bench: install
+	$(PY) benchmarks/check_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

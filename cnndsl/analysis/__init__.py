@@ -1,0 +1,18 @@
+"""Analysis passes over the graph, in topological order, one pass per file. Each writes its results
+into the nodes' meta: shape, label, params/trainable/buffers, macs (per convention), rf, elements."""
+
+from __future__ import annotations
+
+from ..diagnostics import DiagnosticSink
+from ..graph.model import Graph
+from . import lints, macs, memory, params, receptive_field, shapes
+
+PASSES = (shapes.run, params.run, macs.run, receptive_field.run, memory.run)
+
+
+def analyse(graph: Graph, sink: DiagnosticSink) -> None:
+    """Run every pass; lints only when the spec has no errors (they would describe a broken graph)."""
+    for run in PASSES:
+        run(graph, sink)
+    if not sink.has_errors:
+        lints.run(graph, sink)

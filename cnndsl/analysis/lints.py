@@ -1,0 +1,121 @@
+"""Lints: warnings and notes about specs that are valid but probably not what was meant."""
+
+from __future__ import annotations
+
+from ..diagnostics import DiagnosticSink
+from ..graph.model import INPUT, Graph
+from ..ops import REGISTRY
+from ..ops.base import fmt_shape
+from ..ops.conv import Conv, ConvTranspose, LocallyConnected
+from ..ops.formulas import unread_tail
+from ..ops.pool import _AdaptivePool, _WindowPool
+from .common import analysed_nodes
+
+
+def run(graph: Graph, sink: DiagnosticSink) -> None:
+    stride_tails(graph, sink)
+    oversized_padding(graph, sink)
+    unused_tensors(graph, sink)
+    whole_input_coverage(graph, sink)
+    channel_alignment(graph, sink)
+    uneven_adaptive_pools(graph, sink)
+
+
+def stride_tails(graph: Graph, sink: DiagnosticSink) -> None:
+    """W100: the last input positions are never read because the stride does not fit (the notes'
+    7x7 input, 3x3 kernel, stride 3 case). Kernels smaller than their stride skip positions everywhere
+    by design and are not reported."""
+    for node, meta, inputs in analysed_nodes(graph):
+        op = REGISTRY.get(node.op)
+        if not isinstance(op, Conv | LocallyConnected | _WindowPool):
+            continue
+        g = op.geometry(node.params, inputs[0])  # type: ignore[arg-type]
+        ceil_mode = getattr(node.params, "ceil", False)
+        for axis, n in enumerate(inputs[0][1:]):
+            if g.effective[axis] < g.stride[axis]:
+                continue
+            tail = unread_tail(n, g.kernel[axis], g.stride[axis], *g.padding[axis], g.dilation[axis], ceil_mode)
+            if tail:
+                pads = g.padding[axis]
+                sink.emit("W100", f"`{node.name}`: stride {g.stride[axis]} does not fit axis {axis + 1} (input {n}, "
+                          f"kernel {g.effective[axis]}, padding {pads[0]}+{pads[1]}): the last {tail} input "
+                          f"position(s) are never read; output {meta['shape'][axis + 1]}",
+                          node.location, "pad the input or pick sizes where (input + padding - kernel) is a "
+                          "multiple of the stride", node.trail)
+
+
+def oversized_padding(graph: Graph, sink: DiagnosticSink) -> None:
+    """W102: padding beyond half the (dilated) kernel adds output positions that see only padding."""
+    for node, _meta, inputs in analysed_nodes(graph):
+        op = REGISTRY.get(node.op)
+        if not isinstance(op, Conv | LocallyConnected):
+            continue
+        g = op.geometry(node.params, inputs[0])  # type: ignore[arg-type]
+        for axis, (before, after) in enumerate(g.padding):
+            half = g.effective[axis] // 2
+            if max(before, after) > half:
+                sink.emit("W102", f"`{node.name}`: padding {max(before, after)} exceeds half the kernel "
+                          f"({g.effective[axis]} // 2 = {half}) along axis {axis + 1}; border outputs see only "
+                          "padding", node.location, f"use padding={half} (or `same`)", node.trail)
+                break
+
+
+def unused_tensors(graph: Graph, sink: DiagnosticSink) -> None:
+    """W101: a tensor (or a whole chain) whose value reaches no output."""
+    outputs = set(graph.outputs.values())
+    for node in graph.nodes():
+        if graph.dag.out_degree(node.name) or node.name in outputs:
+            continue
+        if node.op == INPUT:
+            sink.emit("W101", f"input `{node.name}` is never used", node.location, trail_hint(), node.trail)
+            continue
+        name, where = graph.tensor_names.get(node.name, ("", node.location))
+        what = f"tensor `{name}`" if name else f"the result of `{node.name}`"
+        sink.emit("W101", f"{what} is never used: it reaches no output", where,
+                  "declare it with `output` or remove it", node.trail)
+
+
+def trail_hint() -> str:
+    return "remove it, or feed it to a layer that reaches an output"
+
+
+def whole_input_coverage(graph: Graph, sink: DiagnosticSink) -> None:
+    """I100: the first layer whose receptive field covers the whole (first spatial) input."""
+    spatial = [name for name in graph.inputs.values() if len(graph.meta(name).get("shape") or ()) > 1]
+    if not spatial:
+        return
+    size = graph.meta(spatial[0])["shape"][1:]
+    for node, meta, _inputs in analysed_nodes(graph):
+        field = meta.get("rf")
+        if node.op == INPUT or field is None or len(field) != len(size):
+            continue
+        if all(axis.pixels >= n for axis, n in zip(field, size, strict=True)):
+            shown = " x ".join(str(axis.pixels) for axis in field)
+            sink.emit("I100", f"`{node.name}` is the first layer whose receptive field ({shown}) covers the whole "
+                      f"{' x '.join(map(str, size))} input", node.location, None, node.trail)
+            return
+
+
+def channel_alignment(graph: Graph, sink: DiagnosticSink) -> None:
+    """I101: convolution channel counts that are not multiples of 8 leave tensor cores idle. The
+    network's own input channels (3 for RGB) are not reported."""
+    for node, meta, inputs in analysed_nodes(graph):
+        if not isinstance(REGISTRY.get(node.op), Conv | ConvTranspose):
+            continue
+        counts = [("output", meta["shape"][0])]
+        if graph.node(node.inputs[0]).op != INPUT:
+            counts.append(("input", inputs[0][0]))
+        odd = [f"{what} {c}" for what, c in counts if c % 8]
+        if odd:
+            sink.emit("I101", f"`{node.name}`: {' and '.join(odd)} channels are not a multiple of 8", node.location,
+                      "multiples of 8 let GPU tensor cores run at full rate", node.trail)
+
+
+def uneven_adaptive_pools(graph: Graph, sink: DiagnosticSink) -> None:
+    """I102: adaptive pooling with windows of different sizes: the field reported is the widest."""
+    for node, meta, inputs in analysed_nodes(graph):
+        op = REGISTRY.get(node.op)
+        if isinstance(op, _AdaptivePool) and op.uneven(inputs, meta["shape"]):
+            sink.emit("I102", f"`{node.name}`: {fmt_shape(inputs[0])} -> {fmt_shape(meta['shape'])} pools windows of "
+                      "different sizes; the receptive field reported is the widest window's", node.location,
+                      None, node.trail)

@@ -1,0 +1,95 @@
+"""Receptive fields over DAGs: size, effective stride and effective padding per spatial axis.
+
+Convention (Araujo, Norris and Sim, Distill 2019): output position i of a tensor sees the input
+positions [-P + i*S, -P + i*S + r). Through a layer reading `k` positions at stride `s` from
+`-p + j*s`: r += (k-1)*S, S *= s, P += p*S. Up-sampling makes S and P fractions (kept exact); r is
+then the exact extent and the reported size is the widest window in whole pixels, ceil(r).
+Where paths merge, the field is the union of the paths' fields; paths whose centres or strides
+differ are misaligned (W103).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from math import ceil
+
+from ..diagnostics import DiagnosticSink
+from ..graph.model import INPUT, Graph, Node
+from ..ops import REGISTRY
+from ..ops.base import Number, Window
+from .common import analysed_nodes
+
+
+@dataclass(frozen=True)
+class AxisField:
+    size: Number  # exact extent, in input pixels
+    stride: Number
+    padding: Number
+
+    @property
+    def pixels(self) -> int:
+        return ceil(self.size)
+
+    @property
+    def centre_offset(self) -> Number:
+        return _exact((Fraction(self.size) - 1) / 2 - self.padding)
+
+    def through(self, w: Window) -> AxisField:
+        return AxisField(_exact(self.size + (w.kernel - 1) * self.stride), _exact(self.stride * w.stride),
+                         _exact(self.padding + w.padding * self.stride))
+
+
+Field = tuple[AxisField, ...]
+INPUT_AXIS = AxisField(1, 1, 0)
+
+
+def _exact(x: Number) -> Number:
+    """Fractions with denominator 1 become ints, so integer-only networks stay in fast int arithmetic."""
+    if isinstance(x, Fraction) and x.denominator == 1:
+        return x.numerator
+    return x
+
+
+def run(graph: Graph, sink: DiagnosticSink) -> None:
+    for node, meta, inputs in analysed_nodes(graph):
+        shape = meta["shape"]
+        if node.op == INPUT:
+            meta["rf"] = (INPUT_AXIS,) * (len(shape) - 1) if len(shape) > 1 else None
+            continue
+        meta["rf"] = None
+        op = REGISTRY[node.op]
+        windows = op.windows(node.params, inputs, shape)
+        sources = node.inputs if op.data_inputs is None else node.inputs[: op.data_inputs]
+        fields = [graph.meta(source)["rf"] for source in sources]
+        if windows is None or any(f is None or len(f) != len(windows) for f in fields):
+            continue
+        base = fields[0] if len(fields) == 1 else merge(fields, node, sink)
+        meta["rf"] = tuple(axis.through(w) for axis, w in zip(base, windows, strict=True))
+
+
+def merge(fields: list[Field], node: Node, sink: DiagnosticSink) -> Field:
+    """Union of the fields of merged paths, per axis; warns once when they are misaligned."""
+    merged = []
+    misaligned = []
+    for axis, per_path in enumerate(zip(*fields, strict=True)):
+        strides = {f.stride for f in per_path}
+        centres = {f.centre_offset for f in per_path}
+        if len(strides) > 1:
+            misaligned.append(f"axis {axis + 1}: strides {', '.join(_show(s) for s in sorted(strides))}")
+            merged.append(max(per_path, key=lambda f: f.size))
+            continue
+        if len(centres) > 1:
+            misaligned.append(f"axis {axis + 1}: centre offsets {', '.join(_show(c) for c in sorted(centres))} px")
+        padding = max(f.padding for f in per_path)
+        size = max(f.size - f.padding for f in per_path) + padding
+        merged.append(AxisField(_exact(size), per_path[0].stride, _exact(padding)))
+    if misaligned:
+        sink.emit("W103", f"paths merged at `{node.name}` see the input differently ({'; '.join(misaligned)}); "
+                  "the receptive field reported is their union", node.location,
+                  "shift one path (padding, crop offset) so that the merged positions line up", node.trail)
+    return tuple(merged)
+
+
+def _show(x: Number) -> str:
+    return str(_exact(x))

@@ -1,0 +1,33 @@
+"""Shape inference: each node's per-sample output shape, from its op's shape rule."""
+
+from __future__ import annotations
+
+from ..diagnostics import DiagnosticSink
+from ..graph.model import INPUT, Graph
+from ..ops import REGISTRY, ShapeError
+from ..ops.base import fmt_shape
+
+
+def run(graph: Graph, sink: DiagnosticSink) -> None:
+    for node in graph.nodes():
+        meta = graph.meta(node.name)
+        if node.op == INPUT:
+            meta["shape"], meta["label"] = node.shape, INPUT
+            continue
+        inputs = [graph.meta(source).get("shape") for source in node.inputs]
+        meta["shape"] = None
+        if any(shape is None for shape in inputs):
+            continue  # an upstream error was already reported
+        op = REGISTRY[node.op]
+        try:
+            shape = op.infer_shape(node.params, inputs)
+            meta["label"] = op.label(node.params, inputs)
+        except ShapeError as exc:
+            sink.emit(exc.code, f"{exc.message} at `{node.name}`", node.location, exc.hint, node.trail)
+            continue
+        if any(d <= 0 for d in shape):
+            sink.emit("E304", f"output shape {fmt_shape(shape)} of `{node.name}` has a non-positive size "
+                      f"(input {' and '.join(fmt_shape(s) for s in inputs)})", node.location,
+                      "the input is too small for this layer", node.trail)
+            continue
+        meta["shape"] = shape

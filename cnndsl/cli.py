@@ -1,0 +1,115 @@
+"""The `cnndsl` command: formatting and exit codes over the Python API (0 clean, 1 spec errors,
+2 usage or environment errors). A traceback only with --debug."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from .analysis.macs import CONVENTIONS
+
+_SHAPE = re.compile(r"^\s*(\d+)(\s*x\s*\d+)*\s*$")
+
+
+def parse_input_override(text: str) -> tuple[str, tuple[int, ...]]:
+    name, sep, shape = text.partition("=")
+    if not sep or not name.strip() or not _SHAPE.match(shape):
+        raise click.BadParameter(f"expected NAME=CxHxW (e.g. x=3x512x512); got {text!r}", param_hint="--input")
+    dims = tuple(int(d) for d in shape.replace(" ", "").split("x"))
+    if any(d <= 0 for d in dims):
+        raise click.BadParameter(f"dimensions must be positive; got {text!r}", param_hint="--input")
+    return name.strip(), dims
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cnndsl")
+def main() -> None:
+    """cnndsl: write a CNN as a .cnn file; check shapes, costs and receptive fields before any tensor exists."""
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+              help="Report format (default: text).")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--convention", type=click.Choice(CONVENTIONS), default="torchvision", show_default=True,
+              help="How MACs are counted (torchvision: conv+linear weights; torchinfo: Mult-Adds; darknet: convs).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Batch size: scales MACs and activation memory.")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
+              help="Override a declared input shape, e.g. --input x=3x512x512 (repeatable).")
+@click.option("--color/--no-color", default=None, help="Colour the table (default: when writing to a terminal).")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inputs: tuple[str, ...],
+          color: bool | None, debug: bool) -> None:
+    """Check SPEC and print its per-layer report and every diagnostic."""
+    from .api import load
+    from .diagnostics import SpecError, UsageError
+    from .report.build import build_report
+    from .report.diagnostics import render_diagnostics
+    from .report.text import render_markdown, render_text
+
+    fmt = "json" if as_json else fmt
+    overrides = dict(parse_input_override(text) for text in inputs)
+    try:
+        network = load(spec, overrides)
+    except UsageError as exc:
+        _fail_usage(str(exc), debug)
+    except SpecError as exc:
+        if fmt == "json":
+            from .graph.model import Graph
+
+            report = build_report(Graph(spec.stem), exc.diagnostics)
+            click.echo(report.model_dump_json(indent=2))
+        else:
+            click.echo(render_diagnostics(exc.diagnostics), err=True)
+        sys.exit(1)
+    except Exception:
+        if debug:
+            raise
+        _fail_usage("internal error while checking the spec (a bug in cnndsl); rerun with --debug for the "
+                    "traceback and report it", debug)
+    report = network.report(convention, batch)
+    if fmt == "json":
+        click.echo(report.model_dump_json(indent=2))
+        return
+    peak = network.peak_activation_bytes(batch)
+    if fmt == "markdown":
+        click.echo(render_markdown(report, network.diagnostics, convention, batch, peak), nl=False)
+        return
+    use_color = sys.stdout.isatty() if color is None else color
+    click.echo(render_text(report, network.diagnostics, convention, batch, peak, color=use_color), nl=False)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of `check --json` (docs/report.schema.json)."""
+    from .report.model import Report
+
+    click.echo(json.dumps(Report.model_json_schema(), indent=2))
+
+
+@main.command()
+@click.argument("code")
+def explain(code: str) -> None:
+    """Explain a diagnostic code, e.g. `cnndsl explain W100`."""
+    from .diagnostics import CODES
+
+    info = CODES.get(code.upper())
+    if info is None:
+        _fail_usage(f"unknown diagnostic code {code!r}; see docs/diagnostics.md", False)
+    assert info is not None
+    click.echo(f"{code.upper()} ({info.severity.value}): {info.title}\nexample: {info.example}")
+
+
+def _fail_usage(message: str, debug: bool) -> None:
+    click.echo(f"error: {message}" if not message.split(":")[0].endswith(".cnn") else message, err=True)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

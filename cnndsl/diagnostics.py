@@ -1,0 +1,187 @@
+"""Located diagnostics: one format for every error, warning and note cnndsl reports.
+
+Every diagnostic carries a code from ``CODES`` (documented in docs/diagnostics.md, generated from this
+table), a position in a source file, the rule that broke with the values seen, and optionally a hint
+and a trail of notes (the block calls that led to it). Passes collect diagnostics into a
+``DiagnosticSink``; callers raise ``SpecError`` once, with all of them, at the end of a stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    severity: Severity
+    title: str
+    example: str  # a one-line spec fragment that triggers it
+
+
+def _error(title: str, example: str) -> CodeInfo:
+    return CodeInfo(Severity.ERROR, title, example)
+
+
+def _warning(title: str, example: str) -> CodeInfo:
+    return CodeInfo(Severity.WARNING, title, example)
+
+
+def _info(title: str, example: str) -> CodeInfo:
+    return CodeInfo(Severity.INFO, title, example)
+
+
+CODES: dict[str, CodeInfo] = {
+    # files and syntax
+    "E001": _error("file cannot be read as a spec", "cnndsl check missing.cnn"),
+    "E002": _error("empty spec", "(a file with only comments)"),
+    "E100": _error("syntax error", "x -> conv(16, 3) relu"),
+    "E101": _error("unexpected end of file", "x -> conv(16, 3"),
+    # names and arguments
+    "E200": _error("unknown layer or block", "x -> convv(16, 3)"),
+    "E201": _error("unknown name", "x -> conv(chanels, 3)"),
+    "E202": _error("duplicate name", "input x: 3 x 32 x 32\ninput x: 1 x 8"),
+    "E203": _error("unknown argument", "x -> conv(16, 3, strides=2)"),
+    "E204": _error("missing argument", "x -> conv(16)"),
+    "E205": _error("invalid argument value", "x -> conv(16, 3, stride=0)"),
+    "E206": _error("argument given twice or too many positional arguments", "x -> conv(16, 3, 1, 1)"),
+    "E207": _error("wrong number of inputs", "[a, b] -> relu"),
+    "E208": _error("invalid expression", "const c = 7 / 2"),
+    "E209": _error("invalid network structure", "return x -> relu   (outside a block)"),
+    # shapes
+    "E300": _error("input rank does not fit the layer", "x -> conv2d(16, 3)   (x: 1 x 40)"),
+    "E301": _error("channel mismatch", "[a, b] -> add   (16 vs 32 channels)"),
+    "E302": _error("spatial size mismatch", "[a, b] -> concat   (28x28 vs 27x27)"),
+    "E303": _error("kernel larger than padded input", "x -> conv(16, 9)   (x: 3 x 7 x 7)"),
+    "E304": _error("non-positive size", "input x: 3 x 0 x 32"),
+    "E305": _error("groups do not divide channels", "x -> conv(16, 3, groups=5)"),
+    "E306": _error("invalid layer configuration", "x -> maxpool(2, padding=2)"),
+    # graph
+    "E400": _error("tensor used before it is defined (a cycle)", "a = b -> relu\nb = a -> relu"),
+    # imports and blocks
+    "E500": _error("import not found", 'import "missing.cnn"'),
+    "E501": _error("cyclic import", 'a.cnn imports "b.cnn", which imports "a.cnn"'),
+    "E502": _error("block recursion", "block f(c) { return in -> f(c) }"),
+    "E503": _error("invalid block definition", "block f(c=1, d) { return in }"),
+    # lints
+    "W100": _warning("stride does not fit the input: trailing input is never read", "x -> conv(8, 3, stride=3)   (x: 1 x 7 x 7)"),
+    "W101": _warning("unused tensor", "y = x -> relu   (y never used)"),
+    "W102": _warning("padding larger than half the kernel", "x -> conv(8, 3, padding=2)"),
+    "W103": _warning("receptive fields of merged paths are misaligned", "[a, b] -> add   (different centres)"),
+    "I100": _info("first layer whose receptive field covers the whole input", "(reported once per network)"),
+    "I101": _info("convolution channels not a multiple of 8 (tensor cores)", "x -> conv(15, 3)"),
+    "I102": _info("receptive field through adaptive pooling is an upper bound", "x -> adaptive_avgpool(7)   (x: 64 x 10 x 10)"),
+}
+
+
+@dataclass(frozen=True)
+class Location:
+    """A position in a source file; line and col are 1-based, end_col is exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int | None = None
+    end_col: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    location: Location | None
+    hint: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def severity(self) -> Severity:
+        return CODES[self.code].severity
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def headline(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        return f"{where}{self.severity.value}[{self.code}]: {self.message}"
+
+
+@dataclass
+class DiagnosticSink:
+    """Collects diagnostics of a run; duplicates (same code, place and message) are kept once, so a
+    mistake inside a block called many times is reported once."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+    _seen: set[tuple[str, Location | None, str]] = field(default_factory=set)
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        key = (diagnostic.code, diagnostic.location, diagnostic.message)
+        if key not in self._seen:
+            self._seen.add(key)
+            self.items.append(diagnostic)
+
+    def emit(self, code: str, message: str, location: Location | None, hint: str | None = None,
+             notes: tuple[str, ...] = ()) -> None:
+        assert code in CODES, code
+        self.add(Diagnostic(code, message, location, hint, notes))
+
+    def extend(self, diagnostics: list[Diagnostic]) -> None:
+        for d in diagnostics:
+            self.add(d)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.is_error]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self.items)
+
+    def raise_if_errors(self) -> None:
+        if self.has_errors:
+            raise SpecError(self.sorted())
+
+    def sorted(self) -> list[Diagnostic]:
+        return sorted(self.items, key=_sort_key)
+
+
+def _sort_key(d: Diagnostic) -> tuple[int, str, int, int]:
+    rank = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}[d.severity]
+    loc = d.location
+    return (rank, loc.file if loc else "", loc.line if loc else 0, loc.col if loc else 0)
+
+
+class SpecError(Exception):
+    """A spec has errors. Carries every diagnostic of the failing stage (warnings included)."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = diagnostics
+        errors = [d for d in diagnostics if d.is_error]
+        super().__init__("\n".join(d.headline() for d in errors) or "spec error")
+
+
+class UsageError(Exception):
+    """The command line or the environment is wrong (exit code 2), e.g. a missing file."""
+
+    def __init__(self, message: str, diagnostic: Diagnostic | None = None):
+        self.diagnostic = diagnostic
+        super().__init__(message)
+
+
+def did_you_mean(name: str, candidates: list[str] | set[str] | tuple[str, ...]) -> str | None:
+    """A hint naming the closest candidate, or None when nothing is close."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(candidates), n=3, cutoff=0.6)
+    if not close:
+        return None
+    return "did you mean " + " or ".join(f"`{c}`" for c in close) + "?"

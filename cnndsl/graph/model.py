@@ -1,0 +1,69 @@
+"""The graph IR: one node per primitive op (blocks are expanded), in a networkx DiGraph.
+
+Nodes are immutable pydantic models that remember where they came from (source location and the
+block calls that produced them). Analysis passes write their results into each node's ``meta``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict
+
+from ..diagnostics import Location
+from ..ops import OpParams
+
+INPUT = "input"  # the op name of graph inputs (not a registry op: it cannot be called in a chain)
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    name: str  # unique, qualified by block path: "layer1.0.conv1"
+    op: str  # registry name as written ("conv", "conv2d", ...) or INPUT
+    params: OpParams | None  # None for inputs
+    inputs: tuple[str, ...]  # producer node names, in argument order
+    location: Location
+    block_path: tuple[str, ...] = ()  # enclosing block instances, outermost first: ("layer1", "layer1.0")
+    trail: tuple[str, ...] = ()  # "in block `basic` called at file:line:col", outermost first
+    shape: tuple[int, ...] | None = None  # declared shape, inputs only
+
+
+class Graph:
+    """A network: nodes in creation order (which is a topological order), named inputs and outputs."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.dag: nx.DiGraph = nx.DiGraph()
+        self.inputs: dict[str, str] = {}  # input name -> node
+        self.outputs: dict[str, str] = {}  # output name -> node
+        self.tensor_names: dict[str, tuple[str, Location]] = {}  # node -> (assigned tensor name, where)
+
+    def add(self, node: Node) -> None:
+        self.dag.add_node(node.name, node=node, meta={})
+        for source in node.inputs:
+            self.dag.add_edge(source, node.name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.dag
+
+    def __len__(self) -> int:
+        return self.dag.number_of_nodes()
+
+    def node(self, name: str) -> Node:
+        node: Node = self.dag.nodes[name]["node"]
+        return node
+
+    def meta(self, name: str) -> dict[str, Any]:
+        meta: dict[str, Any] = self.dag.nodes[name]["meta"]
+        return meta
+
+    def nodes(self) -> Iterator[Node]:
+        """Nodes in creation order, a topological order (checked by graph.lint)."""
+        for name in self.dag.nodes:
+            yield self.dag.nodes[name]["node"]
+
+    def consumers(self, name: str) -> list[str]:
+        return list(self.dag.successors(name))

@@ -1,0 +1,105 @@
+"""Normalisation layers. Receptive fields ignore normalisation statistics (the usual convention)."""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Annotated
+
+from pydantic import Field
+
+from .base import DESCRIBE_BOOL, DESCRIBE_POSITIVE, Op, OpParams, ParamCount, PositiveInt, Shape, ShapeError, fmt_shape
+from .registry import register
+
+Eps = Annotated[float, Field(gt=0.0)]
+
+
+class BatchNormParams(OpParams):
+    eps: Eps = 1e-5
+    momentum: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    affine: bool = True
+    frozen: bool = False
+
+
+class GroupNormParams(OpParams):
+    groups: PositiveInt
+    eps: Eps = 1e-5
+    affine: bool = True
+    frozen: bool = False
+
+
+class LayerNormParams(OpParams):
+    dims: PositiveInt | None = None  # normalise over the last `dims` per-sample axes; None: all of them
+    eps: Eps = 1e-5
+    affine: bool = True
+    frozen: bool = False
+
+
+_DESCRIPTIONS = {"eps": "a positive number", "momentum": "a number in [0, 1]", "affine": DESCRIBE_BOOL,
+                 "frozen": DESCRIBE_BOOL, "groups": DESCRIBE_POSITIVE,
+                 "dims": "a positive number of trailing per-sample axes"}
+
+
+@register("batchnorm1d", "batchnorm2d", "batchnorm3d")
+class BatchNorm(Op):
+    kind = "batchnorm"
+    Params = BatchNormParams
+    family = "normalization"
+    summary = "Batch normalisation over channels: 2C parameters (scale, shift), 2C running statistics."
+    descriptions = _DESCRIPTIONS
+
+    def infer_shape(self, p: BatchNormParams, inputs: list[Shape]) -> Shape:
+        x = inputs[0]
+        if self.rank is not None:
+            self.spatial_rank(x)
+        return x
+
+    def param_count(self, p: BatchNormParams, inputs: list[Shape], out: Shape) -> ParamCount:
+        c = inputs[0][0]
+        return ParamCount(2 * c if p.affine else 0, buffers=2 * c)
+
+    def label(self, p: BatchNormParams, inputs: list[Shape]) -> str:
+        rank = len(inputs[0]) - 1
+        return f"batchnorm{max(rank, 1)}d"
+
+
+@register()
+class GroupNorm(Op):
+    kind = "groupnorm"
+    Params = GroupNormParams
+    positional = ("groups",)
+    family = "normalization"
+    summary = "Group normalisation: channels split into `groups`; 2C parameters when affine."
+    descriptions = _DESCRIPTIONS
+
+    def infer_shape(self, p: GroupNormParams, inputs: list[Shape]) -> Shape:
+        x = inputs[0]
+        if x[0] % p.groups:
+            raise ShapeError("E305", f"groupnorm groups={p.groups} must divide the {x[0]} input channels",
+                             hint="choose a divisor of the channel count")
+        return x
+
+    def param_count(self, p: GroupNormParams, inputs: list[Shape], out: Shape) -> ParamCount:
+        return ParamCount(2 * inputs[0][0] if p.affine else 0)
+
+
+@register()
+class LayerNorm(Op):
+    kind = "layernorm"
+    Params = LayerNormParams
+    family = "normalization"
+    summary = ("Layer normalisation over the last `dims` per-sample axes (default: all of them); "
+               "2 x their size parameters when affine.")
+    descriptions = _DESCRIPTIONS
+
+    def normalized_shape(self, p: LayerNormParams, x: Shape) -> Shape:
+        dims = len(x) if p.dims is None else p.dims
+        if dims > len(x):
+            raise ShapeError("E205", f"layernorm dims={dims} exceeds the {len(x)} per-sample axes of {fmt_shape(x)}")
+        return x[len(x) - dims:]
+
+    def infer_shape(self, p: LayerNormParams, inputs: list[Shape]) -> Shape:
+        self.normalized_shape(p, inputs[0])
+        return inputs[0]
+
+    def param_count(self, p: LayerNormParams, inputs: list[Shape], out: Shape) -> ParamCount:
+        return ParamCount(2 * prod(self.normalized_shape(p, inputs[0])) if p.affine else 0)

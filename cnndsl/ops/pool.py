@@ -1,0 +1,174 @@
+"""Pooling: max and average windows (with ceil mode), global and adaptive pooling."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from .base import (
+    DESCRIBE_BOOL,
+    DESCRIBE_PADDING,
+    DESCRIBE_POSITIVE_AXES,
+    Op,
+    OpParams,
+    Padding,
+    PositiveInts,
+    Shape,
+    ShapeError,
+    Window,
+    fmt_shape,
+    per_axis,
+)
+from .conv import Geometry, sweep, sweep_windows
+from .formulas import adaptive_windows
+from .registry import register
+
+
+class PoolParams(OpParams):
+    kernel: PositiveInts
+    stride: PositiveInts | None = None  # default: the kernel (PyTorch's default)
+    padding: Padding = 0
+    dilation: PositiveInts = 1
+    ceil: bool = False
+
+
+class AvgPoolParams(OpParams):
+    kernel: PositiveInts
+    stride: PositiveInts | None = None
+    padding: Padding = 0
+    ceil: bool = False
+    count_include_pad: bool = True
+
+
+_POOL_DESCRIPTIONS = {
+    "kernel": DESCRIBE_POSITIVE_AXES, "stride": DESCRIBE_POSITIVE_AXES + " (default: the kernel)",
+    "padding": DESCRIBE_PADDING, "dilation": DESCRIBE_POSITIVE_AXES, "ceil": DESCRIBE_BOOL,
+    "count_include_pad": DESCRIBE_BOOL,
+}
+
+
+class _WindowPool(Op):
+    positional = ("kernel",)
+    family = "pooling"
+    descriptions = _POOL_DESCRIPTIONS
+
+    def geometry(self, p: PoolParams | AvgPoolParams, x: Shape) -> Geometry:
+        stride = p.kernel if p.stride is None else p.stride
+        g = sweep(self, x, p.kernel, stride, p.padding, getattr(p, "dilation", 1), p.ceil)
+        for axis, (before, after) in enumerate(g.padding):
+            # PyTorch rejects pooling padding beyond half the kernel: the window would see only padding.
+            if max(before, after) > g.kernel[axis] // 2 and p.padding != "same":
+                raise ShapeError("E306", f"padding {max(before, after)} exceeds half the kernel "
+                                 f"{g.kernel[axis]} along axis {axis + 1}",
+                                 hint="pooling padding must be at most kernel // 2")
+        return g
+
+    def infer_shape(self, p: PoolParams, inputs: list[Shape]) -> Shape:
+        x = inputs[0]
+        return (x[0], *self.geometry(p, x).out)
+
+    def windows(self, p: PoolParams, inputs: list[Shape], out: Shape) -> list[Window]:
+        return sweep_windows(self.geometry(p, inputs[0]))
+
+    def label(self, p: PoolParams, inputs: list[Shape]) -> str:
+        return f"{self.kind}{len(inputs[0]) - 1}d"
+
+
+@register("maxpool1d", "maxpool2d", "maxpool3d")
+class MaxPool(_WindowPool):
+    kind = "maxpool"
+    Params = PoolParams
+    summary = "Max pooling; stride defaults to the kernel; `ceil=true` keeps a partial last window."
+
+
+@register("avgpool1d", "avgpool2d", "avgpool3d")
+class AvgPool(_WindowPool):
+    kind = "avgpool"
+    Params = AvgPoolParams
+    summary = "Average (mean) pooling; stride defaults to the kernel; `ceil=true` keeps a partial last window."
+
+    def geometry(self, p: PoolParams | AvgPoolParams, x: Shape) -> Geometry:
+        g = super().geometry(p, x)
+        if len(x) == 4:  # PyTorch's 3-D average pooling alone checks the unpadded input against the kernel
+            for axis, (n, k) in enumerate(zip(x[1:], g.kernel, strict=True)):
+                if n < k:
+                    raise ShapeError("E303", f"kernel {k} exceeds input {n} along axis {axis + 1} of "
+                                     f"{fmt_shape(x)} (3-D average pooling does not count padding here)",
+                                     hint="PyTorch's avg_pool3d needs the unpadded input at least as large as the kernel")
+        return g
+
+
+class GlobalPoolParams(OpParams):
+    pass
+
+
+class _GlobalPool(Op):
+    Params = GlobalPoolParams
+    family = "pooling"
+
+    def infer_shape(self, p: GlobalPoolParams, inputs: list[Shape]) -> Shape:
+        x = inputs[0]
+        rank = self.spatial_rank(x)
+        return (x[0],) + (1,) * rank  # keeps unit spatial axes, like AdaptiveAvgPool(1)
+
+    def windows(self, p: GlobalPoolParams, inputs: list[Shape], out: Shape) -> list[Window]:
+        return [Window(n, n, 0) for n in inputs[0][1:]]
+
+
+@register()
+class GlobalAvgPool(_GlobalPool):
+    kind = "global_avgpool"
+    summary = "Mean over all spatial positions; output C x 1 (x 1 ...)."
+
+
+@register()
+class GlobalMaxPool(_GlobalPool):
+    kind = "global_maxpool"
+    summary = "Max over all spatial positions; output C x 1 (x 1 ...)."
+
+
+class AdaptivePoolParams(OpParams):
+    size: PositiveInts
+
+
+class _AdaptivePool(Op):
+    Params = AdaptivePoolParams
+    positional = ("size",)
+    family = "pooling"
+    descriptions = {"size": DESCRIBE_POSITIVE_AXES}
+
+    def infer_shape(self, p: AdaptivePoolParams, inputs: list[Shape]) -> Shape:
+        x = inputs[0]
+        size = per_axis(p.size, self.spatial_rank(x), "size", self.name)
+        return (x[0], *size)
+
+    def windows(self, p: AdaptivePoolParams, inputs: list[Shape], out: Shape) -> list[Window]:
+        result = []
+        for n, m in zip(inputs[0][1:], out[1:], strict=True):
+            if n % m == 0:
+                result.append(Window(n // m, n // m, 0))
+                continue
+            # Uneven windows: the widest one bounds the field; positions advance by n/m on average.
+            spans = adaptive_windows(n, m)
+            widest = max(end - start for start, end in spans)
+            first = spans[0][1] - spans[0][0]
+            result.append(Window(widest, Fraction(n, m), Fraction(widest - first, 2)))
+        return result
+
+    def uneven(self, inputs: list[Shape], out: Shape) -> bool:
+        return any(n % m for n, m in zip(inputs[0][1:], out[1:], strict=True))
+
+    def label(self, p: AdaptivePoolParams, inputs: list[Shape]) -> str:
+        return f"{self.kind}{len(inputs[0]) - 1}d"
+
+
+@register()
+class AdaptiveAvgPool(_AdaptivePool):
+    kind = "adaptive_avgpool"
+    summary = "Average pooling to a fixed output size (PyTorch's adaptive windows)."
+
+
+@register()
+class AdaptiveMaxPool(_AdaptivePool):
+    kind = "adaptive_maxpool"
+    summary = "Max pooling to a fixed output size (PyTorch's adaptive windows)."
+

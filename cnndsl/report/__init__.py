@@ -1,0 +1,1 @@
+"""Reports: the JSON model, the human table, Markdown, and diagnostics as text."""

@@ -1,0 +1,55 @@
+"""Analysed graph -> Report."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from ..diagnostics import Diagnostic
+from ..graph.model import INPUT, Graph
+from ..ops.base import Number
+from . import model as M
+
+BYTES_PER_ELEMENT = 4  # fp32
+
+
+def fraction_text(x: Number) -> int | str:
+    if isinstance(x, Fraction):
+        return x.numerator if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
+    return x
+
+
+def build_report(graph: Graph, diagnostics: list[Diagnostic], convention: str = "torchvision",
+                 batch: int = 1) -> M.Report:
+    layers = []
+    params = trainable = buffers = macs = activations = 0
+    for node in graph.nodes():
+        meta = graph.meta(node.name)
+        if node.op == INPUT or meta.get("shape") is None:
+            continue
+        field = meta.get("rf")
+        rf = None if field is None else M.ReceptiveField(
+            size=[a.pixels for a in field], stride=[fraction_text(a.stride) for a in field],
+            padding=[fraction_text(a.padding) for a in field])
+        layer_macs = meta["macs"][convention] * batch
+        layers.append(M.Layer(name=node.name, op=meta["label"], inputs=list(node.inputs), shape=list(meta["shape"]),
+                              params=meta["params"], macs=layer_macs, rf=rf, line=node.location.line))
+        params += meta["params"]
+        trainable += meta["trainable"]
+        buffers += meta["buffers"]
+        macs += layer_macs
+        activations += meta["elements"] * batch
+    totals = M.Totals(params=params, trainable_params=trainable, macs=macs,
+                      param_bytes=(params + buffers) * BYTES_PER_ELEMENT,
+                      activation_bytes=activations * BYTES_PER_ELEMENT)
+    return M.Report(
+        network=graph.name,
+        inputs={name: list(graph.meta(node).get("shape") or graph.node(node).shape or ())
+                for name, node in graph.inputs.items()},
+        outputs={name: list(graph.meta(node).get("shape") or ()) for name, node in graph.outputs.items()},
+        layers=layers, totals=totals, diagnostics=[diagnostic_entry(d) for d in diagnostics])
+
+
+def diagnostic_entry(d: Diagnostic) -> M.DiagnosticEntry:
+    loc = d.location
+    return M.DiagnosticEntry(severity=d.severity.value, code=d.code, message=d.message,
+                             file=loc.file if loc else "", line=loc.line if loc else 0, col=loc.col if loc else 0)

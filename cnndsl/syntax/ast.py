@@ -1,0 +1,203 @@
+"""The abstract syntax tree of a .cnn file: strict, frozen pydantic models, each with its position.
+
+The tree is exactly what the user wrote; nothing is evaluated here. Expressions stay symbolic until a
+block is expanded (cnndsl/graph/build.py), because block parameters give them values.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+
+class Ident(Node):
+    name: str
+
+
+# ---- expressions --------------------------------------------------------------------------------
+class IntLit(Node):
+    kind: Literal["int"] = "int"
+    value: int
+
+
+class FloatLit(Node):
+    kind: Literal["float"] = "float"
+    value: float
+
+
+class BoolLit(Node):
+    kind: Literal["bool"] = "bool"
+    value: bool
+
+
+class StrLit(Node):
+    kind: Literal["str"] = "str"
+    value: str
+
+
+class NameRef(Node):
+    kind: Literal["name"] = "name"
+    name: str
+
+
+class TupleExpr(Node):
+    kind: Literal["tuple"] = "tuple"
+    items: tuple[Expr, ...]
+
+
+class UnaryOp(Node):
+    kind: Literal["unary"] = "unary"
+    op: Literal["-", "not"]
+    operand: Expr
+
+
+class BinOp(Node):
+    kind: Literal["binary"] = "binary"
+    op: Literal["+", "-", "*", "/", "//", "%", "==", "!=", "<", "<=", ">", ">=", "and", "or"]
+    left: Expr
+    right: Expr
+
+
+class Conditional(Node):
+    kind: Literal["conditional"] = "conditional"
+    condition: Expr
+    then: Expr
+    otherwise: Expr
+
+
+Expr = Annotated[
+    IntLit | FloatLit | BoolLit | StrLit | NameRef | TupleExpr | UnaryOp | BinOp | Conditional,
+    Field(discriminator="kind"),
+]
+
+
+# ---- chains -------------------------------------------------------------------------------------
+class Arg(Node):
+    name: Ident | None  # None for a positional argument
+    value: Expr
+
+
+class Call(Node):
+    callee: Ident
+    args: tuple[Arg, ...]
+
+
+class Layer(Node):
+    call: Call
+    repeat: Expr | None = None
+    alias: Ident | None = None
+    guard: Expr | None = None
+
+
+class Source(Node):
+    names: tuple[Ident, ...]
+    is_list: bool  # `[a, b] -> ...` feeds several tensors to the first layer
+
+
+class Chain(Node):
+    source: Source
+    layers: tuple[Layer, ...]
+
+
+# ---- statements ---------------------------------------------------------------------------------
+class Import(Node):
+    kind: Literal["import"] = "import"
+    path: str
+
+
+class Const(Node):
+    kind: Literal["const"] = "const"
+    name: Ident
+    value: Expr
+
+
+class NetworkName(Node):
+    kind: Literal["network"] = "network"
+    name: Ident
+
+
+class InputDecl(Node):
+    kind: Literal["input"] = "input"
+    name: Ident
+    shape: tuple[Expr, ...]
+
+
+class BlockInputs(Node):
+    kind: Literal["block_inputs"] = "block_inputs"
+    names: tuple[Ident, ...]
+
+
+class OutputAssign(Node):
+    kind: Literal["output_assign"] = "output_assign"
+    name: Ident
+    chain: Chain
+
+
+class OutputNames(Node):
+    kind: Literal["output_names"] = "output_names"
+    names: tuple[Ident, ...]
+
+
+class Assign(Node):
+    kind: Literal["assign"] = "assign"
+    target: Ident
+    chain: Chain
+
+
+class ChainStmt(Node):
+    kind: Literal["chain"] = "chain"
+    chain: Chain
+
+
+class Return(Node):
+    kind: Literal["return"] = "return"
+    chain: Chain
+
+
+class If(Node):
+    kind: Literal["if"] = "if"
+    condition: Expr
+    then: tuple[Statement, ...]
+    otherwise: tuple[Statement, ...]
+
+
+class Param(Node):
+    name: Ident
+    default: Expr | None
+
+
+class BlockDef(Node):
+    kind: Literal["block"] = "block"
+    name: Ident
+    params: tuple[Param, ...]
+    body: tuple[Statement, ...]
+
+
+Statement = Annotated[
+    Import | Const | NetworkName | InputDecl | BlockInputs | OutputAssign | OutputNames | Assign
+    | ChainStmt | Return | If | BlockDef,
+    Field(discriminator="kind"),
+]
+
+
+class Module(BaseModel):
+    """One parsed .cnn file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    path: str
+    statements: tuple[Statement, ...]
+
+
+for _model in (TupleExpr, UnaryOp, BinOp, Conditional, Arg, Call, Layer, If, Param, BlockDef, Const, InputDecl, Module):
+    _model.model_rebuild()

@@ -1,0 +1,170 @@
+"""Ground truth from real PyTorch layers: inferred shapes and parameter counts equal torch.nn's over
+random kernel/stride/padding/dilation/groups/ceil-mode, and both agree on which configurations are
+invalid. Receptive fields are checked against input gradients of real networks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from cnndsl.ops import REGISTRY, ShapeError
+from cnndsl.ops.conv import ConvParams, ConvTransposeParams
+from cnndsl.ops.pool import AdaptivePoolParams, AvgPoolParams, PoolParams
+from cnndsl.ops.resize import UpsampleParams
+from tests.conftest import SpecFiles, layer
+
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+MAXPOOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+AVGPOOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
+ADAPTIVE = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
+
+
+def _torch_shape(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    try:
+        with torch.no_grad():
+            return tuple(module(torch.zeros(1, *shape)).shape[1:])
+    except RuntimeError:
+        return None
+
+
+def _ours(op: str, params: object, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    try:
+        out = REGISTRY[op].infer_shape(params, [shape])
+    except ShapeError:
+        return None
+    return out if all(d > 0 for d in out) else None
+
+
+@st.composite
+def spatial(draw: st.DrawFn, rank: int, low: int = 1, high: int = 12) -> tuple[int, ...]:
+    return tuple(draw(st.integers(low, high)) for _ in range(rank))
+
+
+@SETTINGS
+@given(st.data())
+def test_conv_shapes_and_params(data: st.DataObject) -> None:
+    rank = data.draw(st.integers(1, 3))
+    groups = data.draw(st.integers(1, 3))
+    cin, cout = groups * data.draw(st.integers(1, 3)), groups * data.draw(st.integers(1, 3))
+    size = data.draw(spatial(rank, 1, 14 if rank < 3 else 7))
+    kernel, stride, dilation = (data.draw(spatial(rank, 1, h)) for h in (5, 3, 3))
+    padding = data.draw(spatial(rank, 0, 3))
+    bias = data.draw(st.booleans())
+    params = ConvParams(channels=cout, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                        groups=groups, bias=bias)
+    module = CONV[rank](cin, cout, kernel, stride, padding, dilation, groups, bias)
+    shape = (cin, *size)
+    expected = _torch_shape(module, shape)
+    assert _ours("conv", params, shape) == expected
+    if expected is not None:
+        count = REGISTRY["conv"].param_count(params, [shape], (cout, *expected[1:]))
+        assert count.params == sum(p.numel() for p in module.parameters())
+
+
+@SETTINGS
+@given(st.data())
+def test_conv_same_padding_matches_torch_at_stride_1(data: st.DataObject) -> None:
+    rank = data.draw(st.integers(1, 2))
+    size, kernel, dilation = data.draw(spatial(rank, 1, 12)), data.draw(spatial(rank, 1, 6)), data.draw(spatial(rank, 1, 3))
+    params = ConvParams(channels=2, kernel=kernel, padding="same", dilation=dilation)
+    module = CONV[rank](1, 2, kernel, 1, "same", dilation)
+    assert _ours("conv", params, (1, *size)) == _torch_shape(module, (1, *size))
+
+
+@SETTINGS
+@given(st.data())
+def test_conv_transpose_shapes(data: st.DataObject) -> None:
+    rank = data.draw(st.integers(1, 3))
+    size = data.draw(spatial(rank, 1, 8 if rank < 3 else 5))
+    kernel, stride, dilation = (data.draw(spatial(rank, 1, h)) for h in (4, 3, 2))
+    padding = data.draw(spatial(rank, 0, 2))
+    output_padding = data.draw(spatial(rank, 0, 2))
+    params = ConvTransposeParams(channels=3, kernel=kernel, stride=stride, padding=padding,
+                                 output_padding=output_padding, dilation=dilation)
+    shape = (2, *size)
+    try:
+        module = CONV_T[rank](2, 3, kernel, stride, padding, output_padding, dilation=dilation)
+    except (RuntimeError, ValueError):
+        expected = None
+    else:
+        expected = _torch_shape(module, shape)
+    assert _ours("conv_transpose", params, shape) == expected
+    if expected is not None:
+        assert REGISTRY["conv_transpose"].param_count(params, [shape], expected).params == sum(
+            p.numel() for p in module.parameters())
+
+
+@SETTINGS
+@given(st.data())
+def test_pool_shapes_with_ceil_mode(data: st.DataObject) -> None:
+    rank = data.draw(st.integers(1, 3))
+    size = data.draw(spatial(rank, 1, 14 if rank < 3 else 7))
+    kernel, stride = data.draw(spatial(rank, 1, 5)), data.draw(spatial(rank, 1, 4))
+    padding = data.draw(spatial(rank, 0, 2))
+    ceil_mode = data.draw(st.booleans())
+    shape = (2, *size)
+    if data.draw(st.booleans()):
+        dilation = data.draw(spatial(rank, 1, 2))
+        ours = _ours("maxpool", PoolParams(kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                                           ceil=ceil_mode), shape)
+        module: nn.Module = MAXPOOL[rank](kernel, stride, padding, dilation, ceil_mode=ceil_mode)
+    else:
+        ours = _ours("avgpool", AvgPoolParams(kernel=kernel, stride=stride, padding=padding, ceil=ceil_mode), shape)
+        module = AVGPOOL[rank](kernel, stride, padding, ceil_mode=ceil_mode)
+    assert ours == _torch_shape(module, shape)
+
+
+@SETTINGS
+@given(st.data())
+def test_adaptive_pool_and_upsample_shapes(data: st.DataObject) -> None:
+    rank = data.draw(st.integers(1, 3))
+    size = data.draw(spatial(rank, 1, 9))
+    out = data.draw(spatial(rank, 1, 9))
+    shape = (2, *size)
+    assert _ours("adaptive_avgpool", AdaptivePoolParams(size=out), shape) == _torch_shape(ADAPTIVE[rank](out), shape)
+    scale = data.draw(spatial(rank, 1, 3))
+    mode = data.draw(st.sampled_from(["nearest", "linear"]))
+    torch_mode = mode if mode == "nearest" else {1: "linear", 2: "bilinear", 3: "trilinear"}[rank]
+    upsample = nn.Upsample(scale_factor=tuple(float(s) for s in scale), mode=torch_mode)
+    assert _ours("upsample", UpsampleParams(scale=scale, mode=mode), shape) == _torch_shape(upsample, shape)
+
+
+# ---- receptive fields against input gradients ----------------------------------------------------
+# 1-D networks with every weight 1 and no bias: output position j has a non-zero gradient exactly on
+# the input positions it sees. Interior positions j and j+1 give the size, the stride and the padding.
+RF_NETWORKS = [
+    ("conv(1, 3) -> conv(1, 3, stride=2) -> conv(1, 5, dilation=2)",
+     nn.Sequential(nn.Conv1d(1, 1, 3), nn.Conv1d(1, 1, 3, 2), nn.Conv1d(1, 1, 5, dilation=2))),
+    ("conv(1, 3, padding=1) -> avgpool(2) -> conv(1, 3, stride=2, padding=1)",
+     nn.Sequential(nn.Conv1d(1, 1, 3, padding=1), nn.AvgPool1d(2), nn.Conv1d(1, 1, 3, 2, 1))),
+    ("conv(1, 7, stride=2, padding=3) -> avgpool(3, stride=2, padding=1) -> conv(1, 3, padding=1)",
+     nn.Sequential(nn.Conv1d(1, 1, 7, 2, 3), nn.AvgPool1d(3, 2, 1), nn.Conv1d(1, 1, 3, padding=1))),
+]
+
+
+def _gradient_extent(module: nn.Module, n: int, j: int) -> tuple[int, int]:
+    for parameter in module.parameters():
+        nn.init.ones_(parameter) if parameter.dim() > 1 else nn.init.zeros_(parameter)
+    x = torch.ones(1, 1, n, requires_grad=True)
+    module(x)[0, 0, j].backward()
+    assert x.grad is not None
+    seen = torch.nonzero(x.grad[0, 0]).flatten().tolist()
+    return seen[0], seen[-1]
+
+
+@pytest.mark.parametrize(("chain", "module"), RF_NETWORKS, ids=[c for c, _ in RF_NETWORKS])
+def test_receptive_field_matches_gradients(specs: SpecFiles, chain: str, module: nn.Module) -> None:
+    n = 200
+    rf = layer(specs.load(f"input x: 1 x {n}\noutput y = x -> {chain} as probe\n"), "probe").rf
+    assert rf is not None
+    size, stride, padding = rf.size[0], rf.stride[0], rf.padding[0]
+    j = 10  # an interior position: its window lies inside the input
+    first, last = _gradient_extent(module, n, j)
+    assert last - first + 1 == size
+    assert first == -padding + j * stride  # type: ignore[operator]
+    assert _gradient_extent(module, n, j + 1)[0] - first == stride

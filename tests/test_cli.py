@@ -1,0 +1,130 @@
+"""The `cnndsl` command as a user runs it: exit codes, formats, overrides, and files that are no spec."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cnndsl.cli import main
+from cnndsl.report.model import Report
+from tests.conftest import ROOT, SPECS
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_check_prints_table_totals_and_diagnostics() -> None:
+    code, out, _ = run("check", str(SPECS / "mnist1d.cnn"))
+    assert code == 0
+    assert "conv1d" in out and "Params: 2,050" in out and "MACs (torchvision, batch 1): 10,230" in out
+    assert "warning[W100]" in out
+
+
+def test_json_report_matches_schema_and_batch_scaling() -> None:
+    code, out, _ = run("check", str(SPECS / "mnist1d.cnn"), "--json", "--convention", "torchinfo", "--batch", "100")
+    assert code == 0
+    report = Report.model_validate_json(out)
+    assert report.totals.macs == 1_072_000
+    data = json.loads(out)
+    assert set(data) == {"network", "inputs", "outputs", "layers", "totals", "diagnostics"}
+    assert set(data["layers"][0]) == {"name", "op", "inputs", "shape", "params", "macs", "rf", "line"}
+    assert data["layers"][-1]["rf"] is None and data["inputs"] == {"x": [1, 40]}
+
+
+def test_fractional_strides_are_exact_in_json(tmp_path: Path) -> None:
+    spec = tmp_path / "up.cnn"
+    spec.write_text("input x: 3 x 8 x 8\noutput y = x -> upsample(2) -> conv(4, 3)\n")
+    code, out, _ = run("check", str(spec), "--json")
+    rf = json.loads(out)["layers"][-1]["rf"]
+    assert code == 0 and rf == {"size": [2, 2], "stride": ["1/2", "1/2"], "padding": ["1/4", "1/4"]}
+
+
+def test_markdown_format() -> None:
+    code, out, _ = run("check", str(SPECS / "lenet5.cnn"), "--format", "markdown")
+    assert code == 0 and out.startswith("### lenet5") and "| c1 | conv2d | 6 x 28 x 28 | 156 |" in out
+
+
+def test_input_override_changes_shapes_not_params() -> None:
+    code, out, _ = run("check", str(SPECS / "resnet18.cnn"), "--json", "--input", "image=3x512x512")
+    report = Report.model_validate_json(out)
+    assert code == 0 and report.inputs == {"image": [3, 512, 512]} and report.totals.params == 11_689_512
+    assert report.layers[0].shape == [64, 256, 256]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--input", "nope=3x8x8"], "--input names no declared input: nope"),
+    (["--input", "image=3x"], "expected NAME=CxHxW"),
+    (["--batch", "0"], "0 is not in the range"),
+    (["--convention", "flops"], "'flops' is not one of"),
+])
+def test_usage_errors_exit_2(args: list[str], message: str) -> None:
+    code, out, err = run("check", str(SPECS / "resnet18.cnn"), *args)
+    assert code == 2 and message in err
+
+
+def test_spec_errors_exit_1_with_located_messages(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.cnn"
+    spec.write_text("input x: 3 x 8 x 8\noutput y = x -> conv(8, 9)\n")
+    code, out, err = run("check", str(spec))
+    assert code == 1 and out == ""
+    assert f"{spec}:2:17: error[E303]: kernel 9 exceeds padded input 8" in err
+    assert " 2 | output y = x -> conv(8, 9)\n   |                 ^^^^^^^^^^" in err
+    code, out, _ = run("check", str(spec), "--json")
+    assert code == 1 and json.loads(out)["diagnostics"][0]["code"] == "E303"
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: p / "missing.cnn", "no such file"),
+    (lambda p: p, "is a directory"),
+    (lambda p: (p / "bin.cnn").write_bytes(b"\x7fELF\x00\x01") and p / "bin.cnn", "is a binary file"),
+    (lambda p: (p / "latin.cnn").write_bytes(b"input x: 3 x 8\n# caf\xe9\n") and p / "latin.cnn", "is not UTF-8"),
+])
+def test_unreadable_files_exit_2(tmp_path: Path, make, message: str) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = run("check", str(make(tmp_path)))
+    assert code == 2 and "error[E001]" in err and message in err and "Traceback" not in err
+
+
+def test_empty_file_is_a_spec_error(tmp_path: Path) -> None:
+    spec = tmp_path / "empty.cnn"
+    spec.write_text("")
+    code, _, err = run("check", str(spec))
+    assert code == 1 and "error[E002]: the spec is empty" in err
+
+
+def test_cyclic_import(tmp_path: Path) -> None:
+    (tmp_path / "a.cnn").write_text('import "b.cnn"\ninput x: 1 x 4\noutput y = x\n')
+    (tmp_path / "b.cnn").write_text('import "a.cnn"\n')
+    code, _, err = run("check", str(tmp_path / "a.cnn"))
+    assert code == 1 and "error[E501]: cyclic import: a.cnn -> b.cnn -> a.cnn" in err
+
+
+def test_schema_command_and_explain() -> None:
+    code, out, _ = run("schema")
+    assert code == 0 and json.loads(out)["title"] == "Report"
+    code, out, _ = run("explain", "w100")
+    assert code == 0 and "W100 (warning)" in out
+    assert run("explain", "X999")[0] == 2
+
+
+def test_check_never_imports_torch_or_tvm() -> None:
+    probe = ("import sys; from cnndsl.cli import main\n"
+             "try:\n    main(['check', sys.argv[1]])\nexcept SystemExit:\n    pass\n"
+             "assert 'torch' not in sys.modules and 'tvm' not in sys.modules, 'heavy import'\n")
+    result = subprocess.run([sys.executable, "-c", probe, str(SPECS / "resnet18.cnn")], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+def test_console_script_runs() -> None:
+    script = Path(sys.executable).parent / "cnndsl"
+    result = subprocess.run([str(script), "check", str(SPECS / "unet.cnn")], capture_output=True, text=True)
+    assert result.returncode == 0 and "mask: 2 x 388 x 388" in result.stdout

@@ -1,0 +1,104 @@
+"""One case per diagnostic code: the code, its position (line, column) and its message."""
+
+from __future__ import annotations
+
+import pytest
+
+import cnndsl
+from cnndsl.diagnostics import CODES, SpecError
+from cnndsl.syntax.parse import COMMON_MISTAKES
+from tests.conftest import SpecFiles
+
+HEAD = "input x: 3 x 32 x 32\n"
+
+# code -> (spec, line, col, message fragment); each spec triggers that code (errors, warnings, notes)
+CASES: dict[str, tuple[str, int, int, str]] = {
+    "E002": ("# only a comment\n", 1, 1, "the spec is empty"),
+    "E100": (HEAD + "y = x -> conv(16, 3) relu\n", 2, 22, "unexpected `relu`"),
+    "E101": (HEAD + "y = x -> conv(16, 3\n", 2, 20, "unexpected end of file"),
+    "E200": (HEAD + "output y = x -> convv(16, 3)\n", 2, 17, "unknown layer `convv`"),
+    "E201": (HEAD + "output y = x -> conv(chanels, 3)\n", 2, 22, "unknown name `chanels`"),
+    "E202": (HEAD + "input x: 1 x 8\noutput y = x -> relu\n", 2, 7, "layer name `x` is already used"),
+    "E203": (HEAD + "output y = x -> conv(16, 3, strides=2)\n", 2, 29, "`conv` has no argument `strides`"),
+    "E204": (HEAD + "output y = x -> conv(16)\n", 2, 17, "missing required argument(s) `kernel`"),
+    "E205": (HEAD + "output y = x -> conv(16, 3, stride=0)\n", 2, 36, "argument `stride` of `conv` must be"),
+    "E206": (HEAD + "output y = x -> conv(16, 3, 1)\n", 2, 29, "takes 2 positional argument(s)"),
+    "E207": (HEAD + "output y = [x, x] -> relu\n", 2, 22, "`relu` takes 1 input(s); got 2"),
+    "E208": ("const c = 7 / 2\n" + HEAD + "output y = x -> conv(c, 3)\n", 1, 11, "7 / 2 is not an integer"),
+    "E209": (HEAD + "y = x -> relu\nreturn y\n", 3, 1, "`return` is only meaningful inside a block"),
+    "E300": ("input x: 1 x 40\noutput y = x -> conv2d(16, 3)\n", 2, 17, "`conv2d` expects a 2-D input"),
+    "E301": (HEAD + "a = x -> conv(16, 1)\noutput y = [a, x] -> add\n", 3, 22,
+             "`add` needs equal channels; got 16 x 32 x 32 and 3 x 32 x 32"),
+    "E302": (HEAD + "a = x -> conv(8, 3)\noutput y = [a, x] -> concat\n", 3, 22,
+             "got 8 x 30 x 30 and 3 x 32 x 32"),
+    "E303": ("input x: 3 x 7 x 7\noutput y = x -> conv(16, 5, dilation=2) as conv3\n", 2, 17,
+             "kernel 5 (dilated 9) exceeds padded input 7 along axis 1 of 3 x 7 x 7 at `conv3`"),
+    "E304": ("input x: 3 x 0 x 32\noutput y = x -> relu\n", 1, 14, "non-positive dimension 0"),
+    "E305": (HEAD + "output y = x -> conv(16, 3, groups=2)\n", 2, 17, "groups=2 must divide both input channels 3"),
+    "E306": (HEAD + "output y = x -> maxpool(2, padding=2)\n", 2, 17, "padding 2 exceeds half the kernel 2"),
+    "E400": (HEAD + "a = b -> relu\nb = a -> relu\noutput y = b\n", 2, 5, "`b` is used before it is defined at"),
+    "E500": ('import "missing.cnn"\n' + HEAD + "output y = x\n", 1, 1, 'cannot import "'),
+    "E502": ("block f(c) {\n  return in -> f(c)\n}\n" + HEAD + "output y = x -> f(3)\n", 2, 16,
+             "block `f` calls itself: f -> f"),
+    "E503": ("block f(c=1, d) {\n  return in\n}\n" + HEAD + "output y = x -> f(3, 4)\n", 1, 14,
+             "has no default but follows one that has"),
+    "W100": ("input x: 1 x 7 x 7\noutput y = x -> conv(8, 3, stride=3)\n", 2, 17,
+             "stride 3 does not fit axis 1 (input 7, kernel 3, padding 0+0): the last 1 input position(s)"),
+    "W101": (HEAD + "unused = x -> relu\noutput y = x -> conv(8, 1)\n", 2, 1, "tensor `unused` is never used"),
+    "W102": (HEAD + "output y = x -> conv(8, 3, padding=2)\n", 2, 17, "padding 2 exceeds half the kernel (3 // 2 = 1)"),
+    "W103": ("input x: 8 x 32 x 32\na = x -> conv(8, 3, padding=((0, 2), (1, 1)))\nb = x -> conv(8, 3, padding=1)\n"
+             "output y = [a, b] -> add\n", 4, 22, "paths merged at `add1` see the input differently (axis 1: centre"),
+    "I100": ("input x: 3 x 7 x 7\noutput y = x -> conv(8, 3) -> conv(8, 3) as second -> conv(8, 3) as third\n",
+             2, 55, "`third` is the first layer whose receptive field (7 x 7)"),
+    "I101": (HEAD + "output y = x -> conv(15, 3)\n", 2, 17, "output 15 channels are not a multiple of 8"),
+    "I102": ("input x: 8 x 10 x 10\noutput y = x -> adaptive_avgpool(3)\n", 2, 17, "pools windows of different sizes"),
+}
+
+
+def _diagnostics(specs: SpecFiles, text: str) -> list[cnndsl.Diagnostic]:
+    try:
+        return specs.load(text).diagnostics
+    except SpecError as exc:
+        return exc.diagnostics
+
+
+@pytest.mark.parametrize("code", sorted(CASES))
+def test_diagnostic(specs: SpecFiles, code: str) -> None:
+    text, line, col, fragment = CASES[code]
+    found = [d for d in _diagnostics(specs, text) if d.code == code]
+    assert found, f"{code} not reported; got {[d.headline() for d in _diagnostics(specs, text)]}"
+    d = found[0]
+    assert d.location is not None
+    assert (d.location.line, d.location.col) == (line, col), d.headline()
+    assert fragment in d.message, d.message
+
+
+def test_every_code_has_a_case() -> None:
+    assert set(CODES) - set(CASES) == {"E001", "E501"}  # file errors and cyclic imports: test_files.py
+
+
+def test_all_errors_reported_in_one_run(specs: SpecFiles) -> None:
+    errors = specs.errors(HEAD + "a = x -> convv(3)\nb = x -> conv(8, 3, strides=1)\nc = x -> conv(8)\n"
+                          "output y = [a, b, c] -> add\n")
+    assert [e.code for e in errors] == ["E200", "E203", "E204"]  # and no cascade from the failed tensors
+
+
+def test_errors_inside_blocks_name_the_call(specs: SpecFiles) -> None:
+    errors = specs.errors("block f(c) {\n  return in -> conv(c, 9)\n}\ninput x: 3 x 8 x 8\noutput y = x -> f(4) x 3\n")
+    assert len(errors) == 1  # reported once, not once per repetition
+    assert errors[0].location is not None and errors[0].location.line == 2
+    assert "in block `f` called as `f1.0`" in errors[0].notes[0]
+
+
+def test_unknown_keyword_value_suggests_keywords(specs: SpecFiles) -> None:
+    (error,) = specs.errors(HEAD + "output y = x -> conv(8, 3, padding=sme)\n")
+    assert error.code == "E201" and error.hint == "did you mean `same`?"
+
+
+@pytest.mark.parametrize("label", sorted(COMMON_MISTAKES))
+def test_common_syntax_mistakes_get_their_hint(specs: SpecFiles, label: str) -> None:
+    hint, examples = COMMON_MISTAKES[label]
+    for example in examples:
+        (error,) = specs.errors(example)
+        assert error.code in ("E100", "E101")
+        assert error.hint == hint, (example, error.headline())

@@ -1,0 +1,75 @@
+"""Language features: blocks, defaults, repeats, guards, conditionals, constants, imports, layout."""
+
+from __future__ import annotations
+
+from tests.conftest import SpecFiles, layer
+
+
+def names(network) -> list[str]:  # type: ignore[no-untyped-def]
+    return [entry.name for entry in network.report().layers]
+
+
+def test_blocks_defaults_repeats_and_names(specs: SpecFiles) -> None:
+    network = specs.load(
+        "block cbr(c, k=3) {\n  return in -> conv(c, k, padding=k // 2) -> batchnorm -> relu\n}\n"
+        "input x: 3 x 16 x 16\noutput y = x -> cbr(8) x 2 as body -> cbr(16, k=1) -> conv(4, 1) as head\n")
+    assert names(network) == [
+        "body.0.conv1", "body.0.batchnorm1", "body.0.relu1", "body.1.conv1", "body.1.batchnorm1", "body.1.relu1",
+        "cbr1.conv1", "cbr1.batchnorm1", "cbr1.relu1", "head"]
+    assert layer(network, "head").shape == [4, 16, 16]
+
+
+def test_constants_arithmetic_and_conditionals(specs: SpecFiles) -> None:
+    network = specs.load(
+        "const classes = 20\nconst boxes = 2\nconst wide = true\n"
+        "input x: 3 x 8 x 8\n"
+        "output y = x -> conv((classes + 5) * boxes if wide else 8, 1) as head -> relu if not wide\n")
+    assert layer(network, "head").shape == [50, 8, 8]
+    assert names(network) == ["head"]
+
+
+def test_if_else_and_return_in_blocks(specs: SpecFiles) -> None:
+    text = ("block res(c, project=false) {\n  y = in -> conv(c, 3, padding=1)\n"
+            "  if project {\n    s = in -> conv(c, 1)\n  } else if c > 100 {\n    s = in -> relu\n  } else {\n"
+            "    s = in\n  }\n  return [y, s] -> add\n}\n"
+            "input x: 4 x 8 x 8\noutput y = x -> res(8, project=true) -> res(8)\n")
+    assert layer(specs.load(text), "res2.add1").shape == [8, 8, 8]
+
+
+def test_multi_input_blocks_multiple_inputs_and_outputs(specs: SpecFiles) -> None:
+    network = specs.load(
+        "block fuse(c) {\n  input a, b\n  return [a, b] -> concat -> conv(c, 1)\n}\n"
+        "input rgb: 3 x 8 x 8\ninput depth: 1 x 8 x 8\n"
+        "f = [rgb, depth] -> fuse(16)\noutput logits = f -> global_avgpool -> flatten -> linear(5)\n"
+        "output features = f\n")
+    report = network.report()
+    assert report.inputs == {"rgb": [3, 8, 8], "depth": [1, 8, 8]}
+    assert report.outputs == {"logits": [5], "features": [16, 8, 8]}
+
+
+def test_layout_comments_continuations_and_shape_literals(specs: SpecFiles) -> None:
+    network = specs.load(
+        "network demo  # a comment\ninput x: 3x32x32\n\n# a comment line\n"
+        "output y = x ->\n    conv(8, (3,\n          3),\n         padding=1)   # trailing\n"
+        "    # between lines\n    -> relu\n    -> maxpool(2)\n")
+    report = network.report()
+    assert report.network == "demo" and report.outputs == {"y": [8, 16, 16]}
+
+
+def test_repeat_zero_times_is_identity(specs: SpecFiles) -> None:
+    assert names(specs.load("input x: 3 x 8 x 8\noutput y = x -> conv(8, 3) x 0 -> relu\n")) == ["relu1"]
+
+
+def test_imports_are_relative_to_the_importing_file(specs: SpecFiles) -> None:
+    specs.write("const width = 12\nblock stem(c) {\n  return in -> conv(c, 3)\n}\n", "lib/common.cnn")
+    specs.write('import "common.cnn"\nblock twice(c) {\n  return in -> stem(c) -> stem(c)\n}\n', "lib/blocks.cnn")
+    network = specs.load('import "lib/blocks.cnn"\ninput x: 3 x 9 x 9\noutput y = x -> twice(width) as t\n',
+                         "nets/../model.cnn")
+    assert layer(network, "t.stem2.conv1").shape == [12, 5, 5]
+
+
+def test_same_padding_with_stride_follows_the_documented_rule(specs: SpecFiles) -> None:
+    # out = ceil(n / s); total padding (out-1)*s + k - n split with the larger half after
+    network = specs.load("input x: 1 x 10\noutput y = x -> conv(1, 4, stride=3, padding=same) as probe\n")
+    rf = layer(network, "probe").rf
+    assert layer(network, "probe").shape == [1, 4] and rf is not None and rf.padding == [1]
