@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from .analysis import analyse
@@ -41,7 +42,15 @@ def load(path: str | Path, inputs: dict[str, tuple[int, ...]] | None = None) -> 
     """Parse, expand and analyse a spec. Raises SpecError (with every diagnostic) when it has errors,
     UsageError when the file cannot be read or an input override names no input."""
     sink = DiagnosticSink()
-    graph, sink = build_graph(Path(path), inputs, sink)
-    analyse(graph, sink)
+    # The builder allocates many small objects that all stay alive until the graph is done; the cyclic
+    # garbage collector would rescan them over and over (quadratic on long specs), so pause it.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        graph, sink = build_graph(Path(path), inputs, sink)
+        analyse(graph, sink)
+    finally:
+        if collecting:
+            gc.enable()
     sink.raise_if_errors()
     return Network(graph, sink.sorted())

@@ -70,13 +70,15 @@ CODES: dict[str, CodeInfo] = {
     "E502": _error("block recursion", "block f(c) { return in -> f(c) }"),
     "E503": _error("invalid block definition", "block f(c=1, d) { return in }"),
     # lints
-    "W100": _warning("stride does not fit the input: trailing input is never read", "x -> conv(8, 3, stride=3)   (x: 1 x 7 x 7)"),
+    "W100": _warning("stride does not fit the input: trailing input is never read",
+                     "x -> conv(8, 3, stride=3)   (x: 1 x 7 x 7)"),
     "W101": _warning("unused tensor", "y = x -> relu   (y never used)"),
     "W102": _warning("padding larger than half the kernel", "x -> conv(8, 3, padding=2)"),
     "W103": _warning("receptive fields of merged paths are misaligned", "[a, b] -> add   (different centres)"),
     "I100": _info("first layer whose receptive field covers the whole input", "(reported once per network)"),
     "I101": _info("convolution channels not a multiple of 8 (tensor cores)", "x -> conv(15, 3)"),
-    "I102": _info("receptive field through adaptive pooling is an upper bound", "x -> adaptive_avgpool(7)   (x: 64 x 10 x 10)"),
+    "I102": _info("receptive field through adaptive pooling is an upper bound",
+                  "x -> adaptive_avgpool(7)   (x: 64 x 10 x 10)"),
 }
 
 

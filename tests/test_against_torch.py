@@ -70,7 +70,8 @@ def test_conv_shapes_and_params(data: st.DataObject) -> None:
 @given(st.data())
 def test_conv_same_padding_matches_torch_at_stride_1(data: st.DataObject) -> None:
     rank = data.draw(st.integers(1, 2))
-    size, kernel, dilation = data.draw(spatial(rank, 1, 12)), data.draw(spatial(rank, 1, 6)), data.draw(spatial(rank, 1, 3))
+    size, kernel = data.draw(spatial(rank, 1, 12)), data.draw(spatial(rank, 1, 6))
+    dilation = data.draw(spatial(rank, 1, 3))
     params = ConvParams(channels=2, kernel=kernel, padding="same", dilation=dilation)
     module = CONV[rank](1, 2, kernel, 1, "same", dilation)
     assert _ours("conv", params, (1, *size)) == _torch_shape(module, (1, *size))

@@ -11,8 +11,9 @@ from ..ops.base import Shape
 
 def analysed_nodes(graph: Graph) -> Iterator[tuple[Node, dict[str, Any], list[Shape]]]:
     """Nodes whose shape is known (no upstream error), with their meta and input shapes."""
+    meta_of = graph.meta
     for node in graph.nodes():
-        meta = graph.meta(node.name)
+        meta = meta_of(node.name)
         if meta.get("shape") is None:
             continue
-        yield node, meta, [graph.meta(source)["shape"] for source in node.inputs]
+        yield node, meta, [meta_of(source)["shape"] for source in node.inputs]

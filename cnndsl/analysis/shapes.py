@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..diagnostics import DiagnosticSink
 from ..graph.model import INPUT, Graph
 from ..ops import REGISTRY, ShapeError
-from ..ops.base import fmt_shape
+from ..ops.base import Shape, fmt_shape
 
 
 def run(graph: Graph, sink: DiagnosticSink) -> None:
@@ -14,10 +14,11 @@ def run(graph: Graph, sink: DiagnosticSink) -> None:
         if node.op == INPUT:
             meta["shape"], meta["label"] = node.shape, INPUT
             continue
-        inputs = [graph.meta(source).get("shape") for source in node.inputs]
+        known = [graph.meta(source).get("shape") for source in node.inputs]
         meta["shape"] = None
-        if any(shape is None for shape in inputs):
+        if any(shape is None for shape in known):
             continue  # an upstream error was already reported
+        inputs: list[Shape] = [shape for shape in known if shape is not None]
         op = REGISTRY[node.op]
         try:
             shape = op.infer_shape(node.params, inputs)

@@ -302,7 +302,7 @@ class _Builder:
     def check_network(self, env: ModuleEnv, frame: Frame) -> None:
         if self.sink.has_errors:
             return
-        end = Location(env.path, max(1, len((env.module.statements if env.module else ()))), 1)
+        end = Location(env.path, max(1, len(env.module.statements if env.module else ())), 1)
         if not self.graph.inputs:
             self.sink.emit("E209", "the network declares no input", end,
                            hint="declare one with its per-sample shape: `input x: 3 x 224 x 224`")
@@ -625,7 +625,7 @@ def _walk(statements: Iterable[A.Node]) -> Iterable[A.Node]:
 
 
 def _aliases(statements: Iterable[A.Node]) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for stmt in _walk(statements):
         chain = getattr(stmt, "chain", None)
         if chain is not None:
@@ -638,7 +638,8 @@ def _assignments(statements: Sequence[A.Node], path: str) -> dict[str, tuple[int
     result: dict[str, tuple[int, Location]] = {}
     for index, stmt in enumerate(statements):
         for inner in _walk([stmt]):
-            target = inner.target if isinstance(inner, A.Assign) else inner.name if isinstance(inner, A.OutputAssign) else None
-            if target is not None and target.name not in result:
-                result[target.name] = (index, Location(path, target.line, target.col))
+            if isinstance(inner, A.Assign | A.OutputAssign):
+                target = inner.target if isinstance(inner, A.Assign) else inner.name
+                if target.name not in result:
+                    result[target.name] = (index, Location(path, target.line, target.col))
     return result

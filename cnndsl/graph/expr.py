@@ -46,8 +46,7 @@ def evaluate(expr: A.Node, scope: Mapping[str, Value]) -> Value:
         case A.TupleExpr():
             return tuple(evaluate(item, scope) for item in expr.items)
         case A.UnaryOp(op="-"):
-            value = _number(evaluate(expr.operand, scope), expr.operand, "-", scope)
-            return -value
+            return -_number(evaluate(expr.operand, scope), expr.operand, "-", scope)
         case A.UnaryOp(op="not"):
             return not _boolean(evaluate(expr.operand, scope), expr.operand, "not")
         case A.Conditional():
@@ -59,10 +58,10 @@ def evaluate(expr: A.Node, scope: Mapping[str, Value]) -> Value:
                 return left
             return _boolean(evaluate(expr.right, scope), expr.right, expr.op)
         case A.BinOp(op="==" | "!="):
-            left, right = evaluate(expr.left, scope), evaluate(expr.right, scope)
-            for side, node in ((left, expr.left), (right, expr.right)):
+            lhs, rhs = evaluate(expr.left, scope), evaluate(expr.right, scope)
+            for side, node in ((lhs, expr.left), (rhs, expr.right)):
                 _not_unknown(side, node, scope)
-            return (left == right) == (expr.op == "==")
+            return (lhs == rhs) == (expr.op == "==")
         case A.BinOp():
             a = _number(evaluate(expr.left, scope), expr.left, expr.op, scope)
             b = _number(evaluate(expr.right, scope), expr.right, expr.op, scope)

@@ -30,8 +30,8 @@ def lint(graph: Graph) -> None:
             _require(source in seen, f"{where}: input `{source}` is not defined before it")
         seen.add(node.name)
     _require(nx.is_directed_acyclic_graph(graph.dag), "the graph has a cycle")
-    for name, node in {**graph.inputs, **graph.outputs}.items():
-        _require(node in graph, f"input/output `{name}` names missing node `{node}`")
+    for name, target in {**graph.inputs, **graph.outputs}.items():
+        _require(target in graph, f"input/output `{name}` names missing node `{target}`")
 
 
 def _require(condition: bool, message: str) -> None:

@@ -40,30 +40,34 @@ class Graph:
         self.inputs: dict[str, str] = {}  # input name -> node
         self.outputs: dict[str, str] = {}  # output name -> node
         self.tensor_names: dict[str, tuple[str, Location]] = {}  # node -> (assigned tensor name, where)
+        # Plain dicts beside the DiGraph (which holds the same objects): passes read every node several
+        # times, and networkx's views cost more than the analysis itself.
+        self._nodes: dict[str, Node] = {}
+        self._meta: dict[str, dict[str, Any]] = {}
 
     def add(self, node: Node) -> None:
-        self.dag.add_node(node.name, node=node, meta={})
+        meta: dict[str, Any] = {}
+        self._nodes[node.name] = node
+        self._meta[node.name] = meta
+        self.dag.add_node(node.name, node=node, meta=meta)
         for source in node.inputs:
             self.dag.add_edge(source, node.name)
 
     def __contains__(self, name: str) -> bool:
-        return name in self.dag
+        return name in self._nodes
 
     def __len__(self) -> int:
-        return self.dag.number_of_nodes()
+        return len(self._nodes)
 
     def node(self, name: str) -> Node:
-        node: Node = self.dag.nodes[name]["node"]
-        return node
+        return self._nodes[name]
 
     def meta(self, name: str) -> dict[str, Any]:
-        meta: dict[str, Any] = self.dag.nodes[name]["meta"]
-        return meta
+        return self._meta[name]
 
     def nodes(self) -> Iterator[Node]:
         """Nodes in creation order, a topological order (checked by graph.lint)."""
-        for name in self.dag.nodes:
-            yield self.dag.nodes[name]["node"]
+        return iter(self._nodes.values())
 
     def consumers(self, name: str) -> list[str]:
         return list(self.dag.successors(name))

@@ -93,7 +93,7 @@ class AvgPool(_WindowPool):
                 if n < k:
                     raise ShapeError("E303", f"kernel {k} exceeds input {n} along axis {axis + 1} of "
                                      f"{fmt_shape(x)} (3-D average pooling does not count padding here)",
-                                     hint="PyTorch's avg_pool3d needs the unpadded input at least as large as the kernel")
+                                     hint="PyTorch's avg_pool3d needs the unpadded input as large as the kernel")
         return g
 
 

@@ -73,7 +73,8 @@ def render_markdown(report: M.Report, diagnostics: list[Diagnostic], convention:
                     peak_bytes: int) -> str:
     lines = [f"### {report.network}", "", "| " + " | ".join(COLUMNS) + " |",
              "|" + "|".join("---:" if c in ("Params", "MACs") else "---" for c in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in layer_row(layer)) + " |" for layer in report.layers]
+    for layer in report.layers:
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in layer_row(layer)) + " |")
     lines += [""] + [f"- {line}" for line in totals_lines(report, convention, batch, peak_bytes)]
     if diagnostics:
         lines += ["", "Diagnostics:", ""]

@@ -10,17 +10,17 @@ from lark.tree import Meta
 from . import ast as A
 
 
-def _span(meta: Meta) -> dict[str, int]:
+def _span(meta: Meta) -> dict[str, Any]:
     return {"line": meta.line, "col": meta.column, "end_line": meta.end_line, "end_col": meta.end_column}
 
 
-def _tok_span(tok: Token) -> dict[str, int]:
+def _tok_span(tok: Token) -> dict[str, Any]:
     return {"line": tok.line or 0, "col": tok.column or 0, "end_line": tok.end_line or 0,
             "end_col": tok.end_column or 0}
 
 
 def ident(tok: Token) -> A.Ident:
-    return A.Ident(name=str(tok), **_tok_span(tok))
+    return A.Ident.model_construct(name=str(tok), **_tok_span(tok))
 
 
 def _names(items: list[Any]) -> tuple[A.Ident, ...]:
@@ -35,55 +35,56 @@ class AstBuilder(Transformer[Token, Any]):
 
     # ---- module and statements ------------------------------------------------------------------
     def start(self, meta: Meta, items: list[Any]) -> A.Module:
-        return A.Module(path=self.path, statements=tuple(items))
+        return A.Module.model_construct(path=self.path, statements=tuple(items))
 
     def import_stmt(self, meta: Meta, items: list[Any]) -> A.Import:
-        return A.Import(path=str(items[0])[1:-1], **_span(meta))
+        return A.Import.model_construct(path=str(items[0])[1:-1], **_span(meta))
 
     def const_stmt(self, meta: Meta, items: list[Any]) -> A.Const:
-        return A.Const(name=ident(items[0]), value=items[1], **_span(meta))
+        return A.Const.model_construct(name=ident(items[0]), value=items[1], **_span(meta))
 
     def network_stmt(self, meta: Meta, items: list[Any]) -> A.NetworkName:
-        return A.NetworkName(name=ident(items[0]), **_span(meta))
+        return A.NetworkName.model_construct(name=ident(items[0]), **_span(meta))
 
     def input_decl(self, meta: Meta, items: list[Any]) -> A.InputDecl:
-        return A.InputDecl(name=ident(items[0]), shape=items[1], **_span(meta))
+        return A.InputDecl.model_construct(name=ident(items[0]), shape=items[1], **_span(meta))
 
     def block_inputs(self, meta: Meta, items: list[Any]) -> A.BlockInputs:
-        return A.BlockInputs(names=_names(items), **_span(meta))
+        return A.BlockInputs.model_construct(names=_names(items), **_span(meta))
 
     def output_assign(self, meta: Meta, items: list[Any]) -> A.OutputAssign:
-        return A.OutputAssign(name=ident(items[0]), chain=items[1], **_span(meta))
+        return A.OutputAssign.model_construct(name=ident(items[0]), chain=items[1], **_span(meta))
 
     def output_names(self, meta: Meta, items: list[Any]) -> A.OutputNames:
-        return A.OutputNames(names=_names(items), **_span(meta))
+        return A.OutputNames.model_construct(names=_names(items), **_span(meta))
 
     def assign_stmt(self, meta: Meta, items: list[Any]) -> A.Assign:
-        return A.Assign(target=ident(items[0]), chain=items[1], **_span(meta))
+        return A.Assign.model_construct(target=ident(items[0]), chain=items[1], **_span(meta))
 
     def chain_stmt(self, meta: Meta, items: list[Any]) -> A.ChainStmt:
-        return A.ChainStmt(chain=items[0], **_span(meta))
+        return A.ChainStmt.model_construct(chain=items[0], **_span(meta))
 
     def return_stmt(self, meta: Meta, items: list[Any]) -> A.Return:
-        return A.Return(chain=items[0], **_span(meta))
+        return A.Return.model_construct(chain=items[0], **_span(meta))
 
     def if_stmt(self, meta: Meta, items: list[Any]) -> A.If:
         condition, then, *rest = items
         otherwise: tuple[Any, ...] = ()
         if rest:
             otherwise = rest[0] if isinstance(rest[0], tuple) else (rest[0],)  # `else if` chains
-        return A.If(condition=condition, then=then, otherwise=otherwise, **_span(meta))
+        return A.If.model_construct(condition=condition, then=then, otherwise=otherwise, **_span(meta))
 
     def body(self, meta: Meta, items: list[Any]) -> tuple[Any, ...]:
         return tuple(items)
 
     def block_def(self, meta: Meta, items: list[Any]) -> A.BlockDef:
         name, *params, body = items
-        return A.BlockDef(name=ident(name), params=tuple(p for p in params if p is not None), body=body,
+        return A.BlockDef.model_construct(name=ident(name), params=tuple(p for p in params if p is not None), body=body,
                           **_span(meta))
 
     def param(self, meta: Meta, items: list[Any]) -> A.Param:
-        return A.Param(name=ident(items[0]), default=items[1] if len(items) > 1 else None, **_span(meta))
+        default = items[1] if len(items) > 1 else None
+        return A.Param.model_construct(name=ident(items[0]), default=default, **_span(meta))
 
     def shape(self, meta: Meta, items: list[Any]) -> tuple[Any, ...]:
         return tuple(items)
@@ -93,8 +94,9 @@ class AstBuilder(Transformer[Token, Any]):
         dims = []
         col = tok.column or 0
         for part in str(tok).split("x"):
-            span = {"line": tok.line or 0, "col": col, "end_line": tok.line or 0, "end_col": col + len(part)}
-            dims.append(A.IntLit(value=int(part), **span))
+            line = tok.line or 0
+            span: dict[str, Any] = {"line": line, "col": col, "end_line": line, "end_col": col + len(part)}
+            dims.append(A.IntLit.model_construct(value=int(part), **span))
             col += len(part) + 1
         return tuple(dims)
 
@@ -102,24 +104,24 @@ class AstBuilder(Transformer[Token, Any]):
     def chain(self, meta: Meta, items: list[Any]) -> A.Chain:
         source, *rest = items
         layers = tuple(x for x in rest if isinstance(x, A.Layer))
-        return A.Chain(source=source, layers=layers, **_span(meta))
+        return A.Chain.model_construct(source=source, layers=layers, **_span(meta))
 
     def tensor_ref(self, meta: Meta, items: list[Any]) -> A.Source:
-        return A.Source(names=_names(items), is_list=False, **_span(meta))
+        return A.Source.model_construct(names=_names(items), is_list=False, **_span(meta))
 
     def tensor_list(self, meta: Meta, items: list[Any]) -> A.Source:
-        return A.Source(names=_names(items), is_list=True, **_span(meta))
+        return A.Source.model_construct(names=_names(items), is_list=True, **_span(meta))
 
     def layer(self, meta: Meta, items: list[Any]) -> A.Layer:
         call, *mods = items
         fields: dict[str, Any] = {}
         for kind, value in mods:
             fields[kind] = value
-        return A.Layer(call=call, **fields, **_span(meta))
+        return A.Layer.model_construct(call=call, **fields, **_span(meta))
 
     def call(self, meta: Meta, items: list[Any]) -> A.Call:
         name, *args = items
-        return A.Call(callee=ident(name), args=tuple(a for a in args if a is not None), **_span(meta))
+        return A.Call.model_construct(callee=ident(name), args=tuple(a for a in args if a is not None), **_span(meta))
 
     def repeat(self, meta: Meta, items: list[Any]) -> tuple[str, Any]:
         return ("repeat", items[0])
@@ -131,41 +133,41 @@ class AstBuilder(Transformer[Token, Any]):
         return ("guard", items[0])
 
     def positional_arg(self, meta: Meta, items: list[Any]) -> A.Arg:
-        return A.Arg(name=None, value=items[0], **_span(meta))
+        return A.Arg.model_construct(name=None, value=items[0], **_span(meta))
 
     def keyword_arg(self, meta: Meta, items: list[Any]) -> A.Arg:
-        return A.Arg(name=ident(items[0]), value=items[1], **_span(meta))
+        return A.Arg.model_construct(name=ident(items[0]), value=items[1], **_span(meta))
 
     # ---- expressions ----------------------------------------------------------------------------
     def int_lit(self, meta: Meta, items: list[Any]) -> A.IntLit:
-        return A.IntLit(value=int(items[0]), **_span(meta))
+        return A.IntLit.model_construct(value=int(items[0]), **_span(meta))
 
     def float_lit(self, meta: Meta, items: list[Any]) -> A.FloatLit:
-        return A.FloatLit(value=float(items[0]), **_span(meta))
+        return A.FloatLit.model_construct(value=float(items[0]), **_span(meta))
 
     def true_lit(self, meta: Meta, items: list[Any]) -> A.BoolLit:
-        return A.BoolLit(value=True, **_span(meta))
+        return A.BoolLit.model_construct(value=True, **_span(meta))
 
     def false_lit(self, meta: Meta, items: list[Any]) -> A.BoolLit:
-        return A.BoolLit(value=False, **_span(meta))
+        return A.BoolLit.model_construct(value=False, **_span(meta))
 
     def string_lit(self, meta: Meta, items: list[Any]) -> A.StrLit:
-        return A.StrLit(value=str(items[0])[1:-1], **_span(meta))
+        return A.StrLit.model_construct(value=str(items[0])[1:-1], **_span(meta))
 
     def name_ref(self, meta: Meta, items: list[Any]) -> A.NameRef:
-        return A.NameRef(name=str(items[0]), **_span(meta))
+        return A.NameRef.model_construct(name=str(items[0]), **_span(meta))
 
     def tuple_lit(self, meta: Meta, items: list[Any]) -> A.TupleExpr:
-        return A.TupleExpr(items=tuple(items), **_span(meta))
+        return A.TupleExpr.model_construct(items=tuple(items), **_span(meta))
 
     def neg_op(self, meta: Meta, items: list[Any]) -> A.UnaryOp:
-        return A.UnaryOp(op="-", operand=items[-1], **_span(meta))
+        return A.UnaryOp.model_construct(op="-", operand=items[-1], **_span(meta))
 
     def not_op(self, meta: Meta, items: list[Any]) -> A.UnaryOp:
-        return A.UnaryOp(op="not", operand=items[-1], **_span(meta))
+        return A.UnaryOp.model_construct(op="not", operand=items[-1], **_span(meta))
 
     def _binary(self, meta: Meta, op: str, left: Any, right: Any) -> A.BinOp:
-        return A.BinOp(op=op, left=left, right=right, **_span(meta))  # type: ignore[arg-type]
+        return A.BinOp.model_construct(op=op, left=left, right=right, **_span(meta))  # type: ignore[arg-type]
 
     def arith_op(self, meta: Meta, items: list[Any]) -> A.BinOp:
         left, op, right = items
@@ -175,7 +177,7 @@ class AstBuilder(Transformer[Token, Any]):
 
     def cond_op(self, meta: Meta, items: list[Any]) -> A.Conditional:
         then, condition, otherwise = items
-        return A.Conditional(condition=condition, then=then, otherwise=otherwise, **_span(meta))
+        return A.Conditional.model_construct(condition=condition, then=then, otherwise=otherwise, **_span(meta))
 
     def and_op(self, meta: Meta, items: list[Any]) -> A.BinOp:
         return self._binary(meta, "and", items[0], items[1])

@@ -129,7 +129,8 @@ def _describe_expected(expected: set[str]) -> str:
 def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
     line, col = exc.line, exc.column
     if isinstance(exc, UnexpectedCharacters):
-        char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else "?"
+        position = exc.pos_in_stream or 0
+        char = source.text[position] if position < len(source.text) else "?"
         code, message = "E100", f"unexpected character `{char}`"
     elif isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
         token = exc.token
