@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import pytest
+from hypothesis import settings
 
 import cnndsl
 from cnndsl.diagnostics import Diagnostic, SpecError
+
+settings.register_profile("default", max_examples=120)
+settings.register_profile("thorough", max_examples=5000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"

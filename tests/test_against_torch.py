@@ -10,13 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from cnndsl.diagnostics import SpecError
 from cnndsl.ops import REGISTRY, ShapeError
 from cnndsl.ops.conv import ConvParams, ConvTransposeParams
 from cnndsl.ops.pool import AdaptivePoolParams, AvgPoolParams, PoolParams
 from cnndsl.ops.resize import UpsampleParams
 from tests.conftest import SpecFiles, layer
 
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Example counts come from the hypothesis profile (tests/conftest.py): HYPOTHESIS_PROFILE=thorough for more.
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 MAXPOOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
@@ -25,11 +27,14 @@ ADAPTIVE = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgP
 
 
 def _torch_shape(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """torch's output shape, or None when torch rejects the input. A transposed convolution can return an
+    empty tensor (a size of 0) without complaint; cnndsl reports that as E304, so it counts as invalid."""
     try:
         with torch.no_grad():
-            return tuple(module(torch.zeros(1, *shape)).shape[1:])
+            out = tuple(module(torch.zeros(1, *shape)).shape[1:])
     except RuntimeError:
         return None
+    return out if all(d > 0 for d in out) else None
 
 
 def _ours(op: str, params: object, shape: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -169,3 +174,27 @@ def test_receptive_field_matches_gradients(specs: SpecFiles, chain: str, module:
     assert last - first + 1 == size
     assert first == -padding + j * stride  # type: ignore[operator]
     assert _gradient_extent(module, n, j + 1)[0] - first == stride
+
+
+@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_spec_text_to_shape_matches_torch(specs: SpecFiles, data: st.DataObject) -> None:
+    """The whole path, spec text to report, on a random convolution followed by a random pooling."""
+    size = data.draw(spatial(2, 6, 20))
+    kernel, stride, dilation = (data.draw(spatial(2, 1, h)) for h in (4, 3, 2))
+    padding = data.draw(spatial(2, 0, 2))
+    pool = data.draw(st.integers(1, 3))
+    ceil_mode = data.draw(st.booleans())
+    conv = nn.Conv2d(3, 8, kernel, stride, padding, dilation)
+    module = nn.Sequential(conv, nn.MaxPool2d(pool, ceil_mode=ceil_mode))
+    expected = _torch_shape(module, (3, *size))
+    text = (f"input x: 3 x {size[0]} x {size[1]}\noutput y = x -> conv(8, {kernel}, stride={stride}, "
+            f"padding={padding}, dilation={dilation}) -> maxpool({pool}, ceil={str(ceil_mode).lower()}) as probe\n")
+    try:
+        network = specs.load(text)
+    except SpecError:
+        assert expected is None
+        return
+    assert tuple(layer(network, "probe").shape) == expected
+    assert network.report().totals.params == sum(p.numel() for p in module.parameters())

@@ -102,3 +102,9 @@ def test_common_syntax_mistakes_get_their_hint(specs: SpecFiles, label: str) -> 
         (error,) = specs.errors(example)
         assert error.code in ("E100", "E101")
         assert error.hint == hint, (example, error.headline())
+
+
+def test_runaway_expansion_stops_with_an_error(specs: SpecFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cnndsl.graph.build.MAX_LAYERS", 50)
+    errors = specs.errors(HEAD + "output y = x -> relu x 1000000000\n")
+    assert [e.code for e in errors] == ["E209"] and "more than 50 layers" in errors[0].message

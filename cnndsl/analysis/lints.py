@@ -67,16 +67,13 @@ def unused_tensors(graph: Graph, sink: DiagnosticSink) -> None:
         if graph.dag.out_degree(node.name) or node.name in outputs:
             continue
         if node.op == INPUT:
-            sink.emit("W101", f"input `{node.name}` is never used", node.location, trail_hint(), node.trail)
+            sink.emit("W101", f"input `{node.name}` is never used", node.location,
+                      "remove it, or feed it to a layer that reaches an output", node.trail)
             continue
         name, where = graph.tensor_names.get(node.name, ("", node.location))
         what = f"tensor `{name}`" if name else f"the result of `{node.name}`"
         sink.emit("W101", f"{what} is never used: it reaches no output", where,
                   "declare it with `output` or remove it", node.trail)
-
-
-def trail_hint() -> str:
-    return "remove it, or feed it to a layer that reaches an output"
 
 
 def whole_input_coverage(graph: Graph, sink: DiagnosticSink) -> None:

@@ -24,6 +24,7 @@ from .lint import lint
 from .model import INPUT, Graph, Node
 
 POISON = "\x00poisoned"  # stands for a tensor whose definition failed; never reported again
+MAX_LAYERS = 1_000_000  # an expansion past this is a mistake (a huge repeat count), not a network
 
 
 @dataclass
@@ -71,11 +72,15 @@ class _Returned(Exception):
 
 def build_graph(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
                 sink: DiagnosticSink | None = None) -> tuple[Graph, DiagnosticSink]:
-    """Parse `path` (and its imports) and expand it into a graph. Raises SpecError on any error."""
+    """Parse `path` (and its imports) and expand it into a graph, collecting diagnostics in `sink`.
+
+    A layer with an error is left out and the tensors that depend on it are poisoned, so the graph
+    built despite errors is still valid (and linted): the analysis passes can report the shape
+    errors of the rest of the spec in the same run. Callers raise with ``sink.raise_if_errors()``.
+    """
     sink = sink or DiagnosticSink()
     builder = _Builder(sink)
     graph = builder.build(path, input_shapes or {})
-    sink.raise_if_errors()
     lint(graph)
     return graph, sink
 
@@ -456,6 +461,10 @@ class _Builder:
             return [POISON]
         params = self.validate(op, callee, bound, frame)
         if params is None:
+            return [POISON]
+        if len(self.graph) >= MAX_LAYERS:
+            self.sink.emit("E209", f"the network expands to more than {MAX_LAYERS:,} layers", where,
+                           hint="check repeat counts (`x N`) and nested blocks", notes=frame.trail)
             return [POISON]
         qualified = frame.prefix + name
         self.graph.add(Node(name=qualified, op=callee, params=params, inputs=tuple(current), location=where,

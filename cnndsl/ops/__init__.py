@@ -1,4 +1,4 @@
-"""Ops: one registry entry per op kind (schema, shape rule, costs, receptive field, lowerings)."""
+"""Ops: one registry entry per op kind (schema, shape rule, costs, receptive field)."""
 
 from . import activation, conv, linear, merge, norm, pool, resize, structure  # noqa: F401  (registration)
 from .base import Op, OpParams, ParamCount, Shape, ShapeError, Window

@@ -2,7 +2,7 @@
 
 One op = one ``Op`` subclass, registered by name with ``@register``. It owns its schema (a strict
 pydantic model), its shape rule, parameter count, MACs in each counting convention and its
-receptive-field rule. Backends add their lowering to the same entry (``Op.lowerings``).
+receptive-field rule. The backends (PyTorch, TVM) will add their lowering to the same entry.
 """
 
 from __future__ import annotations
@@ -84,7 +84,6 @@ class Op:
     summary: ClassVar[str] = ""
     descriptions: ClassVar[dict[str, str]] = {}  # argument -> human type description for errors
     data_inputs: ClassVar[int | None] = None  # inputs whose values flow through (None: all); crop's 2nd is a size
-    lowerings: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, rank: int | None = None, name: str | None = None):
         # rank: the spatial rank an alias fixes (conv2d -> 2); None accepts any.
