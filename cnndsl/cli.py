@@ -42,11 +42,16 @@ def main() -> None:
               help="Batch size: scales MACs and activation memory.")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
               help="Override a declared input shape, e.g. --input x=3x512x512 (repeatable).")
-@click.option("--color/--no-color", default=None, help="Colour the table (default: when writing to a terminal).")
+@click.option("--color/--no-color", default=None, help="Colour diagnostics (default: on a terminal, unless NO_COLOR).")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
 def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inputs: tuple[str, ...],
           color: bool | None, debug: bool) -> None:
     """Check SPEC and print its per-layer report and every diagnostic."""
+    import gc
+
+    # A short-lived process whose objects all live to the end: the cyclic collector would only rescan
+    # them (a third of the run on a 10,000-layer spec).
+    gc.disable()
     from .api import load
     from .diagnostics import SpecError, UsageError
     from .report.build import build_report
@@ -66,7 +71,7 @@ def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inpu
             report = build_report(Graph(spec.stem), exc.diagnostics)
             click.echo(report.model_dump_json(indent=2))
         else:
-            click.echo(render_diagnostics(exc.diagnostics), err=True)
+            click.echo(render_diagnostics(exc.diagnostics, _color(color, sys.stderr)), err=True)
         sys.exit(1)
     except Exception:
         if debug:
@@ -81,8 +86,8 @@ def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inpu
     if fmt == "markdown":
         click.echo(render_markdown(report, network.diagnostics, convention, batch, peak), nl=False)
         return
-    use_color = sys.stdout.isatty() if color is None else color
-    click.echo(render_text(report, network.diagnostics, convention, batch, peak, color=use_color), nl=False)
+    click.echo(render_text(report, network.diagnostics, convention, batch, peak, color=_color(color, sys.stdout)),
+               nl=False)
 
 
 @main.command()
@@ -106,10 +111,40 @@ def explain(code: str) -> None:
     click.echo(f"{code.upper()} ({info.severity.value}): {info.title}\nexample: {info.example}")
 
 
+def _color(option: bool | None, stream: object) -> bool:
+    """--color/--no-color, else colour when writing to a terminal (and NO_COLOR is unset)."""
+    import os
+
+    if option is not None:
+        return option
+    return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+
+
 def _fail_usage(message: str, debug: bool) -> None:
     click.echo(f"error: {message}" if not message.split(":")[0].endswith(".cnn") else message, err=True)
     sys.exit(2)
 
 
+def run() -> None:
+    """The console script. Like mypy, it flushes its output and leaves with os._exit: freeing a large
+    graph object by object at interpreter exit took 0.3 s of a 2.5 s run, and a closed pipe
+    (`cnndsl check ... | head`) ends quietly instead of with a BrokenPipeError."""
+    import os
+
+    try:
+        main.main(prog_name="cnndsl")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            click.echo(exc.code, err=True)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    run()

@@ -6,9 +6,16 @@ from __future__ import annotations
 from ..diagnostics import Diagnostic
 from ..syntax.source import source_line
 
+_COLORS = {"error": "red", "warning": "yellow", "info": "cyan"}
 
-def render_diagnostic(d: Diagnostic) -> str:
-    lines = [d.headline()]
+
+def render_diagnostic(d: Diagnostic, color: bool = False) -> str:
+    headline = d.headline()
+    if color:
+        import click
+
+        headline = click.style(headline, fg=_COLORS[d.severity.value], bold=d.is_error)
+    lines = [headline]
     loc = d.location
     text = source_line(loc) if loc else ""
     if loc and text:
@@ -24,8 +31,8 @@ def render_diagnostic(d: Diagnostic) -> str:
     return "\n".join(lines)
 
 
-def render_diagnostics(diagnostics: list[Diagnostic]) -> str:
-    blocks = [render_diagnostic(d) for d in diagnostics]
+def render_diagnostics(diagnostics: list[Diagnostic], color: bool = False) -> str:
+    blocks = [render_diagnostic(d, color) for d in diagnostics]
     counts = {s: sum(1 for d in diagnostics if d.severity.value == s) for s in ("error", "warning", "info")}
     summary = ", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n)
     return "\n\n".join(blocks) + (f"\n\n{summary}" if summary else "")

@@ -1,9 +1,7 @@
 """The human report: a per-layer table (like torchinfo's and Darknet's, with receptive-field
-columns), totals, then the diagnostics. Plain text through rich, or Markdown for docs."""
+columns), totals, then the diagnostics. Plain text, or Markdown for docs."""
 
 from __future__ import annotations
-
-import io
 
 from ..diagnostics import Diagnostic
 from . import model as M
@@ -47,25 +45,25 @@ def totals_lines(report: M.Report, convention: str, batch: int, peak_bytes: int)
     ]
 
 
-def render_text(report: M.Report, diagnostics: list[Diagnostic], convention: str, batch: int, peak_bytes: int,
-                color: bool | None = None, width: int | None = None) -> str:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+def format_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], right: set[str]) -> list[str]:
+    """A fixed-width table: a header, a rule, one line per row. Linear in the rows (a 10,000-layer report
+    renders in milliseconds, where a rich.Table took seconds)."""
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
 
-    table = Table(title=f"{report.network}", box=box.SIMPLE_HEAD, title_justify="left")
-    for column in COLUMNS:
-        table.add_column(column, justify="right" if column in ("Params", "MACs") else "left", no_wrap=True)
-    for layer in report.layers:
-        table.add_row(*layer_row(layer))
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=width or 200, force_terminal=color, no_color=not color,
-                      color_system="standard" if color else None, highlight=False)
-    console.print(table)
-    table_text = "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()).strip("\n")
-    out = table_text + "\n\n" + "\n".join(totals_lines(report, convention, batch, peak_bytes))
+    def line(cells: tuple[str, ...]) -> str:
+        parts = [c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(cells, widths, headers, strict=True)]
+        return ("  " + "   ".join(parts)).rstrip()
+
+    rule = " " + "\u2500" * (sum(widths) + 3 * (len(widths) - 1) + 2)
+    return [line(headers), rule, *(line(row) for row in rows)]
+
+
+def render_text(report: M.Report, diagnostics: list[Diagnostic], convention: str, batch: int, peak_bytes: int,
+                color: bool = False) -> str:
+    table = format_table(COLUMNS, [layer_row(layer) for layer in report.layers], right={"Params", "MACs"})
+    out = "\n".join([report.network, "", *table, "", *totals_lines(report, convention, batch, peak_bytes)])
     if diagnostics:
-        out += "\n\n" + render_diagnostics(diagnostics)
+        out += "\n\n" + render_diagnostics(diagnostics, color)
     return out + "\n"
 
 

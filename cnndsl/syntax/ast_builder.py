@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
-from lark import Token, Transformer, v_args
-from lark.tree import Meta
+from lark import Token, Tree
 
 from . import ast as A
+
+# Tokens the handlers read; punctuation and keywords only mark where a rule starts and ends.
+VALUE_TOKENS = frozenset({"NAME", "INT", "FLOAT", "STRING", "ARROW", "COMPARE", "PLUS", "MINUS", "MUL_OP",
+                          "SHAPE_LITERAL"})
+
+
+class Meta(NamedTuple):
+    """Where a rule's text starts and ends (1-based; end_column exclusive), from its first and last token."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+NO_META = Meta(1, 1, 1, 1)
 
 
 def _span(meta: Meta) -> dict[str, Any]:
@@ -27,11 +43,47 @@ def _names(items: list[Any]) -> tuple[A.Ident, ...]:
     return tuple(ident(t) for t in items if isinstance(t, Token) and t.type == "NAME")
 
 
-@v_args(meta=True)
-class AstBuilder(Transformer[Token, Any]):
+class AstBuilder:
+    """Builds the AST bottom-up: each rule's children first, then the method named after the rule,
+    called with the rule's span and its children (values and value tokens; punctuation dropped).
+
+    A direct walk rather than lark.Transformer with propagate_positions: spans come from the tokens
+    (the parser keeps them all), and long specs parse in half the time.
+    """
+
     def __init__(self, path: str):
-        super().__init__()
         self.path = path
+        self._handlers: dict[str, Callable[[Meta, list[Any]], Any]] = {}
+
+    def transform(self, tree: Tree[Token]) -> Any:
+        return self._walk(tree)[0]
+
+    def _walk(self, tree: Tree[Token]) -> tuple[Any, Meta | None]:
+        items: list[Any] = []
+        first: Meta | None = None
+        last: Meta | None = None
+        for child in tree.children:
+            if isinstance(child, Tree):
+                value, span = self._walk(child)
+                items.append(value)
+            elif child is None:  # an absent optional part
+                items.append(None)
+                continue
+            else:
+                span = Meta(child.line or 1, child.column or 1, child.end_line or 1, child.end_column or 1)
+                if child.type in VALUE_TOKENS:
+                    items.append(child)
+            if span is not None:
+                first = first or span
+                last = span
+        meta = Meta(first.line, first.column, last.end_line, last.end_column) if first and last else None
+        handler = self._handlers.get(tree.data)
+        if handler is None:
+            handler = self._handlers[tree.data] = getattr(self, str(tree.data))
+        return handler(meta or NO_META, items), meta
+
+    def atom(self, meta: Meta, items: list[Any]) -> Any:
+        return items[0]  # a parenthesised expression
 
     # ---- module and statements ------------------------------------------------------------------
     def start(self, meta: Meta, items: list[Any]) -> A.Module:

@@ -11,7 +11,6 @@ from functools import cache
 from importlib import resources
 
 from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.exceptions import VisitError
 
 from ..diagnostics import Diagnostic, Location, SpecError
 from . import ast as A
@@ -51,8 +50,9 @@ def grammar_text() -> str:
 
 @cache
 def parser() -> Lark:
+    # keep_all_tokens: the AST builder takes every rule's span from its first and last token.
     return Lark(grammar_text(), parser="lalr", lexer="contextual", postlex=_NewlinePostLex(),
-                propagate_positions=True, maybe_placeholders=True, cache=True)
+                keep_all_tokens=True, maybe_placeholders=True, cache=True)
 
 
 def parse(source: SourceFile) -> A.Module:
@@ -61,10 +61,7 @@ def parse(source: SourceFile) -> A.Module:
         tree = parser().parse(source.text)
     except UnexpectedInput as exc:
         raise SpecError([_syntax_diagnostic(exc, source)]) from None
-    try:
-        module: A.Module = AstBuilder(source.path).transform(tree)
-    except VisitError as exc:  # surface our own error, not Lark's wrapper
-        raise exc.orig_exc from None
+    module: A.Module = AstBuilder(source.path).transform(tree)
     return module
 
 

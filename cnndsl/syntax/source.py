@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from ..diagnostics import Diagnostic, Location, UsageError
@@ -13,9 +14,12 @@ class SourceFile:
     path: str  # as shown in diagnostics
     text: str
 
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
-        return lines[number - 1] if 0 < number <= len(lines) else ""
+        return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
 
 
 def read_source(path: Path, shown_as: str | None = None) -> SourceFile:
