@@ -71,7 +71,8 @@ def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inpu
             report = build_report(Graph(spec.stem), exc.diagnostics)
             click.echo(report.model_dump_json(indent=2))
         else:
-            click.echo(render_diagnostics(exc.diagnostics, _color(color, sys.stderr)), err=True)
+            use_color = _color(color, sys.stderr)
+            click.echo(render_diagnostics(exc.diagnostics, use_color), err=True, color=use_color)
         sys.exit(1)
     except Exception:
         if debug:
@@ -86,8 +87,9 @@ def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inpu
     if fmt == "markdown":
         click.echo(render_markdown(report, network.diagnostics, convention, batch, peak), nl=False)
         return
-    click.echo(render_text(report, network.diagnostics, convention, batch, peak, color=_color(color, sys.stdout)),
-               nl=False)
+    use_color = _color(color, sys.stdout)
+    click.echo(render_text(report, network.diagnostics, convention, batch, peak, color=use_color), nl=False,
+               color=use_color)
 
 
 @main.command()

@@ -128,3 +128,23 @@ def test_console_script_runs() -> None:
     script = Path(sys.executable).parent / "cnndsl"
     result = subprocess.run([str(script), "check", str(SPECS / "unet.cnn")], capture_output=True, text=True)
     assert result.returncode == 0 and "mask: 2 x 388 x 388" in result.stdout
+
+
+@pytest.mark.parametrize(("text", "args", "code", "stream_text"), [
+    ("input x: 3 x 8 x 8\noutput y = x -> conv(8, 9)\n", [], 1, "error[E303]"),
+    ("input x: 3 x 8 x 8\noutput y = x -> relu\n", ["--batch", "0"], 2, "Invalid value for '--batch'"),
+    ("input x: 3 x 8 x 8\noutput y = x -> relu\n", ["--input", "z=1x2"], 2, "names no declared input"),
+])
+def test_console_script_exit_codes(tmp_path: Path, text: str, args: list[str], code: int, stream_text: str) -> None:
+    spec = tmp_path / "m.cnn"
+    spec.write_text(text)
+    script = Path(sys.executable).parent / "cnndsl"
+    result = subprocess.run([str(script), "check", str(spec), *args], capture_output=True, text=True)
+    assert result.returncode == code and stream_text in result.stderr and "Traceback" not in result.stderr
+
+
+def test_color_only_when_asked(tmp_path: Path) -> None:
+    spec = tmp_path / "m.cnn"
+    spec.write_text("input x: 3 x 7 x 7\noutput y = x -> conv(8, 3, stride=3)\n")
+    assert "\x1b[" in run("check", str(spec), "--color")[1]
+    assert "\x1b[" not in run("check", str(spec))[1]
