@@ -6,12 +6,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
-from .base import DESCRIBE_PROBABILITY, Op, OpParams, Shape, ShapeError, fmt_shape
+from .base import DESCRIBE_PROBABILITY, NoParams, Op, OpParams, Shape, ShapeError, fmt_shape
 from .registry import register
-
-
-class NoParams(OpParams):
-    pass
 
 
 class LeakyReluParams(OpParams):

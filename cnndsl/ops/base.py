@@ -38,6 +38,10 @@ class OpParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+class NoParams(OpParams):
+    """The parameters of ops that take none."""
+
+
 class ShapeError(Exception):
     """A shape rule rejected its inputs. The shape pass turns it into a located diagnostic."""
 
@@ -81,6 +85,7 @@ class Op:
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1  # None: any number >= min_inputs
     family: ClassVar[str] = "other"
+    ranked_label: ClassVar[bool] = False  # reports show the input's rank: conv on C x H x W is "conv2d"
     summary: ClassVar[str] = ""
     descriptions: ClassVar[dict[str, str]] = {}  # argument -> human type description for errors
     data_inputs: ClassVar[int | None] = None  # inputs whose values flow through (None: all); crop's 2nd is a size
@@ -115,7 +120,7 @@ class Op:
 
     def label(self, p: Any, inputs: list[Shape]) -> str:
         """The name shown in reports (conv becomes conv2d on a 2-D input)."""
-        return self.name
+        return f"{self.kind}{max(len(inputs[0]) - 1, 1)}d" if self.ranked_label else self.name
 
     # ---- helpers for subclasses -------------------------------------------------------------------
     def spatial_rank(self, x: Shape, minimum: int = 1) -> int:

@@ -110,6 +110,7 @@ class Conv(Op):
     Params = ConvParams
     positional = ("channels", "kernel")
     family = "convolution"
+    ranked_label = True
     summary = "Convolution over 1, 2 or 3 spatial axes (follows the input's rank; conv1d/2d/3d fix it)."
     descriptions = _CONV_DESCRIPTIONS
 
@@ -141,9 +142,6 @@ class Conv(Op):
     def windows(self, p: ConvParams, inputs: list[Shape], out: Shape) -> list[Window]:
         return sweep_windows(self.geometry(p, inputs[0]))
 
-    def label(self, p: ConvParams, inputs: list[Shape]) -> str:
-        return f"conv{len(inputs[0]) - 1}d"
-
 
 class ConvTransposeParams(OpParams):
     channels: PositiveInt
@@ -163,6 +161,7 @@ class ConvTranspose(Op):
     Params = ConvTransposeParams
     positional = ("channels", "kernel")
     family = "convolution"
+    ranked_label = True
     summary = "Transposed convolution (learned up-sampling); symmetric padding as in PyTorch."
     descriptions = {**_CONV_DESCRIPTIONS, "padding": "a non-negative integer or a tuple of them, one per axis",
                     "groups": "a positive integer dividing both channel counts"}
@@ -225,9 +224,6 @@ class ConvTranspose(Op):
             result.append(Window(reads, Fraction(1, s[axis]), padding))
         return result
 
-    def label(self, p: ConvTransposeParams, inputs: list[Shape]) -> str:
-        return f"conv_transpose{len(inputs[0]) - 1}d"
-
 
 class LocallyConnectedParams(OpParams):
     channels: PositiveInt
@@ -245,6 +241,7 @@ class LocallyConnected(Op):
     Params = LocallyConnectedParams
     positional = ("channels", "kernel")
     family = "convolution"
+    ranked_label = True
     summary = ("Locally connected layer: a convolution's windows with separate (unshared) weights and bias at "
                "every output position.")
     descriptions = _CONV_DESCRIPTIONS
@@ -268,6 +265,3 @@ class LocallyConnected(Op):
 
     def windows(self, p: LocallyConnectedParams, inputs: list[Shape], out: Shape) -> list[Window]:
         return sweep_windows(self.geometry(p, inputs[0]))
-
-    def label(self, p: LocallyConnectedParams, inputs: list[Shape]) -> str:
-        return f"locally_connected{len(inputs[0]) - 1}d"

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from .base import Op, OpParams, Shape, ShapeError, fmt_shape
+from .base import NoParams, Op, OpParams, Shape, ShapeError, fmt_shape
 from .registry import register
-
-
-class NoParams(OpParams):
-    pass
 
 
 class ConcatParams(OpParams):

@@ -44,6 +44,7 @@ class BatchNorm(Op):
     kind = "batchnorm"
     Params = BatchNormParams
     family = "normalization"
+    ranked_label = True
     summary = "Batch normalisation over channels: 2C parameters (scale, shift), 2C running statistics."
     descriptions = _DESCRIPTIONS
 
@@ -57,9 +58,6 @@ class BatchNorm(Op):
         c = inputs[0][0]
         return ParamCount(2 * c if p.affine else 0, buffers=2 * c)
 
-    def label(self, p: BatchNormParams, inputs: list[Shape]) -> str:
-        rank = len(inputs[0]) - 1
-        return f"batchnorm{max(rank, 1)}d"
 
 
 @register()

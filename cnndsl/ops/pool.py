@@ -8,6 +8,7 @@ from .base import (
     DESCRIBE_BOOL,
     DESCRIBE_PADDING,
     DESCRIBE_POSITIVE_AXES,
+    NoParams,
     Op,
     OpParams,
     Padding,
@@ -49,6 +50,7 @@ _POOL_DESCRIPTIONS = {
 class _WindowPool(Op):
     positional = ("kernel",)
     family = "pooling"
+    ranked_label = True
     descriptions = _POOL_DESCRIPTIONS
 
     def geometry(self, p: PoolParams | AvgPoolParams, x: Shape) -> Geometry:
@@ -68,9 +70,6 @@ class _WindowPool(Op):
 
     def windows(self, p: PoolParams, inputs: list[Shape], out: Shape) -> list[Window]:
         return sweep_windows(self.geometry(p, inputs[0]))
-
-    def label(self, p: PoolParams, inputs: list[Shape]) -> str:
-        return f"{self.kind}{len(inputs[0]) - 1}d"
 
 
 @register("maxpool1d", "maxpool2d", "maxpool3d")
@@ -97,20 +96,16 @@ class AvgPool(_WindowPool):
         return g
 
 
-class GlobalPoolParams(OpParams):
-    pass
-
-
 class _GlobalPool(Op):
-    Params = GlobalPoolParams
+    Params = NoParams
     family = "pooling"
 
-    def infer_shape(self, p: GlobalPoolParams, inputs: list[Shape]) -> Shape:
+    def infer_shape(self, p: NoParams, inputs: list[Shape]) -> Shape:
         x = inputs[0]
         rank = self.spatial_rank(x)
         return (x[0],) + (1,) * rank  # keeps unit spatial axes, like AdaptiveAvgPool(1)
 
-    def windows(self, p: GlobalPoolParams, inputs: list[Shape], out: Shape) -> list[Window]:
+    def windows(self, p: NoParams, inputs: list[Shape], out: Shape) -> list[Window]:
         return [Window(n, n, 0) for n in inputs[0][1:]]
 
 
@@ -134,6 +129,7 @@ class _AdaptivePool(Op):
     Params = AdaptivePoolParams
     positional = ("size",)
     family = "pooling"
+    ranked_label = True
     descriptions = {"size": DESCRIBE_POSITIVE_AXES}
 
     def infer_shape(self, p: AdaptivePoolParams, inputs: list[Shape]) -> Shape:
@@ -156,9 +152,6 @@ class _AdaptivePool(Op):
 
     def uneven(self, inputs: list[Shape], out: Shape) -> bool:
         return any(n % m for n, m in zip(inputs[0][1:], out[1:], strict=True))
-
-    def label(self, p: AdaptivePoolParams, inputs: list[Shape]) -> str:
-        return f"{self.kind}{len(inputs[0]) - 1}d"
 
 
 @register()

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from math import prod
 
-from .base import Op, OpParams, PositiveInts, Shape, ShapeError, Window, fmt_shape, per_axis
+from .base import NoParams, Op, OpParams, PositiveInts, Shape, ShapeError, Window, fmt_shape, per_axis
 from .registry import register
-
-
-class NoParams(OpParams):
-    pass
 
 
 @register()
