@@ -83,7 +83,7 @@ def whole_processes(rounds: int) -> None:
             times[name].append(elapsed)
             peaks[name] = max(peaks[name], peak)
     base = statistics.median(times['python -c "import torch"'])
-    print(f"\n## Whole processes (median of {rounds} interleaved rounds)\n")
+    print(f"\n### Whole processes (median of {rounds} interleaved rounds)\n")
     print("| command | wall time (s) | vs `import torch` | peak RSS (MB) |\n|---|---:|---:|---:|")
     for name in commands:
         median = statistics.median(times[name])
@@ -95,7 +95,7 @@ def analysis_times(rounds: int) -> None:
     from cnndsl.diagnostics import DiagnosticSink
     from cnndsl.graph.build import build_graph
 
-    print(f"\n## ResNet-152 in process (median of {rounds})\n")
+    print(f"\n### ResNet-152 in process (median of {rounds})\n")
     print("| input | build (parse + expand) ms | analysis passes ms | nodes |\n|---|---:|---:|---:|")
     for size in (224, 1024, 4096):
         build, passes = [], []
@@ -118,7 +118,7 @@ def chain_spec(layers: int) -> str:
 def chains(rounds: int) -> None:
     import cnndsl
 
-    print(f"\n## Generated chains, cnndsl.load (parse, expand, analyse; median of {rounds})\n")
+    print(f"\n### Generated chains, cnndsl.load (parse, expand, analyse; median of {rounds})\n")
     print("| layers | seconds | microseconds per layer |\n|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for layers in (1_000, 2_000, 5_000, 10_000):
