@@ -108,3 +108,26 @@ def test_runaway_expansion_stops_with_an_error(specs: SpecFiles, monkeypatch: py
     monkeypatch.setattr("cnndsl.graph.build.MAX_LAYERS", 50)
     errors = specs.errors(HEAD + "output y = x -> relu x 1000000000\n")
     assert [e.code for e in errors] == ["E209"] and "more than 50 layers" in errors[0].message
+
+
+def test_every_broken_statement_reports_one_syntax_error(specs: SpecFiles) -> None:
+    errors = specs.errors(HEAD + "a = x -> conv(16, 3) relu\nb = x -> conv(16, kernel: 3)\n"
+                          "block f(c) {\n  return in -> conv(c 3)\n}\nc = x => relu\n"
+                          "d = x -> conv(8, 3\ne = x -> relu\n")
+    assert [(e.location.line, e.location.col) for e in errors if e.location] == [(2, 22), (3, 25), (5, 23), (7, 7),
+                                                                                  (9, 1)]
+    assert errors[1].message == "unexpected `:`; expected `)`, `,`, `=`, an operator"
+    assert errors[-1].hint == "the `(` opened at line 8, column 14 is never closed"
+
+
+def test_syntax_errors_in_an_imported_file_are_located_there(specs: SpecFiles) -> None:
+    specs.write("block f(c) {\n  return in -> conv(c, 3\n}\n", "lib.cnn")
+    (error,) = specs.errors('import "lib.cnn"\n' + HEAD + "output y = x -> f(4)\n")
+    assert error.location is not None and error.location.file.endswith("lib.cnn")
+    assert (error.location.line, error.code) == (3, "E100")
+
+
+def test_a_duplicate_definition_does_not_hide_other_errors(specs: SpecFiles) -> None:
+    errors = specs.errors("block f(c) {\n  return in\n}\nblock f(c) {\n  return in\n}\n"
+                          + HEAD + "output y = x -> f(3) -> conv(8, 40)\n")
+    assert [e.code for e in errors] == ["E202", "E303"]

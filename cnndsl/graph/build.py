@@ -91,12 +91,15 @@ class _Builder:
         self.envs: dict[Path, ModuleEnv] = {}
         self.graph = Graph("network")
         self.overrides: dict[str, tuple[int, ...]] = {}
+        self.unloaded = False  # a file could not be read, parsed or imported (cyclically)
 
     # ---- modules and imports --------------------------------------------------------------------
     def build(self, path: Path, overrides: dict[str, tuple[int, ...]]) -> Graph:
         self.overrides = dict(overrides)
         env = self.load(path, stack=(), shown=str(path))
-        if env is None or env.module is None:
+        if env is None or env.module is None or self.unloaded:
+            # A file that failed to load or parse leaves its blocks undefined: expanding the network now
+            # would only report every use of them as unknown.
             return self.graph
         module = env.module
         self.graph.name = path.stem
@@ -120,6 +123,7 @@ class _Builder:
             cycle = " -> ".join(p.name for p in (*stack[stack.index(resolved):], resolved))
             self.sink.emit("E501", f"cyclic import: {cycle}", importer,
                            hint="move the shared blocks into a third file that both import")
+            self.unloaded = True
             return None
         if resolved in self.envs:
             return self.envs[resolved]
@@ -131,12 +135,14 @@ class _Builder:
             what = exc.diagnostic.message if exc.diagnostic else str(exc)
             self.sink.emit("E500", f'cannot import "{shown}": {what}', importer,
                            hint="import paths are relative to the importing file")
+            self.unloaded = True
             return None
         register(source)
         try:
             module = parse(source)
         except SpecError as exc:
             self.sink.extend(exc.diagnostics)
+            self.unloaded = True
             return None
         env = ModuleEnv(source.path, module)
         self.envs[resolved] = env

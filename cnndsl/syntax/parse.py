@@ -55,32 +55,94 @@ def parser() -> Lark:
                 keep_all_tokens=True, maybe_placeholders=True, cache=True)
 
 
+MAX_SYNTAX_ERRORS = 20
+
+
 def parse(source: SourceFile) -> A.Module:
-    """Parse a whole file into a Module, or raise SpecError with a located syntax diagnostic."""
-    try:
-        tree = parser().parse(source.text)
-    except UnexpectedInput as exc:
-        raise SpecError([_syntax_diagnostic(exc, source)]) from None
-    module: A.Module = AstBuilder(source.path).transform(tree)
-    return module
+    """Parse a whole file into a Module, or raise SpecError with every syntax error found.
+
+    After a syntax error the parser resynchronises at the next top-level statement: the broken
+    statement is blanked out (offsets and line numbers kept) and the file parsed again, so each broken
+    statement reports once and the others are still checked.
+    """
+    text = source.text
+    diagnostics: list[Diagnostic] = []
+    while len(diagnostics) < MAX_SYNTAX_ERRORS:
+        try:
+            tree = parser().parse(text)
+        except UnexpectedInput as exc:
+            diagnostics.append(_syntax_diagnostic(exc, source))
+            blanked = blank_statement(text, exc.line if exc.line > 0 else len(text.splitlines()))
+            if blanked == text:
+                break
+            text = blanked
+            continue
+        if not diagnostics:
+            module: A.Module = AstBuilder(source.path).transform(tree)
+            return module
+        break
+    raise SpecError(diagnostics)
+
+
+def statement_starts(text: str) -> list[int]:
+    """1-based numbers of the lines where a top-level statement starts, by the post-lexer's rules: not
+    inside (...), [...] or {...}, not continuing a line that ends with `->` or `\\`, not starting with `->`."""
+    starts = []
+    depth = 0  # brackets and braces together: a statement ends only outside all of them
+    continued = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].rstrip()
+        stripped = line.strip()
+        if stripped and depth == 0 and not continued and not stripped.startswith("->"):
+            starts.append(number)
+        for char in line:
+            if char in "([{":
+                depth += 1
+            elif char in ")]}":
+                depth = max(0, depth - 1)
+        if stripped:
+            continued = stripped.endswith("->") or stripped.endswith("\\")
+    return starts
+
+
+def blank_statement(text: str, line: int) -> str:
+    """The text with the top-level statement around `line` replaced by spaces (newlines kept)."""
+    starts = statement_starts(text)
+    first = max((s for s in starts if s <= line), default=1)
+    last = min((s - 1 for s in starts if s > line), default=len(text.splitlines()))
+    lines = text.splitlines(keepends=True)
+    for index in range(first - 1, min(last, len(lines))):
+        body = lines[index].rstrip("\r\n")
+        lines[index] = " " * len(body) + lines[index][len(body):]
+    return "".join(lines)
 
 
 # ---- friendly syntax errors ---------------------------------------------------------------------
 
-# label -> (hint, examples that fail the same way). Tested in tests/test_syntax_errors.py.
+def _chain_contexts(*chains: str) -> list[str]:
+    """A chain fragment (starting from `x`) as a statement, an assignment, an output and a block's
+    return: the parser is in a different state in each, and hints match on the state."""
+    examples = []
+    for chain in chains:
+        in_block = chain.replace("x", "in", 1)
+        examples += [f"input x: 1 x 8\n{chain}\n", f"input x: 1 x 8\ny = {chain}\n",
+                     f"input x: 1 x 8\noutput y = {chain}\n", f"block f(c) {{\n  return {in_block}\n}}\n"]
+    return examples
+
+
+# label -> (hint, examples that fail the same way). Tested in tests/test_diagnostics.py.
 COMMON_MISTAKES: dict[str, tuple[str, list[str]]] = {
     "missing_arrow": (
         "layers in a chain are joined with `->`: `x -> conv(16, 3) -> relu`",
-        ["input x: 1 x 8\nx -> conv(16, 3) relu\n", "input x: 1 x 8\nx -> relu relu\n",
-         "input x: 1 x 8\nx relu\n"],
+        _chain_contexts("x -> conv(16, 3) relu", "x -> relu relu", "x relu"),
     ),
     "wrong_arrow": (
         "the chain operator is `->`",
-        ["input x: 1 x 8\nx => relu\n", "input x: 1 x 8\nx > relu\n", "input x: 1 x 8\nx - relu\n"],
+        _chain_contexts("x => relu", "x > relu", "x - relu"),
     ),
     "keyword_colon": (
         "keyword arguments use `=`: `conv(16, kernel=3)`",
-        ["input x: 1 x 8\nx -> conv(16, kernel: 3)\n"],
+        _chain_contexts("x -> conv(16, kernel: 3)", "x -> conv(kernel: 3)"),
     ),
     "input_colon": (
         "an input declares its per-sample shape after a colon: `input x: 3 x 224 x 224`",
@@ -116,10 +178,16 @@ def _describe_token(name: str) -> str:
     return f"`{name.lower()}`"  # keywords: IF, ELSE, AS, X, ...
 
 
+_OPERATORS = {"COMPARE", "PLUS", "MINUS", "MUL_OP", "AND", "OR", "NOT", "IF"}
+
+
 def _describe_expected(expected: set[str]) -> str:
-    names = sorted({_describe_token(e) for e in expected if not e.startswith("__")})
+    wanted = {e for e in expected if not e.startswith("__")}
+    names = sorted({_describe_token(e) for e in wanted - _OPERATORS})
+    if wanted & _OPERATORS:
+        names.append("an operator")
     if len(names) > 8:
-        return "; expected a statement, an expression or `->`"
+        return "; expected a statement or an expression"
     return "; expected " + ", ".join(names) if names else ""
 
 
@@ -128,11 +196,13 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
     if isinstance(exc, UnexpectedCharacters):
         position = exc.pos_in_stream or 0
         char = source.text[position] if position < len(source.text) else "?"
-        code, message = "E100", f"unexpected character `{char}`"
+        expected = _real(exc.allowed, source, line, col)
+        code, message = "E100", f"unexpected `{char}`{_describe_expected(expected)}"
     elif isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
         token = exc.token
         shown = "end of line" if token.type == "_NL" else f"`{token}`"
-        code, message = "E100", f"unexpected {shown}{_describe_expected(set(exc.expected))}"
+        expected = _real(exc.expected, source, line, col)
+        code, message = "E100", f"unexpected {shown}{_describe_expected(expected)}"
         if token.type == "_NL":  # point at the end of the line, not at the next one
             line, col = token.line or line, token.column or col
     else:
@@ -140,10 +210,46 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
         line, col = len(lines), len(lines[-1]) + 1
         expected = set(getattr(exc, "expected", ()) or ())
         code, message = "E101", "unexpected end of file" + _describe_expected(expected)
-    hint = _hint_for(exc)
+    hint = _unclosed_bracket(source.text, line, col) or _hint_for(exc)
     if line < 1:
         line, col = 1, 1
     return Diagnostic(code, message, Location(source.path, line, max(col, 1)), hint)
+
+
+def _real(expected: object, source: SourceFile, line: int, col: int) -> set[str]:
+    """Expected terminals, less the newline inside brackets (the post-lexer accepts newlines in every
+    state and drops them inside brackets, so there it is never a real option)."""
+    names = set(expected or ())  # type: ignore[call-overload]
+    if _open_brackets(source.text, line, col):
+        names.discard("_NL")
+    return names
+
+
+def _open_brackets(text: str, line: int, col: int) -> list[tuple[str, int, int]]:
+    """The `(` and `[` still open at (line, col), with their positions, innermost last."""
+    open_brackets: list[tuple[str, int, int]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if number > line:
+            break
+        code = raw.split("#", 1)[0]
+        for index, char in enumerate(code, start=1):
+            if number == line and index >= col:
+                break
+            if char in "([":
+                open_brackets.append((char, number, index))
+            elif char in ")]" and open_brackets:
+                open_brackets.pop()
+    return open_brackets
+
+
+def _unclosed_bracket(text: str, line: int, col: int) -> str | None:
+    """A hint naming a `(` or `[` opened on an earlier line and still open where the error is: the
+    newlines inside it were read as part of one statement, so the error shows up later."""
+    earlier = [b for b in _open_brackets(text, line, col) if b[1] < line]
+    if not earlier:
+        return None
+    char, number, index = earlier[-1]
+    return f"the `{char}` opened at line {number}, column {index} is never closed"
 
 
 def _hint_for(exc: UnexpectedInput) -> str | None:
