@@ -148,3 +148,13 @@ def test_color_only_when_asked(tmp_path: Path) -> None:
     spec.write_text("input x: 3 x 7 x 7\noutput y = x -> conv(8, 3, stride=3)\n")
     assert "\x1b[" in run("check", str(spec), "--color")[1]
     assert "\x1b[" not in run("check", str(spec))[1]
+
+
+@pytest.mark.parametrize("spec", ["mnist1d", "unet", "resnet18"])
+def test_json_output_validates_against_the_committed_schema(spec: str) -> None:
+    import jsonschema
+
+    schema = json.loads((ROOT / "docs" / "report.schema.json").read_text())
+    code, out, _ = run("check", str(SPECS / f"{spec}.cnn"), "--json")
+    assert code == 0
+    jsonschema.validate(json.loads(out), schema)

@@ -131,3 +131,8 @@ def test_a_duplicate_definition_does_not_hide_other_errors(specs: SpecFiles) -> 
     errors = specs.errors("block f(c) {\n  return in\n}\nblock f(c) {\n  return in\n}\n"
                           + HEAD + "output y = x -> f(3) -> conv(8, 40)\n")
     assert [e.code for e in errors] == ["E202", "E303"]
+
+
+def test_network_named_twice(specs: SpecFiles) -> None:
+    (error,) = specs.errors("network a\nnetwork b\n" + HEAD + "output y = x\n")
+    assert error.code == "E202" and error.location is not None and error.location.line == 2

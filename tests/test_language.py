@@ -73,3 +73,10 @@ def test_same_padding_with_stride_follows_the_documented_rule(specs: SpecFiles) 
     network = specs.load("input x: 1 x 10\noutput y = x -> conv(1, 4, stride=3, padding=same) as probe\n")
     rf = layer(network, "probe").rf
     assert layer(network, "probe").shape == [1, 4] and rf is not None and rf.padding == [1]
+
+
+def test_block_local_constants_and_parameter_defaults_from_file_constants(specs: SpecFiles) -> None:
+    network = specs.load("const base = 4\nblock wide(k=3, width=base * 2) {\n  const half = width // 2\n"
+                         "  return in -> conv(width, k, padding=k // 2) -> conv(half, 1) as squeeze\n}\n"
+                         "input x: 3 x 8 x 8\noutput y = x -> wide() as w\n")
+    assert layer(network, "w.squeeze").shape == [4, 8, 8]

@@ -92,6 +92,7 @@ class _Builder:
         self.graph = Graph("network")
         self.overrides: dict[str, tuple[int, ...]] = {}
         self.unloaded = False  # a file could not be read, parsed or imported (cyclically)
+        self.named_at: Location | None = None
 
     # ---- modules and imports --------------------------------------------------------------------
     def build(self, path: Path, overrides: dict[str, tuple[int, ...]]) -> Graph:
@@ -226,8 +227,12 @@ class _Builder:
             case A.NetworkName():
                 if frame.in_block:
                     self.structure("`network` names the whole file; it cannot appear in a block", env, stmt)
+                elif self.named_at is not None:
+                    self.sink.emit("E202", f"the network is named twice (first at {self.named_at})",
+                                   self.loc(env, stmt.name))
                 else:
                     self.graph.name = stmt.name.name
+                    self.named_at = self.loc(env, stmt.name)
             case A.InputDecl():
                 self.declare_input(stmt, frame)
             case A.BlockInputs():
