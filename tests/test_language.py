@@ -80,3 +80,9 @@ def test_block_local_constants_and_parameter_defaults_from_file_constants(specs:
                          "  return in -> conv(width, k, padding=k // 2) -> conv(half, 1) as squeeze\n}\n"
                          "input x: 3 x 8 x 8\noutput y = x -> wide() as w\n")
     assert layer(network, "w.squeeze").shape == [4, 8, 8]
+
+
+def test_constants_inside_a_top_level_if(specs: SpecFiles) -> None:
+    text = "const big = true\nif big {\n  const width = 32\n} else {\n  const width = 8\n}\n"
+    network = specs.load(text + "input x: 3 x 8 x 8\noutput y = x -> conv(width, 1) as probe\n")
+    assert layer(network, "probe").shape == [32, 8, 8]

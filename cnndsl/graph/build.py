@@ -58,7 +58,14 @@ class Frame:
     block_path: tuple[str, ...] = ()
     reserved: set[str] = field(default_factory=set)  # `as` names of this body: auto-names avoid them
     counters: dict[str, int] = field(default_factory=dict)
-    later: dict[str, Location] = field(default_factory=dict)  # tensors assigned by statements not yet run
+    # Tensors each statement of the running body assigns, and the statement running: a name used before
+    # a later statement assigns it is reported as a use before definition.
+    assigned: dict[str, tuple[int, Location]] = field(default_factory=dict)
+    position: int = 0
+
+    def defined_later(self, name: str) -> Location | None:
+        entry = self.assigned.get(name)
+        return entry[1] if entry is not None and entry[0] > self.position else None
 
     @property
     def in_block(self) -> bool:
@@ -109,7 +116,7 @@ class _Builder:
                            hint="start with `input x: 3 x 224 x 224`, then `output y = x -> conv(16, 3) -> relu`")
             return self.graph
         frame = Frame(env, ChainMap({}, env.consts), {}, {}, reserved=_aliases(module.statements))
-        self.run_body(module.statements, frame)
+        self.run_body(module.statements, frame, module_level=True)
         self.check_network(env, frame)
         unknown = sorted(set(self.overrides) - set(self.graph.inputs))
         if unknown and not self.sink.has_errors:
@@ -207,19 +214,21 @@ class _Builder:
         env.blocks[name] = BlockInfo(stmt, env)
 
     # ---- statements -----------------------------------------------------------------------------
-    def run_body(self, statements: Sequence[A.Node], frame: Frame) -> None:
-        pending = _assignments(statements, frame.env.path)
+    def run_body(self, statements: Sequence[A.Node], frame: Frame, module_level: bool = False) -> None:
+        """Run a body's statements in order. At module level, imports, constants and blocks were
+        already handled when the file was loaded."""
+        saved = frame.assigned, frame.position
+        frame.assigned = _assignments(statements, frame.env.path)
         for index, stmt in enumerate(statements):
-            frame.later = {name: loc_ for name, (i, loc_) in pending.items() if i > index}
+            frame.position = index
+            if module_level and isinstance(stmt, A.Import | A.Const | A.BlockDef):
+                continue
             self.run_statement(stmt, frame)
+        frame.assigned, frame.position = saved
 
     def run_statement(self, stmt: A.Node, frame: Frame) -> None:
         env = frame.env
         match stmt:
-            case A.Import() | A.Const() if not frame.in_block:
-                return  # handled when the file was loaded
-            case A.BlockDef() if not frame.in_block:
-                return
             case A.Const():
                 value = self.evaluate(stmt.value, frame.values, env)
                 if value is not None:
@@ -267,7 +276,8 @@ class _Builder:
                     return
                 self.run_body(stmt.then if condition else stmt.otherwise, frame)
             case A.Import() | A.BlockDef():
-                self.structure("imports and blocks are defined at the top level of a file", env, stmt)
+                self.structure("imports and blocks are defined at the top level of a file, outside `if`",
+                               env, stmt)
 
     def structure(self, message: str, env: ModuleEnv, node: A.Node, hint: str | None = None) -> None:
         self.sink.emit("E209", message, self.loc(env, node), hint=hint)
@@ -349,8 +359,9 @@ class _Builder:
         if name in frame.tensors:
             return frame.tensors[name]
         where = self.loc(frame.env, ident)
-        if name in frame.later:
-            self.sink.emit("E400", f"tensor `{name}` is used before it is defined at {frame.later[name]}", where,
+        later = frame.defined_later(name)
+        if later is not None:
+            self.sink.emit("E400", f"tensor `{name}` is used before it is defined at {later}", where,
                            hint="a network is a DAG: define tensors before using them (no loops back)",
                            notes=frame.trail)
         elif name in frame.values:
