@@ -18,7 +18,7 @@ CASES: dict[str, tuple[str, int, int, str]] = {
     "E101": (HEAD + "y = x -> conv(16, 3\n", 2, 20, "unexpected end of file"),
     "E200": (HEAD + "output y = x -> convv(16, 3)\n", 2, 17, "unknown layer `convv`"),
     "E201": (HEAD + "output y = x -> conv(chanels, 3)\n", 2, 22, "unknown name `chanels`"),
-    "E202": (HEAD + "input x: 1 x 8\noutput y = x -> relu\n", 2, 7, "layer name `x` is already used"),
+    "E202": (HEAD + "input x: 1 x 8\noutput y = x -> relu\n", 2, 7, "`x` is already defined at"),
     "E203": (HEAD + "output y = x -> conv(16, 3, strides=2)\n", 2, 29, "`conv` has no argument `strides`"),
     "E204": (HEAD + "output y = x -> conv(16)\n", 2, 17, "missing required argument(s) `kernel`"),
     "E205": (HEAD + "output y = x -> conv(16, 3, stride=0)\n", 2, 36, "argument `stride` of `conv` must be"),
@@ -136,3 +136,13 @@ def test_a_duplicate_definition_does_not_hide_other_errors(specs: SpecFiles) -> 
 def test_network_named_twice(specs: SpecFiles) -> None:
     (error,) = specs.errors("network a\nnetwork b\n" + HEAD + "output y = x\n")
     assert error.code == "E202" and error.location is not None and error.location.line == 2
+
+
+def test_checking_a_block_library_says_so(specs: SpecFiles) -> None:
+    (error,) = specs.errors("const w = 8\nblock f(c) {\n  return in\n}\n")
+    assert error.code == "E209" and error.message == "this file defines 1 block(s) but no network"
+
+
+def test_layer_name_collision(specs: SpecFiles) -> None:
+    (error,) = specs.errors(HEAD + "a = x -> relu as act\noutput y = a -> relu as act\n")
+    assert error.code == "E202" and "layer name `act` is already used at" in error.message

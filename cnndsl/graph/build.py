@@ -117,7 +117,7 @@ class _Builder:
             return self.graph
         frame = Frame(env, ChainMap({}, env.consts), {}, {}, reserved=_aliases(module.statements))
         self.run_body(module.statements, frame, module_level=True)
-        self.check_network(env, frame)
+        self.check_network(module.statements, env)
         unknown = sorted(set(self.overrides) - set(self.graph.inputs))
         if unknown and not self.sink.has_errors:
             raise UsageError(f"--input names no declared input: {', '.join(unknown)} (declared: "
@@ -307,6 +307,9 @@ class _Builder:
                     frame.tensors[name] = POISON
                     return
             shape = tuple(int(d) for d in dims)  # type: ignore[arg-type]
+        if name in frame.tensors:
+            self.sink.emit("E202", f"`{name}` is already defined at {frame.tensor_defs[name]}", where)
+            return
         if self.taken(name, where, frame):
             return
         self.graph.add(Node(name=name, op=INPUT, params=None, inputs=(), location=where, shape=shape))
@@ -325,17 +328,21 @@ class _Builder:
         if tensor != POISON:
             self.graph.outputs[ident.name] = tensor
 
-    def check_network(self, env: ModuleEnv, frame: Frame) -> None:
+    def check_network(self, statements: Sequence[A.Node], env: ModuleEnv) -> None:
         if self.sink.has_errors:
             return
-        end = Location(env.path, max(1, len(env.module.statements if env.module else ())), 1)
         if not self.graph.inputs:
-            self.sink.emit("E209", "the network declares no input", end,
-                           hint="declare one with its per-sample shape: `input x: 3 x 224 x 224`")
+            blocks = sum(isinstance(s, A.BlockDef) for s in statements)
+            if blocks and all(isinstance(s, A.BlockDef | A.Const | A.Import) for s in statements):
+                self.sink.emit("E209", f"this file defines {blocks} block(s) but no network",
+                               self.loc(env, statements[0]),
+                               hint='import it from a network spec (`import "file.cnn"`), or declare `input` and '
+                                    "`output` here")
+            else:
+                self.sink.emit("E209", "the network declares no input", self.loc(env, statements[0]),
+                               hint="declare one with its per-sample shape: `input x: 3 x 224 x 224`")
         elif not self.graph.outputs:
-            last = env.module.statements[-1] if env.module and env.module.statements else None
-            where = self.loc(env, last) if last is not None else end
-            self.sink.emit("E209", "the network declares no output", where,
+            self.sink.emit("E209", "the network declares no output", self.loc(env, statements[-1]),
                            hint="name the result: `output y = x -> ...`, or `output y` for an existing tensor")
 
     # ---- tensors --------------------------------------------------------------------------------
