@@ -198,3 +198,44 @@ def test_spec_text_to_shape_matches_torch(specs: SpecFiles, data: st.DataObject)
         return
     assert tuple(layer(network, "probe").shape) == expected
     assert network.report().totals.params == sum(p.numel() for p in module.parameters())
+
+
+class _Sum(nn.Module):
+    """The sum of two paths, as `[a, b] -> add`."""
+
+    def __init__(self, a: nn.Module, b: nn.Module) -> None:
+        super().__init__()
+        self.a, self.b = a, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x) + self.b(x)
+
+
+def test_receptive_field_through_a_residual_merge(specs: SpecFiles) -> None:
+    network = specs.load("input x: 1 x 200\ny = x -> conv(1, 3, padding=1) -> conv(1, 5, padding=2)\n"
+                         "s = x -> conv(1, 1)\noutput z = [y, s] -> add -> conv(1, 3, stride=2) as probe\n")
+    rf = layer(network, "probe").rf
+    assert rf is not None
+    residual = _Sum(nn.Sequential(nn.Conv1d(1, 1, 3, padding=1), nn.Conv1d(1, 1, 5, padding=2)), nn.Conv1d(1, 1, 1))
+    first, last = _gradient_extent(nn.Sequential(residual, nn.Conv1d(1, 1, 3, stride=2)), 200, 10)
+    assert (last - first + 1, first) == (rf.size[0], -rf.padding[0] + 10 * rf.stride[0])  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("factor", "kernel"), [(2, 3), (2, 4), (3, 5), (4, 2)])
+def test_receptive_field_size_after_nearest_upsampling(specs: SpecFiles, factor: int, kernel: int) -> None:
+    """After x`factor` nearest up-sampling, a k-wide window reads ceil((k-1)/f) + 1 input pixels at most."""
+    network = specs.load(f"input x: 1 x 40\noutput y = x -> upsample({factor}) -> conv(1, {kernel}) as probe\n")
+    rf = layer(network, "probe").rf
+    module = nn.Sequential(nn.Upsample(scale_factor=factor, mode="nearest"), nn.Conv1d(1, 1, kernel))
+    widest = max(last - first + 1 for first, last in (_gradient_extent(module, 40, j) for j in range(20, 20 + factor)))
+    assert rf is not None and rf.size[0] == widest
+
+
+def test_misaligned_merge_reports_the_union_and_warns(specs: SpecFiles) -> None:
+    network = specs.load("input x: 1 x 50\ny = x -> conv(1, 3, padding=((2, 0),))\ns = x -> conv(1, 1)\n"
+                         "output z = [y, s] -> add as probe\n")
+    assert [d.code for d in network.diagnostics if d.code == "W103"] == ["W103"]
+    rf = layer(network, "probe").rf
+    module = _Sum(nn.Sequential(nn.ConstantPad1d((2, 0), 0.0), nn.Conv1d(1, 1, 3)), nn.Conv1d(1, 1, 1))
+    first, last = _gradient_extent(module, 50, 10)
+    assert rf is not None and (last - first + 1, first) == (rf.size[0], 10 - rf.padding[0])  # type: ignore[operator]
