@@ -141,10 +141,6 @@ class DiagnosticSink:
             self.add(d)
 
     @property
-    def errors(self) -> list[Diagnostic]:
-        return [d for d in self.items if d.is_error]
-
-    @property
     def has_errors(self) -> bool:
         return any(d.is_error for d in self.items)
 

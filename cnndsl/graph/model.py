@@ -68,6 +68,3 @@ class Graph:
     def nodes(self) -> Iterator[Node]:
         """Nodes in creation order, a topological order (checked by graph.lint)."""
         return iter(self._nodes.values())
-
-    def consumers(self, name: str) -> list[str]:
-        return list(self.dag.successors(name))

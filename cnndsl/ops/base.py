@@ -177,7 +177,3 @@ def resolve_padding(padding: Any, n: Shape, kernel: tuple[int, ...], stride: tup
 
 def spatial_size(shape: Shape) -> int:
     return prod(shape[1:])
-
-
-def elements(shape: Shape) -> int:
-    return prod(shape)
