@@ -2,10 +2,12 @@
 `make bench` (about two minutes). Results, with the machine, go in docs/benchmarks.md.
 
 Measured in one run, interleaved, medians of several rounds, so that ratios hold on a noisy machine:
-1. whole processes: `cnndsl check` on ResNet-152, `python -c "import torch"`, and torchinfo's summary of
-   an equivalent hand-written PyTorch ResNet-152 (its forward pass at 224 and 1024), with peak RSS;
+1. whole processes: `cnndsl check` on ResNet-152 and on a generated 10,000-layer chain,
+   `python -c "import torch"`, and torchinfo's summary of an equivalent hand-written PyTorch ResNet-152
+   (its forward pass at 224 and 1024), with peak RSS (needs GNU time, Debian package `time`);
 2. in-process analysis time on ResNet-152 at input sizes 224 to 4096 (must not grow);
-3. generated chains of 1,000 to 10,000 layers (time must grow linearly).
+3. generated chains of 1,000 to 10,000 layers (time must grow linearly), and the same 10,000 layers
+   written as one statement each.
 """
 
 from __future__ import annotations
@@ -55,18 +57,22 @@ assert stats.total_params == 60_192_808, stats.total_params
 """
 
 
+GNU_TIME = "/usr/bin/time"  # Debian package `time`
+
+
 def run_process(args: list[str]) -> tuple[float, int]:
-    """Wall time and peak RSS (MB) of one child process."""
+    """Wall time and peak RSS (MB) of one child process. The peak comes from GNU time run inside the
+    child: the rusage a parent gets from wait4 can include the parent's own memory at fork time."""
     start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([GNU_TIME, "-f", "%M", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
     elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{args} failed")
-    return elapsed, usage.ru_maxrss // 1024
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args} failed: {proc.stderr[-500:]}")
+    return elapsed, int(proc.stderr.strip().splitlines()[-1]) // 1024
 
 
-def whole_processes(rounds: int) -> None:
+def whole_processes(rounds: int, chain: Path) -> None:
     commands = {
         "cnndsl check resnet152.cnn": [CNNDSL, "check", RESNET152],
         "cnndsl check resnet152.cnn --input image=3x1024x1024": [CNNDSL, "check", RESNET152, "--input",
@@ -74,6 +80,8 @@ def whole_processes(rounds: int) -> None:
         'python -c "import torch"': [PY, "-c", "import torch"],
         "torchinfo summary, ResNet-152 at 224": [PY, "-c", TORCHINFO_RESNET152, "224"],
         "torchinfo summary, ResNet-152 at 1024": [PY, "-c", TORCHINFO_RESNET152, "1024"],
+        "cnndsl check chain10000.cnn (10,000 layers)": [CNNDSL, "check", str(chain)],
+        "cnndsl check chain10000.cnn --json": [CNNDSL, "check", str(chain), "--json"],
     }
     times: dict[str, list[float]] = {k: [] for k in commands}
     peaks: dict[str, int] = dict.fromkeys(commands, 0)
@@ -115,15 +123,24 @@ def chain_spec(layers: int) -> str:
     return f"input x: 8 x 32 x 32\noutput y = x\n{body}\n"
 
 
+def statements_spec(layers: int) -> str:
+    """The same layers as chain_spec, one statement each (`t2 = t1 -> relu`)."""
+    body = "\n".join(f"t{2 * i + 1} = t{2 * i} -> conv({8 + i % 8}, 3, padding=1)\nt{2 * i + 2} = t{2 * i + 1} -> relu"
+                     for i in range(layers // 2))
+    return f"input t0: 8 x 32 x 32\n{body}\noutput y = t{layers}\n"
+
+
 def chains(rounds: int) -> None:
     import cnndsl
 
     print(f"\n### Generated chains, cnndsl.load (parse, expand, analyse; median of {rounds})\n")
+    print("One chain statement (`x -> conv -> relu -> ...`), and the same layers as one statement each.\n")
     print("| layers | seconds | microseconds per layer |\n|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
-        for layers in (1_000, 2_000, 5_000, 10_000):
-            path = Path(tmp) / f"chain{layers}.cnn"
-            path.write_text(chain_spec(layers))
+        for layers, form, make in [(n, "chain", chain_spec) for n in (1_000, 2_000, 5_000, 10_000)] + [
+                (10_000, "statements", statements_spec)]:
+            path = Path(tmp) / f"{form}{layers}.cnn"
+            path.write_text(make(layers))
             samples = []
             for _ in range(rounds):
                 start = time.perf_counter()
@@ -131,14 +148,15 @@ def chains(rounds: int) -> None:
                 samples.append(time.perf_counter() - start)
             assert len(network.graph) == layers + 1
             median = statistics.median(samples)
-            print(f"| {layers:,} | {median:.3f} | {1e6 * median / layers:.0f} |")
-        code, peak = run_process([CNNDSL, "check", str(Path(tmp) / "chain10000.cnn"), "--json"])
-        print(f"\nWhole process `cnndsl check --json` on the 10,000-layer chain: {code:.2f} s, peak RSS {peak} MB")
+            print(f"| {layers:,} ({form}) | {median:.3f} | {1e6 * median / layers:.0f} |")
 
 
 def main() -> None:
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores")
-    whole_processes(rounds=5)
+    with tempfile.TemporaryDirectory() as tmp:
+        chain = Path(tmp) / "chain10000.cnn"
+        chain.write_text(chain_spec(10_000))
+        whole_processes(rounds=5, chain=chain)  # first: this process must stay small while it forks children
     analysis_times(rounds=20)
     chains(rounds=3)
 
