@@ -71,7 +71,7 @@ def parse(source: SourceFile) -> A.Module:
         try:
             tree = parser().parse(text)
         except UnexpectedInput as exc:
-            diagnostics.append(_syntax_diagnostic(exc, source))
+            diagnostics.append(_syntax_diagnostic(exc, source.path, text))
             blanked = blank_statement(text, exc.line if exc.line > 0 else len(text.splitlines()))
             if blanked == text:
                 break
@@ -191,36 +191,38 @@ def _describe_expected(expected: set[str]) -> str:
     return "; expected " + ", ".join(names) if names else ""
 
 
-def _syntax_diagnostic(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
+def _syntax_diagnostic(exc: UnexpectedInput, path: str, text: str) -> Diagnostic:
+    """The diagnostic for one syntax error in `text`, the text the parser saw (after earlier broken
+    statements were blanked out; offsets and lines are those of the file at `path`)."""
     line, col = exc.line, exc.column
     if isinstance(exc, UnexpectedCharacters):
         position = exc.pos_in_stream or 0
-        char = source.text[position] if position < len(source.text) else "?"
-        expected = _real(exc.allowed, source, line, col)
+        char = text[position] if position < len(text) else "?"
+        expected = _real(exc.allowed, text, line, col)
         code, message = "E100", f"unexpected `{char}`{_describe_expected(expected)}"
     elif isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
         token = exc.token
         shown = "end of line" if token.type == "_NL" else f"`{token}`"
-        expected = _real(exc.expected, source, line, col)
+        expected = _real(exc.expected, text, line, col)
         code, message = "E100", f"unexpected {shown}{_describe_expected(expected)}"
         if token.type == "_NL":  # point at the end of the line, not at the next one
             line, col = token.line or line, token.column or col
     else:
-        lines = source.text.splitlines() or [""]
+        lines = text.splitlines() or [""]
         line, col = len(lines), len(lines[-1]) + 1
         expected = set(getattr(exc, "expected", ()) or ())
         code, message = "E101", "unexpected end of file" + _describe_expected(expected)
-    hint = _unclosed_bracket(source.text, line, col) or _hint_for(exc)
+    hint = _unclosed_bracket(text, line, col) or _hint_for(exc)
     if line < 1:
         line, col = 1, 1
-    return Diagnostic(code, message, Location(source.path, line, max(col, 1)), hint)
+    return Diagnostic(code, message, Location(path, line, max(col, 1)), hint)
 
 
-def _real(expected: object, source: SourceFile, line: int, col: int) -> set[str]:
+def _real(expected: object, text: str, line: int, col: int) -> set[str]:
     """Expected terminals, less the newline inside brackets (the post-lexer accepts newlines in every
     state and drops them inside brackets, so there it is never a real option)."""
     names = set(expected or ())  # type: ignore[call-overload]
-    if _open_brackets(source.text, line, col):
+    if _open_brackets(text, line, col):
         names.discard("_NL")
     return names
 
