@@ -4,13 +4,15 @@
 #   make docs   - regenerate docs/diagnostics.md, docs/ops.md and docs/report.schema.json
 #   make golden - regenerate tests/golden/ after a deliberate report change (review the diff)
 #   make bench  - the speed benchmarks of docs/benchmarks.md (by hand, not in CI)
+#   make bench-torch - compiled PyTorch modules against hand-written ones (by hand, ~10 min)
+#   make mnist1d - train the notes' MNIST-1D convnet and its fully connected baseline from their specs
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint docs golden bench clean
+.PHONY: install demo test lint docs golden bench bench-torch mnist1d clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +44,12 @@ golden: install
 
 bench: install
 	$(PY) benchmarks/check_speed.py
+
+bench-torch: install
+	$(PY) benchmarks/torch_latency.py
+
+mnist1d: install
+	$(PY) examples/mnist1d/train.py --steps 100000 --eval-every 1000 --out examples/mnist1d/results
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

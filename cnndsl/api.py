@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .analysis import analyse
 from .analysis.macs import CONVENTIONS
@@ -13,6 +14,9 @@ from .graph.build import build_graph
 from .graph.model import Graph
 from .report.build import BYTES_PER_ELEMENT, build_report
 from .report.model import Report
+
+if TYPE_CHECKING:
+    from torch import fx
 
 
 class Network:
@@ -36,6 +40,20 @@ class Network:
 
     def peak_activation_bytes(self, batch: int = 1) -> int:
         return peak_live_elements(self.graph) * BYTES_PER_ELEMENT * batch
+
+    def to_torch(self, seed: int | None = 0, weights: str | Path | None = None) -> fx.GraphModule:
+        """A torch.nn.Module (an fx.GraphModule, in eval mode) whose submodules carry the spec's names.
+
+        Parameters get PyTorch's default initialisation drawn from `seed` (None: the global random
+        state), or are loaded from a state_dict file `weights`. Raises SpecError (E600, E601) when a
+        layer cannot be lowered or the weights do not fit.
+        """
+        from .backends.torch import build_module, load_weights
+
+        module = build_module(self.graph, seed)
+        if weights is not None:
+            load_weights(module, self.graph, Path(weights))
+        return module
 
 
 def load(path: str | Path, inputs: dict[str, tuple[int, ...]] | None = None) -> Network:

@@ -92,6 +92,77 @@ def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inpu
                color=use_color)
 
 
+_FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--to", "backend", type=click.Choice(["torch"]), default="torch", show_default=True,
+              help="Backend to compile with.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Artifact to write (default: SPEC's name with the format's suffix, here).")
+@click.option("--format", "fmt", type=click.Choice(sorted(_FORMATS)), default=None,
+              help="pt2: torch.export ExportedProgram; onnx: ONNX (opset 18). Default: from -o's suffix, else pt2.")
+@click.option("--dynamic-batch", is_flag=True, help="Make the batch axis dynamic in the artifact.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="The batch the artifact is specialised to (without --dynamic-batch).")
+@click.option("--weights", type=click.Path(path_type=Path), default=None,
+              help="Load this state_dict (torch.save) instead of initialising the parameters.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the default initialisation.")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
+              help="Override a declared input shape, e.g. --input x=3x512x512 (repeatable).")
+@click.option("--color/--no-color", default=None, help="Colour diagnostics (default: on a terminal, unless NO_COLOR).")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+def compile(spec: Path, backend: str, output: Path | None, fmt: str | None, dynamic_batch: bool, batch: int,
+            weights: Path | None, seed: int, inputs: tuple[str, ...], color: bool | None, debug: bool) -> None:
+    """Compile SPEC to a deployable artifact (checking it first; errors stop before any lowering)."""
+    import time
+
+    from .api import load
+    from .diagnostics import SpecError, UsageError
+    from .report.diagnostics import render_diagnostics
+
+    fmt = _artifact_format(fmt, output)
+    output = output or Path(f"{spec.stem}.{fmt}")
+    overrides = dict(parse_input_override(text) for text in inputs)
+    start = time.perf_counter()
+    try:
+        network = load(spec, overrides)
+        module = network.to_torch(seed=seed, weights=weights)
+        from .backends.torch.export import save_onnx, save_program
+
+        output.parent.mkdir(parents=True, exist_ok=True)
+        save = save_onnx if fmt == "onnx" else save_program
+        save(module, network.graph, output, batch=batch, dynamic_batch=dynamic_batch)
+    except UsageError as exc:
+        _fail_usage(str(exc), debug)
+    except SpecError as exc:
+        use_color = _color(color, sys.stderr)
+        click.echo(render_diagnostics(exc.diagnostics, use_color), err=True, color=use_color)
+        sys.exit(1)
+    except Exception as exc:
+        if debug:
+            raise
+        _fail_usage(f"compiling failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
+                    "this is a bug in cnndsl or the backend; rerun with --debug for the traceback and report it",
+                    debug)
+    params = sum(p.numel() for p in module.parameters())
+    batch_axis = "N" if dynamic_batch else str(batch)
+    shapes = ", ".join(f"{name}: {' x '.join(map(str, (batch_axis, *(network.graph.node(node).shape or ()))))}"
+                       for name, node in network.graph.inputs.items())
+    click.echo(f"wrote {output} ({_FORMATS[fmt]}, {params:,} parameters, {shapes}) "
+               f"in {time.perf_counter() - start:.1f} s")
+
+
+def _artifact_format(fmt: str | None, output: Path | None) -> str:
+    suffix = output.suffix.lstrip(".") if output else ""
+    if fmt is None:
+        return suffix if suffix in _FORMATS else "pt2"
+    if suffix in _FORMATS and suffix != fmt:
+        raise click.BadParameter(f"--format {fmt} but the output {output} ends in .{suffix}", param_hint="--format")
+    return fmt
+
+
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of `check --json` (docs/report.schema.json)."""

@@ -69,6 +69,9 @@ CODES: dict[str, CodeInfo] = {
     "E501": _error("cyclic import", 'a.cnn imports "b.cnn", which imports "a.cnn"'),
     "E502": _error("block recursion", "block f(c) { return in -> f(c) }"),
     "E503": _error("invalid block definition", "block f(c=1, d) { return in }"),
+    # backends
+    "E600": _error("op has no lowering in this backend", "cnndsl compile spec.cnn --to tvm   (an op TVM lacks)"),
+    "E601": _error("weights do not fit the network", "cnndsl compile spec.cnn --weights other_model.pt"),
     # lints
     "W100": _warning("stride does not fit the input: trailing input is never read",
                      "x -> conv(8, 3, stride=3)   (x: 1 x 7 x 7)"),

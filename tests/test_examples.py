@@ -9,7 +9,7 @@ import pytest
 import cnndsl
 from tests.conftest import ROOT, layer
 
-EXAMPLES = sorted((ROOT / "examples").glob("*.cnn"))
+EXAMPLES = sorted((ROOT / "examples").rglob("*.cnn"))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

@@ -1,0 +1,90 @@
+"""Deployable artifacts of a compiled module: a torch.export program (.pt2) and ONNX.
+
+Both are exported in inference mode (batch norm uses its running statistics, dropout is off). With
+`dynamic_batch` the batch axis is symbolic; otherwise the artifact is specialised to `batch`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.export import Dim
+
+from ...graph.model import Graph
+
+ONNX_OPSET = 18
+_EXAMPLE_BATCH_DYNAMIC = 2  # torch.export specialises a batch of 1, so trace a dynamic batch with 2
+
+
+def example_inputs(graph: Graph, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Random inputs of the declared shapes, in declaration order (the forward's argument order)."""
+    generator = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(batch, *graph.node(node).shape or (), generator=generator)
+                 for node in graph.inputs.values())
+
+
+def _dynamic_shapes(graph: Graph) -> dict[str, dict[int, Dim]]:
+    batch = Dim("batch", min=1, max=65536)
+    return {name: {0: batch} for name in _argument_names(graph)}
+
+
+def _argument_names(graph: Graph) -> list[str]:
+    from .build import input_argument
+
+    return [input_argument(node) for node in graph.inputs.values()]
+
+
+def export_program(module: nn.Module, graph: Graph, batch: int = 1,
+                   dynamic_batch: bool = False) -> torch.export.ExportedProgram:
+    module = module.eval()
+    inputs = example_inputs(graph, _EXAMPLE_BATCH_DYNAMIC if dynamic_batch else batch)
+    shapes = _dynamic_shapes(graph) if dynamic_batch else None
+    with _quiet():
+        return torch.export.export(module, inputs, dynamic_shapes=shapes, strict=False)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """torch.export and the ONNX exporter warn about their own internals (deprecations, torchvision ops
+    they skip); none of it concerns the user's network."""
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def save_program(module: nn.Module, graph: Graph, path: Path, batch: int = 1, dynamic_batch: bool = False) -> None:
+    torch.export.save(export_program(module, graph, batch, dynamic_batch), str(path))
+
+
+def save_onnx(module: nn.Module, graph: Graph, path: Path, batch: int = 1, dynamic_batch: bool = False) -> None:
+    """ONNX through torch.export (the dynamo exporter), then checked with onnx.checker."""
+    import onnx
+
+    program = export_program(module, graph, batch, dynamic_batch)
+    with _quiet():
+        onnx_program = torch.onnx.export(program, input_names=_argument_names(graph),
+                                         output_names=list(graph.outputs), opset_version=ONNX_OPSET, dynamo=True,
+                                         verbose=False)
+    assert onnx_program is not None
+    model = onnx_program.model_proto
+    if dynamic_batch:
+        _name_batch_axis(model)
+    onnx.save(model, str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def _name_batch_axis(model: object) -> None:
+    """The exporter names the symbolic batch after an internal symbol (`s40`); call it `batch`."""
+    graph = model.graph  # type: ignore[attr-defined]
+    for value in [*graph.input, *graph.output]:
+        dim = value.type.tensor_type.shape.dim[0]
+        if dim.dim_param:
+            dim.dim_param = "batch"

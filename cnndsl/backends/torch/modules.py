@@ -1,0 +1,158 @@
+"""The few nn.Modules PyTorch lacks: merges, centre crop, the locally connected layer, and
+convolution/pooling with asymmetric padding (TensorFlow-style `same` at stride > 1).
+
+Everything else lowers to torch.nn's own classes, so a compiled network prints, saves and loads like
+hand-written PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import reduce
+from operator import add
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Pads = tuple[tuple[int, int], ...]
+
+
+def flat_pad(pads: Pads) -> tuple[int, ...]:
+    """(before, after) per spatial axis, first axis first, as F.pad wants them: last axis first."""
+    return tuple(v for before, after in reversed(pads) for v in (before, after))
+
+
+def is_symmetric(pads: Pads) -> bool:
+    return all(before == after for before, after in pads)
+
+
+class Block(nn.Module):
+    """A block instance or a repeat of the spec: a container whose children are its layers. It prints
+    as the spec's block name (`(layer2): stage(`), as torchvision's containers print `BasicBlock(`."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def _get_name(self) -> str:
+        return self.kind
+
+
+class Add(nn.Module):
+    """Element-wise sum of its inputs (a residual merge)."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return reduce(add, xs)
+
+
+class Concat(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(xs, dim=self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class CenterCrop(nn.Module):
+    """Centre crop of the spatial axes to a fixed size; a second input (the `like` tensor) is ignored:
+    the size was resolved from its shape at compile time."""
+
+    def __init__(self, starts: tuple[int, ...], sizes: tuple[int, ...]):
+        super().__init__()
+        self.starts, self.sizes = starts, sizes
+
+    def forward(self, x: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
+        index = tuple(slice(start, start + size) for start, size in zip(self.starts, self.sizes, strict=True))
+        return x[(slice(None), slice(None), *index)]
+
+    def extra_repr(self) -> str:
+        return f"size={self.sizes}, offset={self.starts}"
+
+
+def _padded(base: type[nn.Module], value: float = 0.0) -> type[nn.Module]:
+    """A subclass of a torch.nn conv/pool class that pads (before, after) per axis first. Its state_dict
+    is the base class's, so weights move freely between the two."""
+
+    class Padded(base):  # type: ignore[valid-type, misc]
+        def __init__(self, pads: Pads, *args: object, **kwargs: object):
+            super().__init__(*args, **kwargs)
+            self.pads = pads
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(F.pad(x, flat_pad(self.pads), value=value))
+
+        def extra_repr(self) -> str:
+            return f"{super().extra_repr()}, pads={self.pads}"
+
+    Padded.__name__ = Padded.__qualname__ = f"Padded{base.__name__}"
+    return Padded
+
+
+PADDED_CONV = {1: _padded(nn.Conv1d), 2: _padded(nn.Conv2d), 3: _padded(nn.Conv3d)}
+PADDED_MAXPOOL = {rank: _padded(cls, -math.inf) for rank, cls in
+                  {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}.items()}
+_AVGPOOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
+
+
+class PaddedAvgPool(nn.Module):
+    """Average pooling with asymmetric padding. Counting the padding: pad with zeros, then pool.
+    Not counting it: pool the zero-padded input and a zero-padded mask of ones; their ratio is the mean
+    of the real elements (both pools share the divisor, which cancels)."""
+
+    def __init__(self, rank: int, pads: Pads, kernel: tuple[int, ...], stride: tuple[int, ...], ceil_mode: bool,
+                 count_include_pad: bool):
+        super().__init__()
+        self.pads, self.count_include_pad = pads, count_include_pad
+        self.pool = _AVGPOOL[rank](kernel, stride, 0, ceil_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = flat_pad(self.pads)
+        total = self.pool(F.pad(x, pad))
+        if self.count_include_pad:
+            return total
+        mask = F.pad(torch.ones_like(x[:1, :1]), pad)
+        return total / self.pool(mask)
+
+
+class LocallyConnected(nn.Module):
+    """A convolution's windows with separate weights and bias at every output position.
+
+    weight: (C_out, *output_size, C_in * prod(kernel)); bias: (C_out, *output_size). Initialised like
+    torch.nn.Conv (uniform in +-1/sqrt(fan_in)). The class name avoids "Conv": torchinfo counts
+    Mult-Adds of classes named *Conv* per output position, which would count these weights many times.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, out_size: tuple[int, ...], kernel: tuple[int, ...],
+                 stride: tuple[int, ...], pads: Pads, dilation: tuple[int, ...], bias: bool):
+        super().__init__()
+        self.kernel, self.stride, self.pads, self.dilation = kernel, stride, pads, dilation
+        fan_in = in_channels * math.prod(kernel)
+        self.weight = nn.Parameter(torch.empty(out_channels, *out_size, fan_in))
+        self.bias = nn.Parameter(torch.empty(out_channels, *out_size)) if bias else None
+        bound = 1 / math.sqrt(fan_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rank = len(self.kernel)
+        x = F.pad(x, flat_pad(self.pads))
+        for axis, (k, s, d) in enumerate(zip(self.kernel, self.stride, self.dilation, strict=True)):
+            x = x.unfold(2 + axis, (k - 1) * d + 1, s)  # appends a window axis
+            if d > 1:
+                x = x[..., ::d]
+        # (N, C, *out, *kernel) -> (N, *out, C * prod(kernel)), the layout of the weight's last axis
+        order = (0, *range(2, 2 + rank), 1, *range(2 + rank, 2 + 2 * rank))
+        x = x.permute(order).flatten(1 + rank)
+        y = torch.einsum("n...f,o...f->no...", x, self.weight)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        out_channels, *out_size, _ = self.weight.shape
+        return (f"out_channels={out_channels}, output_size={tuple(out_size)}, kernel_size={self.kernel}, "
+                f"stride={self.stride}, pads={self.pads}, dilation={self.dilation}")

@@ -1,0 +1,175 @@
+"""The PyTorch backend: every layer's real output shape and parameter count equal the checker's, the
+custom modules compute what they claim (against independent formulations), and failures are located."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import cnndsl
+from cnndsl.backends import unsupported_ops
+from cnndsl.backends.torch.export import example_inputs
+from cnndsl.backends.torch.lowerings import LOWERINGS
+from cnndsl.backends.torch.modules import LocallyConnected, PaddedAvgPool
+from cnndsl.diagnostics import SpecError, UsageError
+from cnndsl.graph.model import INPUT
+from cnndsl.ops import REGISTRY
+from tests.conftest import ROOT, SpecFiles
+from tests.test_ops import CASES
+
+SPEC_FILES = sorted((ROOT / "specs").glob("*.cnn")) + sorted((ROOT / "examples").rglob("*.cnn"))
+
+# layers whose lowering needs a module of our own (asymmetric padding), beyond the op table's cases
+EXTRA_CASES = [
+    ("maxpool(3, stride=2, padding=same)", "2 x 8 x 8", [2, 4, 4]),
+    ("avgpool(2, stride=2, padding=same)", "2 x 7 x 7", [2, 4, 4]),
+    ("avgpool(2, stride=2, padding=same, count_include_pad=false)", "2 x 7 x 7", [2, 4, 4]),
+    ("conv(4, 4, padding=same)", "2 x 9 x 9", [4, 9, 9]),
+    ("conv3d(2, 2, stride=2, padding=same)", "1 x 5 x 5 x 5", [2, 3, 3, 3]),
+    ("upsample(size=(6, 9), mode=bilinear, align_corners=true)", "3 x 4 x 4", [3, 6, 9]),
+    ("upsample(2, mode=linear)", "2 x 3 x 4 x 5", [2, 6, 8, 10]),
+    ("locally_connected1d(3, 3, stride=2, dilation=2, padding=1)", "2 x 11", [3, 5]),
+    ("locally_connected3d(2, 2)", "1 x 3 x 4 x 5", [2, 2, 3, 4]),
+    ("batchnorm", "6", [6]),
+    ("batchnorm", "6 x 5", [6, 5]),
+    ("softmax(dim=-1)", "3 x 5", [3, 5]),
+]
+
+
+def shapes_seen(module: nn.Module, network: cnndsl.Network, inputs: tuple[torch.Tensor, ...]) -> dict[str, tuple]:
+    """Every layer's output shape (without the batch) from forward hooks on its submodule."""
+    seen: dict[str, tuple] = {}
+    handles = [module.get_submodule(node.name).register_forward_hook(
+        lambda mod, args, out, name=node.name: seen.__setitem__(name, tuple(out.shape[1:])))
+        for node in network.graph.nodes() if node.op != INPUT]
+    with torch.no_grad():
+        module(*inputs)
+    for handle in handles:
+        handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.name)
+def test_every_layer_has_the_checked_shape_and_parameters(path: Path) -> None:
+    network = cnndsl.load(path)
+    module = network.to_torch()
+    inferred = {node.name: network.graph.meta(node.name)["shape"] for node in network.graph.nodes()
+                if node.op != INPUT}
+    assert shapes_seen(module, network, example_inputs(network.graph, batch=2)) == inferred
+    totals = network.report().totals
+    assert sum(p.numel() for p in module.parameters()) == totals.params
+    assert sum(p.numel() for p in module.parameters() if p.requires_grad) == totals.trainable_params
+
+
+@pytest.mark.parametrize(("text", "shape", "out"), [c[:3] for c in CASES] + EXTRA_CASES,
+                         ids=[c[0] for c in CASES] + [f"extra:{c[0]}" for c in EXTRA_CASES])
+def test_every_op_lowers_to_its_checked_shape(specs: SpecFiles, text: str, shape: str, out: list[int]) -> None:
+    network = specs.load(f"input x: {shape}\noutput y = x -> {text} as probe\n")
+    module = network.to_torch().train()  # train mode too: batch norm, dropout
+    (x,) = example_inputs(network.graph, batch=3)
+    assert list(module(x).shape) == [3, *out]
+    assert sum(p.numel() for p in module.parameters()) == network.report().totals.params
+
+
+def test_every_registered_op_has_a_lowering() -> None:
+    assert {op.kind for op in REGISTRY.values()} <= set(LOWERINGS)
+
+
+def test_unsupported_ops_are_all_reported_at_once_where_they_are_used(specs: SpecFiles) -> None:
+    network = specs.load("input x: 3 x 8 x 8\n"
+                         "output y = x -> conv(4, 3) -> relu\n"
+                         "    -> conv(4, 3) -> relu\n")
+    table = {kind: convert for kind, convert in LOWERINGS.items() if kind != "relu"}
+    found = unsupported_ops(network.graph, table, "PyTorch")
+    assert [(d.code, d.location.line if d.location else None) for d in found] == [("E600", 2), ("E600", 3)]
+    assert "op `relu` of `relu1` has no PyTorch lowering" in found[0].message
+
+
+def test_seeded_initialisation_is_reproducible_and_leaves_the_global_rng_alone(specs: SpecFiles) -> None:
+    network = specs.load("input x: 3 x 8 x 8\noutput y = x -> conv(4, 3) -> flatten -> linear(5)\n")
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a, b, c = network.to_torch(seed=7), network.to_torch(seed=7), network.to_torch(seed=8)
+    assert torch.rand(1).item() == before.item()
+    for key, tensor in a.state_dict().items():
+        assert torch.equal(tensor, b.state_dict()[key])
+    assert not torch.equal(a.state_dict()["conv1.weight"], c.state_dict()["conv1.weight"])
+
+
+def test_names_and_structure_follow_the_spec() -> None:
+    module = cnndsl.load(ROOT / "specs" / "resnet18.cnn").to_torch()
+    assert isinstance(module.layer2.basic1.downsample.conv1, nn.Conv2d)
+    assert type(module.layer1).__name__ != "Module" and str(module.layer2).startswith("stage(")
+    assert "layer4.blocks.0.conv2.weight" in module.state_dict()
+    assert "def forward(self, image)" in module.code
+    assert not module.training  # compiled for inference; .train() to train
+
+
+def test_weights_round_trip_and_mismatches_are_located(specs: SpecFiles, tmp_path: Path) -> None:
+    text = "input x: 3 x 8 x 8\noutput y = x -> conv(4, 3) -> batchnorm -> relu -> flatten -> linear(5)\n"
+    network = specs.load(text)
+    trained = network.to_torch(seed=3)
+    torch.save(trained.state_dict(), tmp_path / "w.pt")
+    loaded = network.to_torch(seed=4, weights=tmp_path / "w.pt")
+    (x,) = example_inputs(network.graph, batch=2)
+    assert torch.equal(trained(x), loaded(x))
+
+    other = specs.load(text.replace("conv(4, 3)", "conv(6, 3)"), name="other.cnn")
+    with pytest.raises(SpecError) as info:
+        other.to_torch(weights=tmp_path / "w.pt")
+    first = info.value.diagnostics[0]
+    assert first.code == "E601" and first.location is not None and first.location.line == 2
+    assert "`conv1.weight` in" in first.message and "6 x 3 x 3 x 3" in first.message
+
+    (tmp_path / "junk.pt").write_bytes(b"not a state dict")
+    with pytest.raises(SpecError, match="not a PyTorch state_dict"):
+        network.to_torch(weights=tmp_path / "junk.pt")
+    with pytest.raises(UsageError):
+        network.to_torch(weights=tmp_path / "missing.pt")
+
+
+def test_asymmetric_padding_pads_each_axis_on_its_own_sides(specs: SpecFiles) -> None:
+    network = specs.load("input x: 2 x 6 x 7\noutput y = x -> conv(3, (3, 2), padding=((0, 1), (2, 0))) as probe\n")
+    module = network.to_torch()
+    (x,) = example_inputs(network.graph, batch=2)
+    padded = torch.from_numpy(np.pad(x.numpy(), ((0, 0), (0, 0), (0, 1), (2, 0))))  # numpy's per-axis order
+    expected = F.conv2d(padded, module.probe.weight, module.probe.bias)
+    torch.testing.assert_close(module(x), expected)
+
+
+def test_locally_connected_with_shared_weights_is_a_convolution() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3, stride=2, padding=1, dilation=2)
+    x = torch.randn(2, 3, 11, 9)
+    out = conv(x).shape[2:]
+    local = LocallyConnected(3, 4, tuple(out), (3, 3), (2, 2), ((1, 1), (1, 1)), (2, 2), bias=True)
+    with torch.no_grad():
+        local.weight.copy_(conv.weight.flatten(1)[:, None, None, :].expand_as(local.weight))
+        local.bias.copy_(conv.bias[:, None, None].expand_as(local.bias))
+    torch.testing.assert_close(local(x), conv(x))
+
+
+def test_locally_connected_uses_a_separate_weight_at_every_position() -> None:
+    torch.manual_seed(0)
+    local = LocallyConnected(2, 3, (4,), (3,), (2,), ((1, 0),), (1,), bias=True)
+    x = torch.randn(2, 2, 8)
+    padded = F.pad(x, (1, 0))
+    expected = torch.stack([torch.einsum("nck,ock->no", padded[:, :, 2 * j:2 * j + 3],
+                                         local.weight[:, j].reshape(3, 2, 3)) + local.bias[:, j]
+                            for j in range(4)], dim=2)
+    torch.testing.assert_close(local(x), expected)
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_asymmetric_average_pooling_counts_padding_as_asked(count_include_pad: bool) -> None:
+    x = torch.randn(1, 1, 5)
+    pool = PaddedAvgPool(1, ((0, 1),), (2,), (2,), False, count_include_pad)
+    windows = [x[0, 0, 0:2], x[0, 0, 2:4], x[0, 0, 4:5]]
+    expected = [w.sum() / (2 if count_include_pad else len(w)) for w in windows]
+    torch.testing.assert_close(pool(x)[0, 0], torch.stack(expected))

@@ -1,0 +1,48 @@
+"""The compiled modules against PyTorch networks written the ordinary way (torchvision's layout):
+copy the weights across by position, then the outputs and state_dict shapes must be identical."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import cnndsl
+from cnndsl.backends.torch.export import example_inputs
+from tests.conftest import ROOT
+from tests.reference_nets import VGG16, LeNet5, ResNet18, UNet
+
+
+def copy_by_position(source: nn.Module, target: nn.Module) -> None:
+    """Copy every state_dict tensor of `source` into `target` in order; their shapes must agree."""
+    ours, theirs = target.state_dict(), source.state_dict()
+    assert [tuple(t.shape) for t in ours.values()] == [tuple(t.shape) for t in theirs.values()]
+    target.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
+
+
+def randomise_batch_norm_statistics(module: nn.Module) -> None:
+    """Running statistics start at 0 and 1, which would hide a mixed-up mean and variance."""
+    for layer in module.modules():
+        if isinstance(layer, nn.BatchNorm2d):
+            layer.running_mean.uniform_(-0.5, 0.5)
+            layer.running_var.uniform_(0.5, 1.5)
+
+
+@pytest.mark.parametrize(("spec", "reference", "batch"), [
+    ("lenet5", LeNet5, 4), ("vgg16", VGG16, 1), ("resnet18", ResNet18, 2), ("unet", UNet, 1),
+], ids=["lenet5", "vgg16", "resnet18", "unet"])
+def test_compiled_module_equals_the_hand_written_one(spec: str, reference: type[nn.Module], batch: int) -> None:
+    network = cnndsl.load(ROOT / "specs" / f"{spec}.cnn")
+    torch.manual_seed(0)
+    ref = reference().eval()
+    randomise_batch_norm_statistics(ref)
+    ours = network.to_torch(seed=1)
+    copy_by_position(ref, ours)
+    inputs = example_inputs(network.graph, batch=batch)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(*inputs), ref(*inputs), rtol=0, atol=1e-5)
+    if spec == "resnet18":  # training mode too: batch statistics and their running updates
+        ours.train(), ref.train()
+        torch.testing.assert_close(ours(*inputs), ref(*inputs), rtol=0, atol=1e-5)
+        for a, b in zip(ours.state_dict().values(), ref.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
