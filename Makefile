@@ -5,6 +5,7 @@
 #   make golden - regenerate tests/golden/ after a deliberate report change (review the diff)
 #   make bench  - the speed benchmarks of docs/benchmarks.md (by hand, not in CI)
 #   make bench-torch - compiled PyTorch modules against hand-written ones (by hand, ~10 min)
+#   make bench-tvm - tune and measure TVM against PyTorch on CPU (by hand, about an hour)
 #   make mnist1d - train the notes' MNIST-1D convnet and its fully connected baseline from their specs
 
 PYTHON ?= python3
@@ -12,7 +13,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint docs golden bench bench-torch mnist1d clean
+.PHONY: install demo test lint docs golden bench bench-torch bench-tvm mnist1d clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +34,7 @@ test: install lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: install
-	$(VENV)/bin/ruff check cnndsl tests benchmarks tools
+	$(VENV)/bin/ruff check cnndsl tests benchmarks tools examples
 	$(VENV)/bin/mypy
 
 docs: install
@@ -47,6 +48,9 @@ bench: install
 
 bench-torch: install
 	$(PY) benchmarks/torch_latency.py
+
+bench-tvm: install
+	$(PY) benchmarks/tvm_tuning.py
 
 mnist1d: install
 	$(PY) examples/mnist1d/train.py --steps 100000 --eval-every 1000 --out examples/mnist1d/results

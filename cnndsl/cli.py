@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -95,63 +98,177 @@ def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inpu
 _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
 
 
-@main.command()
+@main.command("compile")
 @click.argument("spec", type=click.Path(path_type=Path))
-@click.option("--to", "backend", type=click.Choice(["torch"]), default="torch", show_default=True,
-              help="Backend to compile with.")
+@click.option("--to", "backend", type=click.Choice(["torch", "tvm"]), default="torch", show_default=True,
+              help="torch: torch.export / ONNX file; tvm: a TVM library directory (model.so, params, manifest).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Artifact to write (default: SPEC's name with the format's suffix, here).")
+              help="Artifact to write (default: SPEC's name with the format's suffix here; build/NAME for tvm).")
 @click.option("--format", "fmt", type=click.Choice(sorted(_FORMATS)), default=None,
-              help="pt2: torch.export ExportedProgram; onnx: ONNX (opset 18). Default: from -o's suffix, else pt2.")
-@click.option("--dynamic-batch", is_flag=True, help="Make the batch axis dynamic in the artifact.")
+              help="torch only. pt2: torch.export program; onnx: ONNX (opset 18). Default: from -o's suffix, else pt2.")
+@click.option("--dynamic-batch", is_flag=True, help="torch only: make the batch axis dynamic in the artifact.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="The batch the artifact is specialised to (without --dynamic-batch).")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
               help="Load this state_dict (torch.save) instead of initialising the parameters.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the default initialisation.")
+@click.option("--target", default="llvm", show_default=True,
+              help="tvm only: llvm (this CPU), cuda, or a TVM target as a JSON dict.")
+@click.option("--tune", is_flag=True, help="tvm only: tune the kernels with MetaSchedule first.")
+@click.option("--trials", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="tvm only: measurements for --tune, over all tasks not yet in the tuning database.")
+@click.option("--tune-db", type=click.Path(path_type=Path), default=None,
+              help="tvm only: tuning database directory (default: $CNNDSL_TUNE_DB or ~/.cache/cnndsl/tuning).")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
               help="Override a declared input shape, e.g. --input x=3x512x512 (repeatable).")
 @click.option("--color/--no-color", default=None, help="Colour diagnostics (default: on a terminal, unless NO_COLOR).")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
-def compile(spec: Path, backend: str, output: Path | None, fmt: str | None, dynamic_batch: bool, batch: int,
-            weights: Path | None, seed: int, inputs: tuple[str, ...], color: bool | None, debug: bool) -> None:
+def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None, dynamic_batch: bool, batch: int,
+            weights: Path | None, seed: int, target: str, tune: bool, trials: int, tune_db: Path | None,
+            inputs: tuple[str, ...], color: bool | None, debug: bool) -> None:
     """Compile SPEC to a deployable artifact (checking it first; errors stop before any lowering)."""
     import time
 
     from .api import load
-    from .diagnostics import SpecError, UsageError
-    from .report.diagnostics import render_diagnostics
 
-    fmt = _artifact_format(fmt, output)
-    output = output or Path(f"{spec.stem}.{fmt}")
+    if backend == "tvm" and (fmt or dynamic_batch):
+        raise click.UsageError("--format and --dynamic-batch apply to --to torch; a TVM artifact has a fixed batch")
+    if backend == "torch" and (tune or tune_db or target != "llvm"):
+        raise click.UsageError("--target, --tune and --tune-db apply to --to tvm")
     overrides = dict(parse_input_override(text) for text in inputs)
     start = time.perf_counter()
-    try:
+    with _reported_errors(color, debug, "compiling"):
         network = load(spec, overrides)
+        if backend == "tvm":
+            from .backends.tvm import compile_network
+
+            compiled = compile_network(network, target, output or Path("build") / spec.stem, batch, seed,
+                                       str(weights) if weights else None, trials if tune else 0, tune_db)
+            tuning = compiled.tuning
+            tuned = (f", tuned {tuning.tuned_now} of {tuning.tasks} tasks with {tuning.trials} trials in "
+                     f"{tuning.seconds:.0f} s" if tuning and tuning.tuned_now else
+                     f", all {tuning.tasks} tasks already in the tuning database" if tuning else "")
+            click.echo(f"wrote {compiled.path}/ (TVM {compiled.target}{tuned}) in {time.perf_counter() - start:.1f} s")
+            return
+        fmt = _artifact_format(fmt, output)
+        output = output or Path(f"{spec.stem}.{fmt}")
         module = network.to_torch(seed=seed, weights=weights)
         from .backends.torch.export import save_onnx, save_program
 
         output.parent.mkdir(parents=True, exist_ok=True)
         save = save_onnx if fmt == "onnx" else save_program
         save(module, network.graph, output, batch=batch, dynamic_batch=dynamic_batch)
-    except UsageError as exc:
-        _fail_usage(str(exc), debug)
-    except SpecError as exc:
-        use_color = _color(color, sys.stderr)
-        click.echo(render_diagnostics(exc.diagnostics, use_color), err=True, color=use_color)
-        sys.exit(1)
-    except Exception as exc:
-        if debug:
-            raise
-        _fail_usage(f"compiling failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
-                    "this is a bug in cnndsl or the backend; rerun with --debug for the traceback and report it",
-                    debug)
     params = sum(p.numel() for p in module.parameters())
     batch_axis = "N" if dynamic_batch else str(batch)
     shapes = ", ".join(f"{name}: {' x '.join(map(str, (batch_axis, *(network.graph.node(node).shape or ()))))}"
                        for name, node in network.graph.inputs.items())
     click.echo(f"wrote {output} ({_FORMATS[fmt]}, {params:,} parameters, {shapes}) "
                f"in {time.perf_counter() - start:.1f} s")
+
+
+@main.command("run")
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--input", "inputs", multiple=True, metavar="[NAME=]FILE.npy",
+              help="An input array (.npy); NAME= when the network has several inputs (repeatable).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Write the output to this .npy (several outputs: .npz).")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+def run_artifact(artifact: Path, inputs: tuple[str, ...], output: Path | None, debug: bool) -> None:
+    """Run a TVM ARTIFACT directory (from `compile --to tvm`) on .npy inputs, with the TVM runtime only."""
+    import numpy as np
+
+    from .runtime import ArtifactError, load
+
+    try:
+        model = load(artifact)
+        arrays = _read_inputs(inputs, list(model.inputs))
+        result = model(**arrays)
+    except ArtifactError as exc:
+        _fail_usage(str(exc), debug)
+    results = result if isinstance(result, tuple) else (result,)
+    named = dict(zip(model.outputs, results, strict=True))
+    if output is not None:
+        if len(named) == 1:
+            np.save(output, results[0])
+        else:
+            np.savez(output, **named)  # type: ignore[arg-type]
+        click.echo(f"wrote {output}")
+    for name, value in named.items():
+        top = ""
+        if value.ndim == 2 and value.shape[1] > 1:
+            top = f"; argmax per sample {value.argmax(axis=1).tolist()[:16]}"
+        click.echo(f"{name}: {' x '.join(map(str, value.shape))}, mean {value.mean():.6g}, "
+                   f"min {value.min():.6g}, max {value.max():.6g}{top}")
+
+
+def _read_inputs(items: tuple[str, ...], names: list[str]) -> dict[str, Any]:
+    import numpy as np
+
+    from .runtime import ArtifactError
+
+    if len(items) != len(names):
+        raise ArtifactError(f"the network takes {len(names)} input(s) ({', '.join(names)}); got {len(items)} --input")
+    arrays = {}
+    for position, item in enumerate(items):
+        name, sep, file = item.partition("=")
+        if not sep:
+            name, file = names[position], item
+        if name not in names:
+            raise ArtifactError(f"--input names `{name}`; the network's inputs are {', '.join(names)}")
+        try:
+            arrays[name] = np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"cannot read {file} as a .npy array: {exc}") from exc
+    return arrays
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--target", type=click.Choice(["llvm", "cuda"]), default="llvm", show_default=True)
+@click.option("--batch", "batches", type=click.IntRange(min=1), multiple=True, default=(1, 16), show_default=True,
+              help="Batch sizes to measure (repeatable).")
+@click.option("--trials", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Tune tasks missing from the tuning database with this many trials first (0: use what it has).")
+@click.option("--tune-db", type=click.Path(path_type=Path), default=None, help="Tuning database directory.")
+@click.option("--rounds", type=click.IntRange(min=1), default=7, show_default=True,
+              help="Interleaved rounds; the table shows their median and spread.")
+@click.option("--no-compile", "skip_compile", is_flag=True, help="Skip torch.compile (it needs a C++ compiler).")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+def bench(spec: Path, target: str, batches: tuple[int, ...], trials: int, tune_db: Path | None, rounds: int,
+          skip_compile: bool, debug: bool) -> None:
+    """Latency of SPEC: PyTorch eager, torch.compile, TVM untuned and TVM tuned, measured interleaved."""
+    from .api import load
+    from .bench import render_table, run_benchmark
+
+    with _reported_errors(None, debug, "benchmarking"):
+        network = load(spec)
+        rows = run_benchmark(network, target, batches, trials, tune_db, rounds, not skip_compile)
+    click.echo(render_table(network.name, target, rows))
+
+
+@contextmanager
+def _reported_errors(color: bool | None, debug: bool, doing: str) -> Iterator[None]:
+    """Spec errors -> diagnostics and exit 1; usage errors -> exit 2; anything else is a bug: exit 2 with
+    a one-line message (the traceback with --debug)."""
+    from .diagnostics import SpecError, UsageError
+    from .report.diagnostics import render_diagnostics
+
+    try:
+        yield
+    except UsageError as exc:
+        _fail_usage(str(exc), debug)
+    except SpecError as exc:
+        use_color = _color(color, sys.stderr)
+        click.echo(render_diagnostics(exc.diagnostics, use_color), err=True, color=use_color)
+        sys.exit(1)
+    except (click.ClickException, SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        _fail_usage(f"{doing} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
+                    "this is a bug in cnndsl or the backend; rerun with --debug for the traceback and report it",
+                    debug)
 
 
 def _artifact_format(fmt: str | None, output: Path | None) -> str:

@@ -1,6 +1,6 @@
 """Train the course notes' MNIST-1D convnet and its fully connected baseline from their specs.
 
-    python examples/mnist1d/train.py --steps 4000 --out mnist1d-results
+    python examples/mnist1d/train.py --steps 10000 --out mnist1d-results
 
 Both networks are compiled from `.cnn` files with cnndsl (`specs/mnist1d.cnn`, 2,050 parameters, and
 `examples/mnist1d/fc_baseline.cnn`, 150,185), then trained the notes' way: SGD, learning rate 0.01,
@@ -107,7 +107,7 @@ def plot(results: dict[str, dict[str, object]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=4000, help="SGD steps per network (the notes: 100,000)")
+    parser.add_argument("--steps", type=int, default=10000, help="SGD steps per network (the notes: 100,000)")
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--eval-every", type=int, default=100)

@@ -1,0 +1,76 @@
+"""Build a Relax IRModule from a checked network, directly from the graph (not through torch.export).
+
+`main(inputs..., params...)` takes the network's inputs at a fixed batch, then the parameters in the
+order `Lowered.param_names` lists them; it returns one tensor, or a tuple for several outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from ...diagnostics import SpecError
+from ...graph.model import INPUT, Graph
+from .. import unsupported_ops
+from .lowerings import DTYPE, LOWERINGS, Emitter, lower_layer
+
+
+@dataclass
+class Lowered:
+    module: tvm.IRModule
+    param_names: list[str]
+    param_values: list[np.ndarray]
+    input_shapes: dict[str, tuple[int, ...]]  # batched
+    output_shapes: dict[str, tuple[int, ...]]  # batched
+
+
+def check_supported(graph: Graph) -> None:
+    missing = unsupported_ops(graph, LOWERINGS, "TVM")
+    if missing:
+        raise SpecError(missing)
+
+
+def build_relax(graph: Graph, state: dict[str, np.ndarray], batch: int = 1) -> Lowered:
+    """Lower every layer (after checking they all can be) with `state` (the PyTorch backend's state_dict
+    as numpy arrays) as the weights."""
+    check_supported(graph)
+    builder = relax.BlockBuilder()
+    emitter = Emitter(builder, state, batch)
+    inputs = {name: relax.Var(name, relax.TensorType((batch, *(graph.node(node).shape or ())), DTYPE))
+              for name, node in graph.inputs.items()}
+    with builder.function("main"):
+        with builder.dataflow():
+            values: dict[str, relax.Expr] = {}
+            for node in graph.nodes():
+                if node.op == INPUT:
+                    values[node.name] = inputs[_input_name(graph, node.name)]
+                    continue
+                shapes = [graph.meta(source)["shape"] for source in node.inputs]
+                values[node.name] = lower_layer(emitter, node.name, node.op, node.params, shapes,
+                                                graph.meta(node.name)["shape"], [values[s] for s in node.inputs])
+            results = [values[node] for node in graph.outputs.values()]
+            output = builder.emit_output(results[0] if len(results) == 1 else relax.Tuple(results))
+        builder.emit_func_output(output, params=[*inputs.values(), *emitter.params])
+    module = builder.get()
+    module["main"] = module["main"].with_attr("num_input", len(inputs))
+    return Lowered(
+        module=module,
+        param_names=emitter.names,
+        param_values=emitter.values,
+        input_shapes={name: (batch, *(graph.node(node).shape or ())) for name, node in graph.inputs.items()},
+        output_shapes={name: (batch, *graph.meta(node)["shape"]) for name, node in graph.outputs.items()},
+    )
+
+
+def _input_name(graph: Graph, node: str) -> str:
+    return next(name for name, n in graph.inputs.items() if n == node)
+
+
+def torch_state(network: object, seed: int | None = 0, weights: str | None = None) -> dict[str, np.ndarray]:
+    """The weights both backends share: the PyTorch backend's initialisation (same seed, same numbers)
+    or a state_dict file."""
+    module = network.to_torch(seed=seed, weights=weights)  # type: ignore[attr-defined]
+    return {key: tensor.detach().cpu().numpy() for key, tensor in module.state_dict().items()}

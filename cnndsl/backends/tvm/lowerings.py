@@ -1,0 +1,304 @@
+"""TVM Relax lowering: one converter per op kind, from a checked layer to relax.op calls emitted
+through a BlockBuilder.
+
+Weights arrive as the PyTorch backend's state_dict (so both backends compute with the same numbers) and
+become parameters of the Relax function. Where inference allows a cheaper equivalent, the converter
+derives it once at compile time: batch norm becomes a per-channel scale and shift, a linear layer's
+weight is stored transposed for a plain matmul.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tvm import relax
+from tvm.relax import op as R
+
+from ...ops import REGISTRY
+from ...ops.base import Op, Shape
+from ...ops.conv import Geometry
+
+DTYPE = "float32"
+
+
+@dataclass
+class Emitter:
+    """What converters share: the BlockBuilder, the state_dict, and the parameters created so far."""
+
+    builder: relax.BlockBuilder
+    state: dict[str, np.ndarray]
+    batch: int
+    params: list[relax.Var] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    values: list[np.ndarray] = field(default_factory=list)
+
+    def emit(self, expr: relax.Expr) -> relax.Var:
+        return self.builder.emit(expr)
+
+    def param(self, name: str, value: np.ndarray) -> relax.Var:
+        value = np.ascontiguousarray(value, dtype=np.float32)
+        var = relax.Var(name, relax.TensorType(value.shape, DTYPE))
+        self.params.append(var)
+        self.names.append(name)
+        self.values.append(value)
+        return var
+
+    def weight(self, layer: str, key: str) -> np.ndarray:
+        return self.state[f"{layer}.{key}"]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One node as its converter sees it."""
+
+    name: str
+    op: Op
+    p: Any
+    inputs: list[Shape]
+    out: Shape
+
+    @property
+    def rank(self) -> int:
+        return len(self.inputs[0]) - 1
+
+
+Converter = Callable[[Emitter, Layer, list[relax.Expr]], relax.Expr]
+
+
+def _channel_shape(channels: int, rank: int) -> tuple[int, ...]:
+    """(1, C, 1, ...): broadcasts a per-channel vector over a batched tensor of `rank` spatial axes."""
+    return (1, channels, *(1,) * rank)
+
+
+def _pad_list(pads: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
+    """Relax's padding order: all 'before' values, then all 'after' values."""
+    return tuple(b for b, _ in pads) + tuple(a for _, a in pads)
+
+
+def _add_bias(e: Emitter, layer: Layer, y: relax.Expr, rank: int) -> relax.Expr:
+    """Add the layer's bias (C_out values, or C_out x output positions for a locally connected layer)."""
+    if not layer.p.bias:
+        return y
+    bias = e.weight(layer.name, "bias")
+    shape = (1, *bias.shape, *(1,) * (rank + 1 - bias.ndim))
+    return e.emit(R.add(y, e.param(f"{layer.name}.bias", bias.reshape(shape))))
+
+
+_CONV = {1: R.nn.conv1d, 2: R.nn.conv2d, 3: R.nn.conv3d}
+_CONV_TRANSPOSE = {1: R.nn.conv1d_transpose, 2: R.nn.conv2d_transpose, 3: R.nn.conv3d_transpose}
+_MAXPOOL = {1: R.nn.max_pool1d, 2: R.nn.max_pool2d, 3: R.nn.max_pool3d}
+_AVGPOOL = {1: R.nn.avg_pool1d, 2: R.nn.avg_pool2d, 3: R.nn.avg_pool3d}
+_ADAPTIVE_AVG = {1: R.nn.adaptive_avg_pool1d, 2: R.nn.adaptive_avg_pool2d, 3: R.nn.adaptive_avg_pool3d}
+_LAYOUT = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
+_KERNEL_LAYOUT = {1: "OIW", 2: "OIHW", 3: "OIDHW"}
+
+
+def conv(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    x, rank = layer.inputs[0], layer.rank
+    g: Geometry = layer.op.geometry(layer.p, x)  # type: ignore[attr-defined]
+    groups = x[0] if layer.p.groups == "depthwise" else layer.p.groups
+    w = e.param(f"{layer.name}.weight", e.weight(layer.name, "weight"))
+    y = e.emit(_CONV[rank](args[0], w, strides=g.stride, padding=_pad_list(g.padding), dilation=g.dilation,
+                           groups=groups, data_layout=_LAYOUT[rank], kernel_layout=_KERNEL_LAYOUT[rank]))
+    return _add_bias(e, layer, y, rank)
+
+
+def conv_transpose(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    rank = layer.rank
+    k, s, pad, opad, d = layer.op._axes(layer.p, layer.inputs[0])  # type: ignore[attr-defined]
+    w = e.param(f"{layer.name}.weight", e.weight(layer.name, "weight"))
+    y = e.emit(_CONV_TRANSPOSE[rank](args[0], w, strides=s, padding=tuple(pad) * 2, output_padding=opad,
+                                     dilation=d, groups=layer.p.groups, data_layout=_LAYOUT[rank],
+                                     kernel_layout="IO" + _KERNEL_LAYOUT[rank][2:]))
+    return _add_bias(e, layer, y, rank)
+
+
+def locally_connected(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    """Gather each kernel offset's strided slice, stack them as features, and contract with the
+    position-wise weights: y[n, o, *j] = sum_f x_windows[n, *j, f] * w[o, *j, f]."""
+    x, rank = layer.inputs[0], layer.rank
+    g: Geometry = layer.op.geometry(layer.p, x)  # type: ignore[attr-defined]
+    padded = e.emit(R.nn.pad(args[0], (0, 0, 0, 0, *(v for pair in g.padding for v in pair))))
+    slices = []
+    for offset in np.ndindex(*g.kernel):
+        begin = [o * d for o, d in zip(offset, g.dilation, strict=True)]
+        end = [b + (n - 1) * s + 1 for b, n, s in zip(begin, g.out, g.stride, strict=True)]
+        axes = list(range(2, 2 + rank))
+        slices.append(e.emit(R.strided_slice(padded, axes, begin, end, list(g.stride))))
+    # (N, C, K, *out): features ordered channel-major, kernel offsets minor, as the weight's last axis
+    stacked = e.emit(R.stack(slices, axis=2))
+    features = e.emit(R.reshape(stacked, (e.batch, x[0] * len(slices), *g.out)))
+    w = e.param(f"{layer.name}.weight", e.weight(layer.name, "weight"))
+    y = e.emit(R.einsum([features, w], "nf" + _AXES[:rank] + ",o" + _AXES[:rank] + "f->no" + _AXES[:rank]))
+    return _add_bias(e, layer, y, rank)
+
+
+_AXES = "hwd"
+
+
+def maxpool(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    g: Geometry = layer.op.geometry(layer.p, layer.inputs[0])  # type: ignore[attr-defined]
+    return e.emit(_MAXPOOL[layer.rank](args[0], g.kernel, g.stride, _pad_list(g.padding), g.dilation,
+                                       ceil_mode=layer.p.ceil, layout=_LAYOUT[layer.rank]))
+
+
+def avgpool(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    g: Geometry = layer.op.geometry(layer.p, layer.inputs[0])  # type: ignore[attr-defined]
+    return e.emit(_AVGPOOL[layer.rank](args[0], g.kernel, g.stride, _pad_list(g.padding), (1,) * layer.rank,
+                                       ceil_mode=layer.p.ceil, count_include_pad=layer.p.count_include_pad,
+                                       layout=_LAYOUT[layer.rank]))
+
+
+def global_avgpool(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    return e.emit(R.mean(args[0], axis=list(range(2, 2 + layer.rank)), keepdims=True))
+
+
+def global_maxpool(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    return e.emit(R.max(args[0], axis=list(range(2, 2 + layer.rank)), keepdims=True))
+
+
+def adaptive_avgpool(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    return e.emit(_ADAPTIVE_AVG[layer.rank](args[0], layer.out[1:], layout=_LAYOUT[layer.rank]))
+
+
+def adaptive_maxpool(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    """Relax has no adaptive max pooling: take PyTorch's windows one output cell at a time (they are
+    static) and concatenate, axis by axis."""
+    from ...ops.formulas import adaptive_windows
+
+    x = args[0]
+    for axis, (n, m) in enumerate(zip(layer.inputs[0][1:], layer.out[1:], strict=True)):
+        if n == m:
+            continue
+        cells = [e.emit(R.max(e.emit(R.strided_slice(x, [2 + axis], [start], [end])), axis=[2 + axis], keepdims=True))
+                 for start, end in adaptive_windows(n, m)]
+        x = e.emit(R.concat(cells, axis=2 + axis)) if len(cells) > 1 else cells[0]
+    return x
+
+
+def upsample(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    """image.resize with PyTorch's coordinate rules: nearest reads floor(j * n / m) ("asymmetric",
+    floor); linear uses half-pixel centres, or the corners with align_corners."""
+    rank, size = layer.rank, layer.out[1:]
+    if layer.p.mode == "nearest":
+        options = {"method": "nearest_neighbor", "coordinate_transformation_mode": "asymmetric",
+                   "rounding_method": "floor"}
+    else:
+        mode = "align_corners" if layer.p.align_corners else "half_pixel"
+        options = {"method": "linear", "coordinate_transformation_mode": mode}
+    x = args[0]
+    if rank == 3:
+        return e.emit(R.image.resize3d(x, size, layout="NCDHW", **options))
+    if rank == 2:
+        return e.emit(R.image.resize2d(x, size, layout="NCHW", **options))
+    # no 1-D resize in Relax: a height-1 image, resized in width only
+    channels, length = layer.inputs[0]
+    image = e.emit(R.reshape(x, (e.batch, channels, 1, length)))
+    resized = e.emit(R.image.resize2d(image, (1, size[0]), layout="NCHW", **options))
+    return e.emit(R.reshape(resized, (e.batch, channels, size[0])))
+
+
+def batchnorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    """Inference batch norm as y = x * scale + shift, with scale and shift derived from the statistics."""
+    mean, var = e.weight(layer.name, "running_mean"), e.weight(layer.name, "running_var")
+    gamma = e.weight(layer.name, "weight") if layer.p.affine else np.ones_like(mean)
+    beta = e.weight(layer.name, "bias") if layer.p.affine else np.zeros_like(mean)
+    scale = gamma / np.sqrt(var.astype(np.float64) + layer.p.eps)
+    shift = beta - mean * scale
+    shape = _channel_shape(len(mean), max(layer.rank, 0))
+    scaled = e.emit(R.multiply(args[0], e.param(f"{layer.name}.scale", scale.reshape(shape))))
+    return e.emit(R.add(scaled, e.param(f"{layer.name}.shift", shift.reshape(shape))))
+
+
+def _affine(e: Emitter, layer: Layer, shape: tuple[int, ...]) -> tuple[relax.Expr, relax.Expr]:
+    if layer.p.affine:
+        return (e.param(f"{layer.name}.weight", e.weight(layer.name, "weight")),
+                e.param(f"{layer.name}.bias", e.weight(layer.name, "bias")))
+    return (relax.const(np.ones(shape, np.float32)), relax.const(np.zeros(shape, np.float32)))
+
+
+def groupnorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    gamma, beta = _affine(e, layer, (layer.inputs[0][0],))
+    return e.emit(R.nn.group_norm(args[0], gamma, beta, num_groups=layer.p.groups, channel_axis=1,
+                                  axes=list(range(2, 2 + layer.rank)), epsilon=layer.p.eps))
+
+
+def layernorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    shape = layer.op.normalized_shape(layer.p, layer.inputs[0])  # type: ignore[attr-defined]
+    gamma, beta = _affine(e, layer, shape)
+    total = len(layer.inputs[0]) + 1
+    return e.emit(R.nn.layer_norm(args[0], gamma, beta, axes=list(range(total - len(shape), total)),
+                                  epsilon=layer.p.eps))
+
+
+def linear(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    w = e.param(f"{layer.name}.weight_t", e.weight(layer.name, "weight").T)  # (in, out): a plain matmul
+    y = e.emit(R.matmul(args[0], w))
+    return e.emit(R.add(y, e.param(f"{layer.name}.bias", e.weight(layer.name, "bias")))) if layer.p.bias else y
+
+
+def flatten(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    return e.emit(R.reshape(args[0], (e.batch, *layer.out)))
+
+
+def crop(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    x = layer.inputs[0]
+    begin = [(n - m) // 2 for n, m in zip(x[1:], layer.out[1:], strict=True)]
+    end = [b + m for b, m in zip(begin, layer.out[1:], strict=True)]
+    return e.emit(R.strided_slice(args[0], list(range(2, 2 + layer.rank)), begin, end))
+
+
+def add(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    total = args[0]
+    for other in args[1:]:
+        total = e.emit(R.add(total, other))
+    return total
+
+
+def _batch_axis(dim: int) -> int:
+    return dim + 1 if dim >= 0 else dim
+
+
+def _unary(fn: Callable[..., relax.Expr], **fixed: Any) -> Converter:
+    return lambda e, layer, args: e.emit(fn(args[0], **fixed))
+
+
+LOWERINGS: dict[str, Converter] = {
+    "conv": conv,
+    "conv_transpose": conv_transpose,
+    "locally_connected": locally_connected,
+    "maxpool": maxpool,
+    "avgpool": avgpool,
+    "global_avgpool": global_avgpool,
+    "global_maxpool": global_maxpool,
+    "adaptive_avgpool": adaptive_avgpool,
+    "adaptive_maxpool": adaptive_maxpool,
+    "upsample": upsample,
+    "linear": linear,
+    "flatten": flatten,
+    "relu": _unary(R.nn.relu),
+    "tanh": _unary(R.tanh),
+    "sigmoid": _unary(R.sigmoid),
+    "silu": _unary(R.nn.silu),
+    "leaky_relu": lambda e, layer, args: e.emit(R.nn.leakyrelu(args[0], alpha=layer.p.slope)),
+    "gelu": lambda e, layer, args: e.emit((R.nn.gelu_tanh if layer.p.approximate else R.nn.gelu)(args[0])),
+    "softmax": lambda e, layer, args: e.emit(R.nn.softmax(args[0], axis=_batch_axis(layer.p.dim))),
+    "dropout": lambda e, layer, args: args[0],  # inference: the identity
+    "batchnorm": batchnorm,
+    "groupnorm": groupnorm,
+    "layernorm": layernorm,
+    "identity": lambda e, layer, args: args[0],
+    "crop": crop,
+    "add": add,
+    "concat": lambda e, layer, args: e.emit(R.concat(args, axis=_batch_axis(layer.p.dim))),
+}
+
+
+def lower_layer(e: Emitter, name: str, op_name: str, params: Any, inputs: list[Shape], out: Shape,
+                args: list[relax.Expr]) -> relax.Expr:
+    op = REGISTRY[op_name]
+    return LOWERINGS[op.kind](e, Layer(name, op, params, inputs, out), args)
+

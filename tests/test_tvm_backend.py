@@ -1,0 +1,192 @@
+"""The TVM backend: every spec and every op computes what the PyTorch backend computes with the same
+weights; artifacts run with the TVM runtime alone; CUDA code generation builds; tuning is reused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import cnndsl
+from cnndsl.backends import tvm as tvm_backend
+from cnndsl.backends.torch.export import example_inputs
+from cnndsl.backends.tvm.build import build_relax, torch_state
+from cnndsl.backends.tvm.compile import compile_lowered, make_target, nvcc_available
+from cnndsl.cli import main
+from cnndsl.diagnostics import SpecError
+from cnndsl.ops import REGISTRY
+from tests.conftest import SPECS, SpecFiles
+from tests.test_ops import CASES
+from tests.test_torch_backend import EXTRA_CASES, SPEC_FILES
+
+runner = CliRunner()
+LLVM = "llvm"
+
+
+def tvm_outputs(network: cnndsl.Network, inputs: tuple[torch.Tensor, ...], seed: int = 0) -> list[np.ndarray]:
+    import tvm
+    from tvm import relax
+
+    batch = inputs[0].shape[0]
+    lowered = build_relax(network.graph, torch_state(network, seed), batch)
+    vm = relax.VirtualMachine(compile_lowered(lowered, make_target(LLVM)), tvm.cpu())
+    out = vm["main"](*[tvm.runtime.tensor(x.numpy()) for x in inputs],
+                     *[tvm.runtime.tensor(v) for v in lowered.param_values])
+    return [out.numpy()] if len(network.graph.outputs) == 1 else [item.numpy() for item in out]
+
+
+def torch_outputs(network: cnndsl.Network, inputs: tuple[torch.Tensor, ...], seed: int = 0) -> list[np.ndarray]:
+    with torch.no_grad():
+        out = network.to_torch(seed=seed)(*inputs)
+    return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+
+def assert_same(network: cnndsl.Network, batch: int = 1) -> None:
+    inputs = example_inputs(network.graph, batch=batch, seed=3)
+    for got, expected in zip(tvm_outputs(network, inputs), torch_outputs(network, inputs), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+
+
+# TVM's untuned CPU kernels (what CI can afford) are slow on large convolutions: U-Net at 572 x 572 takes
+# three minutes. These specs run at a smaller input the network accepts; every op is the same.
+SMALLER_INPUTS = {
+    "unet.cnn": {"image": (1, 188, 188)}, "vgg16.cnn": {"image": (3, 32, 32)},
+    "resnet50.cnn": {"image": (3, 64, 64)}, "resnet152.cnn": {"image": (3, 64, 64)},
+    "fcn_upsampling.cnn": {"image": (3, 64, 64)}, "depthwise_separable.cnn": {"image": (3, 64, 64)},
+    "volumetric.cnn": {"scan": (1, 32, 32, 32)}, "locally_connected_faces.cnn": {"face": (1, 64, 64)},
+}
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.name)
+def test_every_spec_computes_what_pytorch_computes(path: Path) -> None:
+    assert_same(cnndsl.load(path, inputs=SMALLER_INPUTS.get(path.name)))
+
+
+@pytest.mark.parametrize(("text", "shape"), [c[:2] for c in CASES] + [c[:2] for c in EXTRA_CASES],
+                         ids=[c[0] for c in CASES] + [f"extra:{c[0]}" for c in EXTRA_CASES])
+def test_every_op_computes_what_pytorch_computes(specs: SpecFiles, text: str, shape: str) -> None:
+    assert_same(specs.load(f"input x: {shape}\noutput y = x -> {text} as probe\n"), batch=2)
+
+
+@pytest.mark.parametrize(("text", "shape"), [
+    ("upsample(size=7)", "2 x 3"), ("upsample(size=(5, 7))", "2 x 3 x 4"),  # nearest, non-integer ratios
+    ("upsample(size=(5, 7), mode=bilinear)", "2 x 3 x 4"), ("adaptive_maxpool((3, 2))", "2 x 7 x 5"),
+    ("adaptive_avgpool((3, 2))", "2 x 7 x 5"), ("avgpool(3, stride=2, padding=1, ceil=true)", "2 x 8 x 8"),
+    ("avgpool(3, stride=2, padding=1, count_include_pad=false)", "2 x 7 x 7"),
+    ("maxpool(3, stride=2, dilation=2, padding=1)", "2 x 9 x 9"),
+    ("conv_transpose2d(4, 3, stride=2, padding=1, output_padding=1, groups=2)", "4 x 5 x 5"),
+])
+def test_resampling_rules_follow_pytorch(specs: SpecFiles, text: str, shape: str) -> None:
+    assert_same(specs.load(f"input x: {shape}\noutput y = x -> {text}\n"), batch=2)
+
+
+def test_batch_norm_statistics_are_used(specs: SpecFiles, tmp_path: Path) -> None:
+    network = specs.load("input x: 4 x 5 x 5\noutput y = x -> conv(6, 3) -> batchnorm -> relu\n")
+    module = network.to_torch(seed=0)
+    module.batchnorm1.running_mean.uniform_(-1, 1)
+    module.batchnorm1.running_var.uniform_(0.5, 2)
+    torch.save(module.state_dict(), tmp_path / "w.pt")
+    inputs = example_inputs(network.graph, batch=2)
+    lowered = build_relax(network.graph, torch_state(network, weights=str(tmp_path / "w.pt")), 2)
+    import tvm
+    from tvm import relax
+
+    vm = relax.VirtualMachine(compile_lowered(lowered, make_target(LLVM)), tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(inputs[0].numpy()), *[tvm.runtime.tensor(v) for v in lowered.param_values])
+    with torch.no_grad():
+        np.testing.assert_allclose(got.numpy(), module(*inputs).numpy(), rtol=0, atol=1e-5)
+
+
+def test_every_registered_op_has_a_tvm_lowering() -> None:
+    assert {op.kind for op in REGISTRY.values()} <= set(tvm_backend.lowerings.LOWERINGS)
+
+
+def test_unsupported_ops_stop_before_lowering(specs: SpecFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    network = specs.load("input x: 3 x 8 x 8\noutput y = x -> conv(4, 3) -> gelu\n    -> conv(4, 3) -> gelu\n")
+    monkeypatch.delitem(tvm_backend.lowerings.LOWERINGS, "gelu")
+    with pytest.raises(SpecError) as info:
+        tvm_backend.compile_network(network, LLVM, Path("unused"))
+    found = [(d.code, d.location.line if d.location else 0) for d in info.value.diagnostics]
+    assert found == [("E600", 2), ("E600", 3)]
+    assert "has no TVM lowering" in info.value.diagnostics[0].message
+
+
+def test_artifact_runs_in_a_process_without_the_compiler(tmp_path: Path) -> None:
+    out = tmp_path / "build" / "resnet18"
+    result = runner.invoke(main, ["compile", str(SPECS / "resnet18.cnn"), "--to", "tvm", "--target", "llvm",
+                                  "-o", str(out), "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["inputs"] == {"image": [1, 3, 224, 224]} and manifest["outputs"] == {"logits": [1, 1000]}
+    network = cnndsl.load(SPECS / "resnet18.cnn")
+    (x,) = example_inputs(network.graph, batch=1)
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "expected.npy", torch_outputs(network, (x,), seed=4)[0])
+    script = (
+        "import sys\n"
+        "class NoCompiler:\n"
+        "    allowed = {'cnndsl', 'cnndsl.runtime'}\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.startswith('cnndsl') and name not in self.allowed:\n"
+        "            raise ImportError(f'{name} must not be needed to run an artifact')\n"
+        "sys.meta_path.insert(0, NoCompiler())\n"
+        "import numpy as np, cnndsl.runtime\n"
+        f"model = cnndsl.runtime.load({str(out)!r})\n"
+        f"got = model(np.load({str(tmp_path / 'x.npy')!r}))\n"
+        f"np.testing.assert_allclose(got, np.load({str(tmp_path / 'expected.npy')!r}), rtol=0, atol=1e-4)\n"
+        "assert not any(m.startswith(('cnndsl.graph', 'cnndsl.backends', 'cnndsl.syntax', 'cnndsl.api'))"
+        " for m in sys.modules)\n"
+        "print('ok', got.shape)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok (1, 1000)"
+
+    result = runner.invoke(main, ["run", str(out), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), np.load(tmp_path / "expected.npy"), rtol=0, atol=1e-4)
+    assert "logits: 1 x 1000" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--input", "missing.npy"], "cannot read missing.npy"),
+    ([], "takes 1 input(s) (image); got 0"),
+])
+def test_run_usage_errors(args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "lenet5"
+    assert runner.invoke(main, ["compile", str(SPECS / "lenet5.cnn"), "--to", "tvm", "-o", str(out)]).exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["run", str(out), *args])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_compile_option_mistakes_are_usage_errors() -> None:
+    result = runner.invoke(main, ["compile", str(SPECS / "mnist1d.cnn"), "--to", "tvm", "--dynamic-batch"])
+    assert result.exit_code == 2 and "fixed batch" in result.output
+    result = runner.invoke(main, ["compile", str(SPECS / "mnist1d.cnn"), "--target", "cuda"])
+    assert result.exit_code == 2 and "apply to --to tvm" in result.output
+
+
+@pytest.mark.skipif(not nvcc_available(), reason="nvcc is not installed")
+def test_cuda_code_generation_for_resnet18(tmp_path: Path) -> None:
+    """No GPU needed: lower ResNet-18 for CUDA (DLight's default GPU schedules), then compile every
+    generated kernel with nvcc to a fatbin, as the TVM runtime does when it loads the module."""
+    network = cnndsl.load(SPECS / "resnet18.cnn")
+    lowered = build_relax(network.graph, torch_state(network), 1)
+    executable = compile_lowered(lowered, make_target('{"kind": "cuda", "arch": "sm_80"}'))
+    device_modules = [m for host in executable.mod.imports for m in host.imports if m.kind == "cuda"]
+    assert len(device_modules) == 1
+    source = device_modules[0].inspect_source("cuda")
+    assert source.count("__global__") >= 20 and "fused_conv2d" in source
+    import tvm
+    from tvm.support.nvcc import compile_cuda
+
+    with tvm.target.Target({"kind": "cuda", "arch": "sm_80"}):
+        binary = compile_cuda(source, target_format="fatbin", compiler="nvcc")
+    assert len(binary) > 10_000
