@@ -25,7 +25,7 @@ def test_inception_module_matches_torchvision() -> None:
 
 
 def test_convnet83_sizes_from_the_notes() -> None:
-    report = cnndsl.load(ROOT / "examples" / "convnet83.cnn").report()
+    report = cnndsl.load(ROOT / "specs" / "convnet83.cnn").report()
     assert [entry.shape for entry in report.layers if entry.op in ("conv2d", "maxpool2d")] == [
         [64, 75, 75], [64, 14, 14], [256, 6, 6]]
 

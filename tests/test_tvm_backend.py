@@ -60,6 +60,11 @@ SMALLER_INPUTS = {
     "resnet50.cnn": {"image": (3, 64, 64)}, "resnet152.cnn": {"image": (3, 64, 64)},
     "fcn_upsampling.cnn": {"image": (3, 64, 64)}, "depthwise_separable.cnn": {"image": (3, 64, 64)},
     "volumetric.cnn": {"scan": (1, 32, 32, 32)}, "locally_connected_faces.cnn": {"face": (1, 64, 64)},
+    **{f"{name}.cnn": {"image": (3, 32, 32)} for name in
+       ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19", "vgg19_bn")},
+    **{f"{name}.cnn": {"image": (3, 64, 64)} for name in
+       ("alexnet", "googlenet", "resnet34", "resnet101", "resnet50_v1", "resnet101_v1", "resnet152_v1")},
+    "yolov1.cnn": {"image": (3, 64, 64)}, "fcn32s.cnn": {"image": (3, 32, 32)},
 }
 
 

@@ -1,5 +1,5 @@
-"""Generate the reference docs from the code (`make docs`): the diagnostic codes, the op registry
-and the JSON Schema of the report. tests/test_docs.py fails when a committed file is stale."""
+"""Generate the reference docs from the code (`make docs`): the diagnostic codes, the op registry,
+the JSON Schema of the report and the fidelity table. tests/test_docs.py fails when one is stale."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT))
 from cnndsl.diagnostics import CODES  # noqa: E402
 from cnndsl.ops import REGISTRY  # noqa: E402
 from cnndsl.report.model import Report  # noqa: E402
+from tools.fidelity import render as fidelity_md  # noqa: E402
 
 DOCS = ROOT / "docs"
 
@@ -71,7 +72,8 @@ def schema_json() -> str:
     return json.dumps(Report.model_json_schema(), indent=2) + "\n"
 
 
-GENERATED = {"diagnostics.md": diagnostics_md, "ops.md": ops_md, "report.schema.json": schema_json}
+GENERATED = {"diagnostics.md": diagnostics_md, "ops.md": ops_md, "report.schema.json": schema_json,
+             "fidelity.md": fidelity_md}
 
 
 def main() -> None:

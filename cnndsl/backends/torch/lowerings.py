@@ -19,10 +19,11 @@ from .modules import (
     PADDED_CONV,
     PADDED_MAXPOOL,
     Add,
-    CenterCrop,
+    Crop,
     Concat,
     LocallyConnected,
     PaddedAvgPool,
+    Reshape,
     is_symmetric,
 )
 
@@ -135,9 +136,7 @@ def linear(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
 
 
 def crop(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
-    x = inputs[0]
-    starts = tuple((n - m) // 2 for n, m in zip(x[1:], out[1:], strict=True))
-    return CenterCrop(starts, out[1:])
+    return Crop(op.starts(p, inputs, out), out[1:])  # type: ignore[attr-defined]
 
 
 def _batch_dim(dim: int) -> int:
@@ -176,6 +175,7 @@ LOWERINGS: dict[str, Converter] = {
     "layernorm": layernorm,
     "identity": _simple(lambda p: nn.Identity()),
     "crop": crop,
+    "reshape": lambda op, p, inputs, out: Reshape(out),
     "add": _simple(lambda p: Add()),
     "concat": _simple(lambda p: Concat(_batch_dim(p.dim))),
 }

@@ -58,9 +58,9 @@ class Concat(nn.Module):
         return f"dim={self.dim}"
 
 
-class CenterCrop(nn.Module):
-    """Centre crop of the spatial axes to a fixed size; a second input (the `like` tensor) is ignored:
-    the size was resolved from its shape at compile time."""
+class Crop(nn.Module):
+    """Crop of the spatial axes at fixed offsets and sizes; a second input (the `like` tensor) is
+    ignored: the size was resolved from its shape at compile time."""
 
     def __init__(self, starts: tuple[int, ...], sizes: tuple[int, ...]):
         super().__init__()
@@ -117,6 +117,20 @@ class PaddedAvgPool(nn.Module):
             return total
         mask = F.pad(torch.ones_like(x[:1, :1]), pad)
         return total / self.pool(mask)
+
+
+class Reshape(nn.Module):
+    """The per-sample elements as another shape (the batch axis is kept)."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
 
 
 class LocallyConnected(nn.Module):

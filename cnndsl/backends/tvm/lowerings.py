@@ -245,8 +245,7 @@ def flatten(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
 
 
 def crop(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    x = layer.inputs[0]
-    begin = [(n - m) // 2 for n, m in zip(x[1:], layer.out[1:], strict=True)]
+    begin = list(layer.op.starts(layer.p, layer.inputs, layer.out))  # type: ignore[attr-defined]
     end = [b + m for b, m in zip(begin, layer.out[1:], strict=True)]
     return e.emit(R.strided_slice(args[0], list(range(2, 2 + layer.rank)), begin, end))
 
@@ -292,6 +291,7 @@ LOWERINGS: dict[str, Converter] = {
     "layernorm": layernorm,
     "identity": lambda e, layer, args: args[0],
     "crop": crop,
+    "reshape": lambda e, layer, args: e.emit(R.reshape(args[0], (e.batch, *layer.out))),
     "add": add,
     "concat": lambda e, layer, args: e.emit(R.concat(args, axis=_batch_axis(layer.p.dim))),
 }
