@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 import cnndsl
-from tests.conftest import SPECS, layer
+from tests.conftest import SPECS
 from tools.fidelity import FIGURES, Figure, matches, measure, network
+
 
 @pytest.mark.parametrize("figure", FIGURES, ids=lambda f: f"{f.network}:{f.quantity}")
 def test_fidelity_table(figure: Figure) -> None:
@@ -22,8 +23,9 @@ def test_every_spec_is_in_the_fidelity_table_and_checks_cleanly() -> None:
 
 
 def test_the_issue_s_network_list_is_bundled() -> None:
-    wanted = ("lenet5 alexnet vgg11 vgg11_bn vgg13 vgg13_bn vgg16 vgg16_bn vgg19 vgg19_bn googlenet resnet18 "
-              "resnet34 resnet50 resnet101 resnet152 yolov1 fcn32s unet mnist1d convnet83").split()
+    wanted = ["lenet5", "alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
+              "vgg19_bn", "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "yolov1",
+              "fcn32s", "unet", "mnist1d", "convnet83"]
     assert all((SPECS / f"{name}.cnn").exists() for name in wanted)
 
 

@@ -151,9 +151,9 @@ def render() -> str:
     for figure in FIGURES:
         ours = measure(figure.network, figure.quantity)
         separator = " / " if figure.quantity.startswith("rf:") else " x "
+        match = "yes" if matches(ours, figure.published) else "**NO**"
         lines.append(f"| {figure.network} | {_quantity_label(figure.quantity)} | {_show(ours, separator)} | "
-                     f"{_show(figure.published, separator)} | {'yes' if matches(ours, figure.published) else '**NO**'} | "
-                     f"{figure.source} |")
+                     f"{_show(figure.published, separator)} | {match} | {figure.source} |")
     specs = sorted(p.stem for p in (ROOT / "specs").glob("*.cnn"))
     lines += ["", f"Specs ({len(specs)} files, each checked with `cnndsl check specs/NAME.cnn`): "
               f"{', '.join(f'`{s}`' for s in specs)}.", ""]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from math import prod
 
 from .base import (
-    NoParams,
     NonNegativeInt,
+    NoParams,
     Op,
     OpParams,
     PositiveInts,
