@@ -246,6 +246,34 @@ def bench(spec: Path, target: str, batches: tuple[int, ...], trials: int, tune_d
     click.echo(render_table(network.name, target, rows))
 
 
+@main.group("import")
+def import_group() -> None:
+    """Translate another format into a .cnn spec."""
+
+
+@import_group.command("darknet")
+@click.argument("cfg", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="The .cnn file to write (default: CFG's name with .cnn, here).")
+@click.option("--name", default=None, help="The network's name (default: from the file name).")
+@click.option("--color/--no-color", default=None, help="Colour diagnostics (default: on a terminal, unless NO_COLOR).")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+def import_darknet(cfg: Path, output: Path | None, name: str | None, color: bool | None, debug: bool) -> None:
+    """Translate a Darknet .cfg (e.g. yolov3.cfg) into a readable .cnn spec, then check it."""
+    from .api import load
+    from .importers.darknet import translate_cfg
+
+    output = output or Path(f"{cfg.stem}.cnn")
+    with _reported_errors(color, debug, "importing"):
+        text = translate_cfg(cfg, name)
+        output.write_text(text)
+        network = load(output)
+    totals = network.report("darknet").totals
+    click.echo(f"wrote {output}: {len(network.graph)} layers, {totals.params:,} parameters, "
+               f"{2 * totals.macs / 1e9:.3f} BFLOPs (darknet convention) at "
+               f"{' x '.join(map(str, next(iter(network.report().inputs.values()))))}")
+
+
 @contextmanager
 def _reported_errors(color: bool | None, debug: bool, doing: str) -> Iterator[None]:
     """Spec errors -> diagnostics and exit 1; usage errors -> exit 2; anything else is a bug: exit 2 with

@@ -72,6 +72,10 @@ CODES: dict[str, CodeInfo] = {
     # backends
     "E600": _error("op has no lowering in this backend", "cnndsl compile spec.cnn --to tvm   (an op TVM lacks)"),
     "E601": _error("weights do not fit the network", "cnndsl compile spec.cnn --weights other_model.pt"),
+    # importers
+    "E700": _error("unknown or malformed section in an imported file", "[convolutional2]   (in a Darknet .cfg)"),
+    "E701": _error("unknown key or invalid value in an imported file", "filterz=32   (in a Darknet [convolutional])"),
+    "E702": _error("invalid layer reference in an imported file", "[route] layers=-200   (in a Darknet .cfg)"),
     # lints
     "W100": _warning("stride does not fit the input: trailing input is never read",
                      "x -> conv(8, 3, stride=3)   (x: 1 x 7 x 7)"),

@@ -1,0 +1,1 @@
+"""Importers: other formats translated into readable .cnn specs (then checked like any spec)."""

@@ -1,0 +1,109 @@
+"""`cnndsl import darknet`: the translated specs reproduce, layer by layer, the BFLOPs Darknet prints
+when it loads the same cfg, and a malformed cfg is a located error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import cnndsl
+from cnndsl.backends.torch.export import example_inputs
+from cnndsl.cli import main
+from cnndsl.diagnostics import SpecError
+from cnndsl.importers.darknet import translate_cfg
+from tests.conftest import ROOT
+
+DATA = ROOT / "tests" / "data" / "darknet"
+runner = CliRunner()
+
+# Lines of real Darknet logs (darknet index -> BFLOPs printed for that [convolutional] layer).
+# yolov3.cfg at 416 x 416, pjreddie's Darknet: layers 0-14 from the log in pjreddie/darknet issue #1039
+# (also ysh329/darknet2caffe issue #8), layers 69-87 from the log in pjreddie/darknet issue #943.
+YOLOV3_416 = {0: 0.299, 1: 1.595, 2: 0.177, 3: 1.595, 5: 1.595, 6: 0.177, 7: 1.595, 9: 0.177, 10: 1.595,
+              12: 1.595, 13: 0.177, 14: 1.595, 69: 0.177, 70: 1.595, 72: 0.177, 73: 1.595, 75: 0.177,
+              76: 1.595, 77: 0.177, 78: 1.595, 79: 0.177, 80: 1.595, 81: 0.088, 84: 0.044, 87: 0.266}
+# yolov3-tiny.cfg at 608 x 608, AlexeyAB's Darknet (log in junxnone/aiwiki issue #52): its conv lines.
+YOLOV3_TINY_608 = {0: 0.319, 2: 0.852, 4: 0.852, 6: 0.852, 8: 0.852, 10: 0.852, 12: 3.407, 13: 0.189}
+
+
+def conv_bflops(network: cnndsl.Network, cfg: Path) -> dict[int, float]:
+    """BFLOPs per Darknet layer index: our convolutions in order, matched to the cfg's conv sections."""
+    sections = [line.strip() for line in cfg.read_text().splitlines() if line.strip().startswith("[")][1:]
+    conv_indexes = [i for i, section in enumerate(sections) if section == "[convolutional]"]
+    convs = [entry for entry in network.report("darknet").layers if entry.op == "conv2d"]
+    assert len(convs) == len(conv_indexes)
+    return {index: round(2 * entry.macs / 1e9, 3) for index, entry in zip(conv_indexes, convs, strict=True)}
+
+
+def imported(tmp_path: Path, cfg: str, size: int) -> tuple[cnndsl.Network, Path]:
+    spec = tmp_path / cfg.replace(".cfg", ".cnn")
+    spec.write_text(translate_cfg(DATA / cfg))
+    return cnndsl.load(spec, inputs={"image": (3, size, size)}), spec
+
+
+def test_yolov3_reproduces_darknet_s_log(tmp_path: Path) -> None:
+    network, _ = imported(tmp_path, "yolov3.cfg", 416)
+    per_layer = conv_bflops(network, DATA / "yolov3.cfg")
+    assert {index: per_layer[index] for index in YOLOV3_416} == YOLOV3_416
+    assert round(2 * network.report("darknet").totals.macs / 1e9, 2) == 65.86  # pjreddie.com: 65.86 Bn
+    shapes = {entry.name: entry.shape for entry in network.report().layers}
+    assert shapes["layer85"] == [256, 26, 26] and shapes["layer86"] == [768, 26, 26]  # upsample, route 85 61
+    assert network.report().outputs == {"yolo1": [255, 13, 13], "yolo2": [255, 26, 26], "yolo3": [255, 52, 52]}
+
+
+def test_yolov3_tiny_reproduces_darknet_s_log(tmp_path: Path) -> None:
+    network, _ = imported(tmp_path, "yolov3-tiny.cfg", 608)
+    per_layer = conv_bflops(network, DATA / "yolov3-tiny.cfg")
+    assert {index: per_layer[index] for index in YOLOV3_TINY_608} == YOLOV3_TINY_608
+    assert {entry.name: entry.shape for entry in network.report().layers}["layer11"] == [512, 19, 19]
+    at_416, _ = imported(tmp_path, "yolov3-tiny.cfg", 416)
+    assert round(2 * at_416.report("darknet").totals.macs / 1e9, 2) == 5.56  # pjreddie.com: 5.56 Bn
+
+
+def test_darknet_53_repeats_become_blocks(tmp_path: Path) -> None:
+    text = translate_cfg(DATA / "yolov3.cfg")
+    for run in ("residual(64) as layers2_4", "residual(128) x 2", "residual(256) x 8", "residual(512) x 8",
+                "residual(1024) x 4"):
+        assert run in text
+    assert text.count("conv_bn_leaky(") > 20 and "block residual(c)" in text
+
+
+def test_imported_spec_compiles_to_pytorch(tmp_path: Path) -> None:
+    network, _ = imported(tmp_path, "yolov3-tiny.cfg", 416)
+    module = network.to_torch()
+    with torch.no_grad():
+        outputs = module(*example_inputs(network.graph, batch=1))
+    assert [tuple(o.shape) for o in outputs] == [(1, 255, 13, 13), (1, 255, 26, 26)]
+    assert sum(p.numel() for p in module.parameters()) == network.report().totals.params
+
+
+def test_cli_writes_a_spec_that_checks(tmp_path: Path) -> None:
+    out = tmp_path / "tiny.cnn"
+    result = runner.invoke(main, ["import", "darknet", str(DATA / "yolov3-tiny.cfg"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "5.565 BFLOPs" in result.stdout and out.exists()
+    assert runner.invoke(main, ["check", str(out), "--convention", "darknet"]).exit_code == 0
+
+
+@pytest.mark.parametrize(("cfg", "code", "line", "message"), [
+    ("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=8\nsize=3\nstrid=2\n", "E701", 7, "no key `strid`"),
+    ("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=eight\nsize=3\n", "E701", 5, "must be an integer"),
+    ("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=8\nactivation=mish\n", "E701", 6, "`mish`"),
+    ("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=8\n[route]\nlayers=-3\n", "E702", 7, "not an earlier"),
+    ("[net]\nwidth=32\nheight=32\n[deformable]\nfilters=8\n", "E700", 4, "unknown or unsupported section"),
+    ("[convolutional]\nfilters=8\n", "E700", 1, "starts with a [net] section"),
+    ("[net]\nwidth=32\n[convolutional]\nfilters=8\n", "E701", 1, "needs `height`"),
+])
+def test_malformed_cfg_is_a_located_error(cfg: str, code: str, line: int, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.cfg"
+    path.write_text(cfg)
+    with pytest.raises(SpecError) as info:
+        translate_cfg(path)
+    first = info.value.diagnostics[0]
+    assert (first.code, first.location.line if first.location else None) == (code, line)
+    assert message in first.message
+    result = runner.invoke(main, ["import", "darknet", str(path), "-o", str(tmp_path / "bad.cnn")])
+    assert result.exit_code == 1 and f"bad.cfg:{line}:" in result.stderr
