@@ -28,6 +28,14 @@ def parse_input_override(text: str) -> tuple[str, tuple[int, ...]]:
     return name.strip(), dims
 
 
+# Options several commands share, declared once.
+input_option = click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
+                            help="Override a declared input shape, e.g. --input x=3x512x512 (repeatable).")
+color_option = click.option("--color/--no-color", default=None,
+                            help="Colour diagnostics (default: on a terminal, unless NO_COLOR).")
+debug_option = click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cnndsl")
 def main() -> None:
@@ -43,10 +51,9 @@ def main() -> None:
               help="How MACs are counted (torchvision: conv+linear weights; torchinfo: Mult-Adds; darknet: convs).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Batch size: scales MACs and activation memory.")
-@click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
-              help="Override a declared input shape, e.g. --input x=3x512x512 (repeatable).")
-@click.option("--color/--no-color", default=None, help="Colour diagnostics (default: on a terminal, unless NO_COLOR).")
-@click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+@input_option
+@color_option
+@debug_option
 def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inputs: tuple[str, ...],
           color: bool | None, debug: bool) -> None:
     """Check SPEC and print its per-layer report and every diagnostic."""
@@ -119,10 +126,9 @@ _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
               help="tvm only: measurements for --tune, over all tasks not yet in the tuning database.")
 @click.option("--tune-db", type=click.Path(path_type=Path), default=None,
               help="tvm only: tuning database directory (default: $CNNDSL_TUNE_DB or ~/.cache/cnndsl/tuning).")
-@click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
-              help="Override a declared input shape, e.g. --input x=3x512x512 (repeatable).")
-@click.option("--color/--no-color", default=None, help="Colour diagnostics (default: on a terminal, unless NO_COLOR).")
-@click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+@input_option
+@color_option
+@debug_option
 def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None, dynamic_batch: bool, batch: int,
             weights: Path | None, seed: int, target: str, tune: bool, trials: int, tune_db: Path | None,
             inputs: tuple[str, ...], color: bool | None, debug: bool) -> None:
@@ -172,7 +178,7 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
               help="An input array (.npy); NAME= when the network has several inputs (repeatable).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Write the output to this .npy (several outputs: .npz).")
-@click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+@debug_option
 def run_artifact(artifact: Path, inputs: tuple[str, ...], output: Path | None, debug: bool) -> None:
     """Run a TVM ARTIFACT directory (from `compile --to tvm`) on .npy inputs, with the TVM runtime only."""
     import numpy as np
@@ -233,7 +239,7 @@ def _read_inputs(items: tuple[str, ...], names: list[str]) -> dict[str, Any]:
 @click.option("--rounds", type=click.IntRange(min=1), default=7, show_default=True,
               help="Interleaved rounds; the table shows their median and spread.")
 @click.option("--no-compile", "skip_compile", is_flag=True, help="Skip torch.compile (it needs a C++ compiler).")
-@click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+@debug_option
 def bench(spec: Path, target: str, batches: tuple[int, ...], trials: int, tune_db: Path | None, rounds: int,
           skip_compile: bool, debug: bool) -> None:
     """Latency of SPEC: PyTorch eager, torch.compile, TVM untuned and TVM tuned, measured interleaved."""
@@ -256,8 +262,8 @@ def import_group() -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="The .cnn file to write (default: CFG's name with .cnn, here).")
 @click.option("--name", default=None, help="The network's name (default: from the file name).")
-@click.option("--color/--no-color", default=None, help="Colour diagnostics (default: on a terminal, unless NO_COLOR).")
-@click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+@color_option
+@debug_option
 def import_darknet(cfg: Path, output: Path | None, name: str | None, color: bool | None, debug: bool) -> None:
     """Translate a Darknet .cfg (e.g. yolov3.cfg) into a readable .cnn spec, then check it."""
     from .api import load
