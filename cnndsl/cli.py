@@ -59,9 +59,20 @@ def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inpu
     """Check SPEC and print its per-layer report and every diagnostic."""
     import gc
 
-    # A short-lived process whose objects all live to the end: the cyclic collector would only rescan
-    # them (a third of the run on a 10,000-layer spec).
+    # Every object of a check lives to its end: the cyclic collector would only rescan them (a third
+    # of the run on a 10,000-layer spec). Paused for the command only: `main` also runs in-process
+    # (tests, notebooks), where a collector left off would leak every cycle afterwards.
+    collecting = gc.isenabled()
     gc.disable()
+    try:
+        _check(spec, fmt, as_json, convention, batch, inputs, color, debug)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inputs: tuple[str, ...],
+           color: bool | None, debug: bool) -> None:
     from .api import load
     from .diagnostics import SpecError, UsageError
     from .report.build import build_report

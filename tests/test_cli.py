@@ -158,3 +158,13 @@ def test_json_output_validates_against_the_committed_schema(spec: str) -> None:
     code, out, _ = run("check", str(SPECS / f"{spec}.cnn"), "--json")
     assert code == 0
     jsonschema.validate(json.loads(out), schema)
+
+
+def test_check_leaves_the_garbage_collector_as_it_found_it() -> None:
+    """`check` pauses the cyclic collector for speed; run in-process it must switch it back on, or every
+    reference cycle created afterwards (fx modules, TVM objects) would leak."""
+    import gc
+
+    assert gc.isenabled()
+    assert run("check", str(SPECS / "mnist1d.cnn"))[0] == 0
+    assert gc.isenabled()
