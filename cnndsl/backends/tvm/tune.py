@@ -1,8 +1,9 @@
 """MetaSchedule tuning with a persistent database and a progress bar.
 
-Two facts of these machines shape it. MetaSchedule's default LocalBuilder builds each candidate in a
-worker process that first imports `tvm.s_tir.tensor_intrin` (~36 s here), past its 30 s timeout, so
-every trial failed: candidates are built in this process instead (`InProcessBuilder`). And a second
+Two facts of these machines shape it. MetaSchedule's default LocalBuilder starts fresh worker
+processes for every batch, and each first imports `tvm.s_tir.tensor_intrin` (~36 s here) inside the
+build, past its 30 s timeout, so every trial failed: `WarmWorkerBuilder` keeps its workers for the
+whole run and imports the intrinsics when a worker starts, outside any build's timeout. And a second
 compile of the same workloads must tune nothing: tasks whose workload already has records for the
 target in the database are skipped before the task scheduler starts.
 """
@@ -39,27 +40,42 @@ def open_database(directory: Path) -> ms.database.JSONDatabase:
                                     allow_missing=True)
 
 
-@derived_object
-class InProcessBuilder(ms.builder.PyBuilder):
-    """Builds candidates in this process (the tensor intrinsics are imported once, here)."""
+def _import_tensor_intrinsics() -> None:
+    import tvm.s_tir.tensor_intrin  # noqa: F401  (registers the intrinsics schedules may use)
 
-    def __init__(self) -> None:
+
+@derived_object
+class WarmWorkerBuilder(ms.builder.PyBuilder):
+    """Builds candidates in worker processes that import the tensor intrinsics once, when they start,
+    and live for the whole tuning run. Each build still has a timeout: a pathological candidate (LLVM
+    on a huge unrolled loop) took over 45 minutes in one build here, and an in-process builder had no
+    way to stop it. A timed-out worker is killed and replaced; the candidate counts as a failed trial."""
+
+    def __init__(self, timeout_sec: float = 60.0, max_workers: int | None = None) -> None:
         super().__init__()
-        import tvm.s_tir.tensor_intrin  # noqa: F401  (registers the intrinsics schedules may use)
+        from tvm.support.popen_pool import PopenPoolExecutor
+
+        self.timeout_sec = timeout_sec
+        self.pool = PopenPoolExecutor(max_workers=max_workers or os.cpu_count() or 1, timeout=timeout_sec,
+                                      initializer=_import_tensor_intrinsics)
 
     def build(self, build_inputs: list[ms.builder.BuilderInput]) -> list[ms.builder.BuilderResult]:
-        from tvm.s_tir.meta_schedule.builder.local_builder import default_export
-        from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+        from tvm.s_tir.meta_schedule.builder.local_builder import _serialize_params, _worker_func
+        from tvm.support.popen_pool import StatusKind
 
+        jobs = [(None, None, item.mod, item.target, _serialize_params(item.params)) for item in build_inputs]
         results = []
-        for item in build_inputs:
-            try:  # what LocalBuilder's default_build does, with the non-deprecated tirx.build
-                module = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(item.mod)
-                artifact = default_export(tvm.tirx.build(module, target=item.target))
-                results.append(ms.builder.BuilderResult(artifact, None))
-            except Exception as exc:  # a candidate that does not build is a failed trial, not a crash
-                results.append(ms.builder.BuilderResult(None, f"{type(exc).__name__}: {exc}"))
+        for outcome in self.pool.map_with_error_catching(lambda job: _worker_func(*job), jobs):
+            if outcome.status == StatusKind.COMPLETE:
+                results.append(ms.builder.BuilderResult(outcome.value, None))
+            elif outcome.status == StatusKind.TIMEOUT:
+                results.append(ms.builder.BuilderResult(None, f"build timed out after {self.timeout_sec:.0f} s"))
+            else:
+                results.append(ms.builder.BuilderResult(None, f"build failed: {outcome.value}"))
         return results
+
+    def shutdown(self) -> None:
+        self.pool.shutdown()
 
 
 @dataclass
@@ -146,6 +162,7 @@ def tune(module: tvm.IRModule, target: tvm.target.Target, database_dir: Path, tr
         pending, work_dir=str(database_dir), seed=seed)
     names = [task.task_name for task in pending]
     progress = TuningProgress(trials, names)
+    builder = WarmWorkerBuilder()
     # MetaSchedule may stop early when every task's search space is exhausted.
     bar: Any
     with click.progressbar(length=trials, label=f"tuning {len(pending)} tasks", show_pos=True, show_eta=True,
@@ -154,7 +171,8 @@ def tune(module: tvm.IRModule, target: tvm.target.Target, database_dir: Path, tr
         ms.tune.tune_tasks(
             tasks=contexts, task_weights=weights, work_dir=str(database_dir), max_trials_global=trials,
             num_trials_per_iter=min(DEFAULT_TRIALS_PER_ITER, max(trials // len(pending), 4)),
-            builder=InProcessBuilder(), runner="local", database=database,
+            builder=builder, runner="local", database=database,
             measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                _progress_callback(progress, bar)])
+    builder.shutdown()
     return database, TuningReport(len(tasks), len(pending), progress.done, time.perf_counter() - start)
