@@ -178,3 +178,19 @@ def test_asymmetric_average_pooling_counts_padding_as_asked(count_include_pad: b
     windows = [x[0, 0, 0:2], x[0, 0, 2:4], x[0, 0, 4:5]]
     expected = [w.sum() / (2 if count_include_pad else len(w)) for w in windows]
     torch.testing.assert_close(pool(x)[0, 0], torch.stack(expected))
+
+
+def test_in_place_only_where_nothing_else_reads_the_tensor(specs: SpecFiles) -> None:
+    network = specs.load("input x: 2 x 8 x 8\n"
+                         "a = x -> relu\n"
+                         "b = x -> conv(4, 3, padding=1) -> tanh -> relu\n"
+                         "c = x -> conv(2, 3, padding=1) -> relu\n"
+                         "output y = [b, c] -> concat\n"
+                         "output z = a\n")
+    module = network.to_torch().train()
+    assert (module.relu1.inplace, module.relu2.inplace, module.relu3.inplace) == (False, False, True)
+    x = torch.randn(2, 2, 8, 8, requires_grad=True)
+    before = x.detach().clone()
+    y, z = module(x)
+    (y.sum() + z.sum()).backward()  # tanh keeps its output for backward: overwriting it would fail here
+    assert torch.equal(x.detach(), before) and x.grad is not None

@@ -17,7 +17,8 @@ import torch
 from torch import fx, nn
 
 from ...diagnostics import Diagnostic, Location, SpecError, UsageError
-from ...graph.model import INPUT, Graph
+from ...graph.model import INPUT, Graph, Node
+from ...ops import REGISTRY
 from .. import unsupported_ops
 from .lowerings import LOWERINGS, lower_layer
 from .modules import Block
@@ -55,6 +56,8 @@ def _layers(graph: Graph) -> Block:
         meta = graph.meta(node.name)
         inputs = [graph.meta(source)["shape"] for source in node.inputs]
         layer = lower_layer(node.op, node.params, inputs, meta["shape"])
+        if hasattr(layer, "inplace") and _sole_reader(graph, node):
+            setattr(layer, "inplace", True)  # noqa: B010  (ReLU, LeakyReLU, SiLU, Dropout, Add)
         *path, leaf = node.name.split(".")
         parent = root
         for depth, part in enumerate(path):
@@ -65,6 +68,26 @@ def _layers(graph: Graph) -> Block:
             parent = child  # type: ignore[assignment]
         parent.add_module(leaf, layer)
     return root
+
+
+# Ops whose output is a fresh tensor that autograd does not keep for their backward: a sole reader may
+# overwrite it. Not: views (flatten, crop, reshape), ops returning their input (identity, dropout at
+# inference) and activations that save their output (relu, sigmoid, tanh, softmax, ...).
+_OVERWRITABLE = {"conv", "conv_transpose", "locally_connected", "linear", "batchnorm", "groupnorm", "layernorm",
+                 "add", "concat", "maxpool", "avgpool", "global_avgpool", "global_maxpool", "adaptive_avgpool",
+                 "adaptive_maxpool", "upsample"}
+
+
+def _sole_reader(graph: Graph, node: Node) -> bool:
+    """True when `node` may overwrite its first input in place (as torchvision's ReLU(inplace=True) and
+    `out += identity` do, saving an allocation and a pass over memory per layer): nothing else reads it,
+    it is not a network input or output, and its producer neither returns a view nor keeps it for
+    backward."""
+    source = node.inputs[0]
+    producer = graph.node(source)
+    return (producer.op != INPUT and REGISTRY[producer.op].kind in _OVERWRITABLE
+            and graph.dag.out_degree(source) == 1 and node.inputs.count(source) == 1
+            and source not in graph.outputs.values())
 
 
 _BLOCK_CALL = re.compile(r"in block `([^`]+)` called as `([^`]+)`")

@@ -40,10 +40,23 @@ class Block(nn.Module):
 
 
 class Add(nn.Module):
-    """Element-wise sum of its inputs (a residual merge)."""
+    """Element-wise sum of its inputs (a residual merge). In place into the first input when the
+    builder knows nothing else reads it (as torchvision's `out += identity`)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        if self.inplace:
+            first = xs[0]
+            for x in xs[1:]:
+                first = first.add_(x)
+            return first
         return reduce(add, xs)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class Concat(nn.Module):
