@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("networks", nargs="*", default=list(TRIALS))
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--tune-db", type=Path, default=None, help="reuse this database (default: a fresh one)")
+    parser.add_argument("--trials", type=int, default=None, help="override the per-network trial budget")
     args = parser.parse_args()
     import torch
 
@@ -39,8 +40,9 @@ def main() -> None:
         for name in args.networks:
             database = args.tune_db or Path(scratch) / name
             start = time.perf_counter()
-            rows = run_benchmark(cnndsl.load(ROOT / "specs" / f"{name}.cnn"), "llvm", (1,), TRIALS[name], database,
-                                 args.rounds, with_compile=True)
+            network = cnndsl.load(ROOT / "specs" / f"{name}.cnn")
+            trials = args.trials or TRIALS[name]
+            rows = run_benchmark(network, "llvm", (1,), trials, database, rounds=args.rounds, with_compile=True)
             print(render_table(name, "llvm", rows), flush=True)
             print(f"(whole run {time.perf_counter() - start:.0f} s)\n", flush=True)
 
