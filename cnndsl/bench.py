@@ -28,16 +28,14 @@ class Row:
     note: str = ""
 
 
-def _tvm_runner(network: Any, target_name: str, batch: int, database: Any, inputs: list[np.ndarray]
+def _tvm_runner(lowered: Any, target_name: str, database: Any, inputs: list[np.ndarray]
                 ) -> tuple[Callable[[], object], Callable[[], np.ndarray]]:
     import tvm
     from tvm import relax
 
-    from .backends.tvm.build import build_relax, torch_state
     from .backends.tvm.compile import compile_lowered, make_target
 
     target = make_target(target_name)
-    lowered = build_relax(network.graph, torch_state(network, 0), batch)
     executable = compile_lowered(lowered, target, database)
     device = tvm.cuda(0) if target.kind.name == "cuda" else tvm.cpu(0)
     vm = relax.VirtualMachine(executable, device)
@@ -74,32 +72,34 @@ def run_benchmark(network: Any, target: str, batches: tuple[int, ...], trials: i
     import torch
 
     from .backends.torch.export import example_inputs
-    from .backends.tvm.build import build_relax, check_supported, torch_state
+    from .backends.tvm.build import build_relax, check_supported
     from .backends.tvm.compile import make_target
     from .backends.tvm.tune import default_database_dir, open_database, tune
 
     check_supported(network.graph)
     device = "cuda" if target == "cuda" else "cpu"
     rows: list[Row] = []
+    module = network.to_torch(seed=0).to(device)
+    weights = {key: tensor.cpu().numpy() for key, tensor in module.state_dict().items()}
     for batch in batches:
-        module = network.to_torch(seed=0).to(device)
         inputs = [x.to(device) for x in example_inputs(network.graph, batch=batch)]
         numpy_inputs = [x.cpu().numpy() for x in inputs]
 
         variants: dict[str, Callable[[], object]] = {"PyTorch eager": _synced(module, inputs, device)}
         if with_compile:
             variants["torch.compile"] = _synced(torch.compile(module), inputs, device)
-        untuned, untuned_out = _tvm_runner(network, target, batch, None, numpy_inputs)
+        # one lowering per batch serves the untuned build, tuning and the tuned build (same weights)
+        lowered = build_relax(network.graph, weights, batch)
+        untuned, untuned_out = _tvm_runner(lowered, target, None, numpy_inputs)
         variants["TVM untuned"] = untuned
         notes: dict[str, str] = {}
         database_dir = tune_db or default_database_dir()
         if trials > 0:
-            lowered = build_relax(network.graph, torch_state(network, 0), batch)
             _, report = tune(lowered.module, make_target(target), database_dir, trials)
             notes["TVM tuned"] = f"tuned {report.tuned_now} tasks, {report.trials} trials, {report.seconds:.0f} s"
         database = open_database(database_dir)
         if len(database) > 0:
-            tuned, tuned_out = _tvm_runner(network, target, batch, database, numpy_inputs)
+            tuned, tuned_out = _tvm_runner(lowered, target, database, numpy_inputs)
             variants["TVM tuned"] = tuned
             notes.setdefault("TVM tuned", f"records from {database_dir}")
         with torch.inference_mode():
