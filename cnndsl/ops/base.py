@@ -175,5 +175,11 @@ def resolve_padding(padding: Any, n: Shape, kernel: tuple[int, ...], stride: tup
     return tuple((p, p) if isinstance(p, int) else (p[0], p[1]) for p in padding)
 
 
+def batched_axis(dim: int) -> int:
+    """A per-sample axis (0 = channels, as softmax and concat take it) as an axis of the batched tensor
+    the backends compute on; negative axes count from the end and stay as they are."""
+    return dim + 1 if dim >= 0 else dim
+
+
 def spatial_size(shape: Shape) -> int:
     return prod(shape[1:])

@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from ...ops import REGISTRY
-from ...ops.base import Op, Shape, per_axis
+from ...ops.base import Op, Shape, batched_axis, per_axis
 from ...ops.conv import Geometry
 from .modules import (
     PADDED_CONV,
@@ -139,11 +139,6 @@ def crop(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
     return Crop(op.starts(p, inputs, out), out[1:])  # type: ignore[attr-defined]
 
 
-def _batch_dim(dim: int) -> int:
-    """A per-sample axis (0 = channels) as a batched tensor's axis; negative axes count from the end."""
-    return dim + 1 if dim >= 0 else dim
-
-
 def _simple(factory: Callable[[Any], nn.Module]) -> Converter:
     """A converter for ops whose module depends on their parameters only."""
     return lambda op, p, inputs, out: factory(p)
@@ -168,7 +163,7 @@ LOWERINGS: dict[str, Converter] = {
     "silu": _simple(lambda p: nn.SiLU()),
     "leaky_relu": _simple(lambda p: nn.LeakyReLU(p.slope)),
     "gelu": _simple(lambda p: nn.GELU(approximate="tanh" if p.approximate else "none")),
-    "softmax": _simple(lambda p: nn.Softmax(dim=_batch_dim(p.dim))),
+    "softmax": _simple(lambda p: nn.Softmax(dim=batched_axis(p.dim))),
     "dropout": _simple(lambda p: nn.Dropout(p.p)),
     "batchnorm": batchnorm,
     "groupnorm": groupnorm,
@@ -177,7 +172,7 @@ LOWERINGS: dict[str, Converter] = {
     "crop": crop,
     "reshape": lambda op, p, inputs, out: Reshape(out),
     "add": _simple(lambda p: Add()),
-    "concat": _simple(lambda p: Concat(_batch_dim(p.dim))),
+    "concat": _simple(lambda p: Concat(batched_axis(p.dim))),
 }
 
 

@@ -21,11 +21,11 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 
 from ...diagnostics import UsageError
+from ...runtime import LIBRARY, MANIFEST, PARAMS  # the artifact's file names, as the runtime reads them
 from .build import Lowered
 from .tune import TuningReport
 
 ARTIFACT_VERSION = 1
-LIBRARY, PARAMS, MANIFEST = "model.so", "params.npz", "manifest.json"
 
 
 def make_target(name: str) -> tvm.target.Target:

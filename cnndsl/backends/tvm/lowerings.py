@@ -18,7 +18,7 @@ from tvm import relax
 from tvm.relax import op as R
 
 from ...ops import REGISTRY
-from ...ops.base import Op, Shape
+from ...ops.base import Op, Shape, batched_axis
 from ...ops.conv import Geometry
 
 DTYPE = "float32"
@@ -257,10 +257,6 @@ def add(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     return total
 
 
-def _batch_axis(dim: int) -> int:
-    return dim + 1 if dim >= 0 else dim
-
-
 def _unary(fn: Callable[..., relax.Expr], **fixed: Any) -> Converter:
     return lambda e, layer, args: e.emit(fn(args[0], **fixed))
 
@@ -284,7 +280,7 @@ LOWERINGS: dict[str, Converter] = {
     "silu": _unary(R.nn.silu),
     "leaky_relu": lambda e, layer, args: e.emit(R.nn.leakyrelu(args[0], alpha=layer.p.slope)),
     "gelu": lambda e, layer, args: e.emit((R.nn.gelu_tanh if layer.p.approximate else R.nn.gelu)(args[0])),
-    "softmax": lambda e, layer, args: e.emit(R.nn.softmax(args[0], axis=_batch_axis(layer.p.dim))),
+    "softmax": lambda e, layer, args: e.emit(R.nn.softmax(args[0], axis=batched_axis(layer.p.dim))),
     "dropout": lambda e, layer, args: args[0],  # inference: the identity
     "batchnorm": batchnorm,
     "groupnorm": groupnorm,
@@ -293,7 +289,7 @@ LOWERINGS: dict[str, Converter] = {
     "crop": crop,
     "reshape": lambda e, layer, args: e.emit(R.reshape(args[0], (e.batch, *layer.out))),
     "add": add,
-    "concat": lambda e, layer, args: e.emit(R.concat(args, axis=_batch_axis(layer.p.dim))),
+    "concat": lambda e, layer, args: e.emit(R.concat(args, axis=batched_axis(layer.p.dim))),
 }
 
 
