@@ -5,7 +5,8 @@
 #   make golden - regenerate tests/golden/ after a deliberate report change (review the diff)
 #   make bench  - the speed benchmarks of docs/benchmarks.md (by hand, not in CI)
 #   make bench-torch - compiled PyTorch modules against hand-written ones (by hand, ~10 min)
-#   make bench-tvm - tune and measure TVM against PyTorch on CPU (by hand, about an hour)
+#   make bench-tvm - tune and measure TVM against PyTorch on CPU (by hand, about an hour and a half)
+#   make bench-gpu - the same on an NVIDIA GPU (by hand, ~30 min); without a GPU: builds the CUDA modules
 #   make mnist1d - train the notes' MNIST-1D convnet and its fully connected baseline from their specs
 
 PYTHON ?= python3
@@ -13,7 +14,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint docs golden bench bench-torch bench-tvm mnist1d clean
+.PHONY: install demo test lint docs golden bench bench-torch bench-tvm bench-gpu mnist1d clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +52,9 @@ bench-torch: install
 
 bench-tvm: install
 	$(PY) benchmarks/tvm_tuning.py
+
+bench-gpu: install
+	$(PY) benchmarks/gpu.py
 
 mnist1d: install
 	$(PY) examples/mnist1d/train.py --steps 100000 --eval-every 1000 --out examples/mnist1d/results

@@ -28,7 +28,7 @@ class Row:
     note: str = ""
 
 
-def _tvm_runner(lowered: Any, target_name: str, database: Any, inputs: list[np.ndarray]
+def _tvm_runner(lowered: Any, target_name: str, database: Any, inputs: list[np.ndarray], layout: str = "auto"
                 ) -> tuple[Callable[[], object], Callable[[], np.ndarray]]:
     import tvm
     from tvm import relax
@@ -36,11 +36,11 @@ def _tvm_runner(lowered: Any, target_name: str, database: Any, inputs: list[np.n
     from .backends.tvm.compile import compile_lowered, make_target
 
     target = make_target(target_name)
-    executable = compile_lowered(lowered, target, database)
+    program = compile_lowered(lowered, target, database, layout)
     device = tvm.cuda(0) if target.kind.name == "cuda" else tvm.cpu(0)
-    vm = relax.VirtualMachine(executable, device)
+    vm = relax.VirtualMachine(program.executable, device)
     args = [tvm.runtime.tensor(a, device) for a in inputs] + [tvm.runtime.tensor(v, device)
-                                                                for v in lowered.param_values]
+                                                                for v in program.param_values]
     main = vm["main"]
 
     def call() -> object:
@@ -68,12 +68,14 @@ def _synced(fn: Callable[..., object], inputs: list[Any], device: str) -> Callab
 
 
 def run_benchmark(network: Any, target: str, batches: tuple[int, ...], trials: int, tune_db: Path | None,
-                  rounds: int, with_compile: bool) -> list[Row]:
+                  rounds: int, with_compile: bool, layout: str = "auto", log: Callable[[str], None] | None = None
+                  ) -> list[Row]:
     import torch
 
     from .backends.torch.export import example_inputs
     from .backends.tvm.build import build_relax, check_supported
     from .backends.tvm.compile import make_target
+    from .backends.tvm.pipeline import choose_layout, prepare
     from .backends.tvm.tune import default_database_dir, open_database, tune
 
     check_supported(network.graph)
@@ -94,12 +96,13 @@ def run_benchmark(network: Any, target: str, batches: tuple[int, ...], trials: i
         variants["TVM untuned"] = untuned
         notes: dict[str, str] = {}
         database_dir = tune_db or default_database_dir()
+        tuned_layout = choose_layout(layout, make_target(target), tuned=True)
         if trials > 0:
-            _, report = tune(lowered.module, make_target(target), database_dir, trials)
-            notes["TVM tuned"] = f"tuned {report.tuned_now} tasks, {report.trials} trials, {report.seconds:.0f} s"
+            _, report = tune(prepare(lowered, tuned_layout), make_target(target), database_dir, trials, log=log)
+            notes["TVM tuned"] = report.summary()
         database = open_database(database_dir)
         if len(database) > 0:
-            tuned, tuned_out = _tvm_runner(lowered, target, database, numpy_inputs)
+            tuned, tuned_out = _tvm_runner(lowered, target, database, numpy_inputs, tuned_layout)
             variants["TVM tuned"] = tuned
             notes.setdefault("TVM tuned", f"records from {database_dir}")
         with torch.inference_mode():

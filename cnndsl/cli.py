@@ -34,6 +34,15 @@ input_option = click.option("--input", "inputs", multiple=True, metavar="NAME=Cx
 color_option = click.option("--color/--no-color", default=None,
                             help="Colour diagnostics (default: on a terminal, unless NO_COLOR).")
 debug_option = click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+# TVM options shared by compile, tune and bench; the choices are the backend's, repeated here so that
+# `--help` never imports TVM
+layout_option = click.option("--layout", type=click.Choice(["auto", "nchw", "nhwc"]), default="auto",
+                             show_default=True, help="tvm only: data layout of 2-D convolutions; auto: NHWC for "
+                             "tuned CPU builds, NCHW otherwise (docs/benchmarks.md has the measurements).")
+trials_option = click.option("--trials", type=click.IntRange(min=1), default=2000, show_default=True,
+                             help="tvm only: measurements in all, over the tasks not yet in the tuning database.")
+trials_per_task_option = click.option("--trials-per-task", type=click.IntRange(min=1), default=None,
+                                      help="tvm only: at most this many measurements for one task.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -133,16 +142,18 @@ _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
 @click.option("--target", default="llvm", show_default=True,
               help="tvm only: llvm (this CPU), cuda, or a TVM target as a JSON dict.")
 @click.option("--tune", is_flag=True, help="tvm only: tune the kernels with MetaSchedule first.")
-@click.option("--trials", type=click.IntRange(min=1), default=2000, show_default=True,
-              help="tvm only: measurements for --tune, over all tasks not yet in the tuning database.")
+@trials_option
+@trials_per_task_option
 @click.option("--tune-db", type=click.Path(path_type=Path), default=None,
-              help="tvm only: tuning database directory (default: $CNNDSL_TUNE_DB or ~/.cache/cnndsl/tuning).")
+              help="tvm only: tuning database directory to apply (and, with --tune, to fill); default with --tune: "
+                   "$CNNDSL_TUNE_DB or ~/.cache/cnndsl/tuning.")
+@layout_option
 @input_option
 @color_option
 @debug_option
 def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None, dynamic_batch: bool, batch: int,
-            weights: Path | None, seed: int, target: str, tune: bool, trials: int, tune_db: Path | None,
-            inputs: tuple[str, ...], color: bool | None, debug: bool) -> None:
+                 weights: Path | None, seed: int, target: str, tune: bool, trials: int, trials_per_task: int | None,
+                 tune_db: Path | None, layout: str, inputs: tuple[str, ...], color: bool | None, debug: bool) -> None:
     """Compile SPEC to a deployable artifact (checking it first; errors stop before any lowering)."""
     import time
 
@@ -150,8 +161,8 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
 
     if backend == "tvm" and (fmt or dynamic_batch):
         raise click.UsageError("--format and --dynamic-batch apply to --to torch; a TVM artifact has a fixed batch")
-    if backend == "torch" and (tune or tune_db or target != "llvm"):
-        raise click.UsageError("--target, --tune and --tune-db apply to --to tvm")
+    if backend == "torch" and (tune or tune_db or target != "llvm" or layout != "auto"):
+        raise click.UsageError("--target, --tune, --tune-db and --layout apply to --to tvm")
     overrides = dict(parse_input_override(text) for text in inputs)
     start = time.perf_counter()
     with _reported_errors(color, debug, "compiling"):
@@ -160,12 +171,12 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
             from .backends.tvm import compile_network
 
             compiled = compile_network(network, target, output or Path("build") / spec.stem, batch, seed,
-                                       str(weights) if weights else None, trials if tune else 0, tune_db)
-            tuning = compiled.tuning
-            tuned = (f", tuned {tuning.tuned_now} of {tuning.tasks} tasks with {tuning.trials} trials in "
-                     f"{tuning.seconds:.0f} s" if tuning and tuning.tuned_now else
-                     f", all {tuning.tasks} tasks already in the tuning database" if tuning else "")
-            click.echo(f"wrote {compiled.path}/ (TVM {compiled.target}{tuned}) in {time.perf_counter() - start:.1f} s")
+                                       str(weights) if weights else None, trials if tune else 0, tune_db,
+                                       show_progress=True, layout=layout, trials_per_task=trials_per_task)
+            tuned = (f", {compiled.tuning.summary()}" if tune and compiled.tuning else
+                     f", records from {tune_db}" if tune_db else "")
+            click.echo(f"wrote {compiled.path}/ (TVM {compiled.target}, {compiled.layout.upper()}{tuned}) in "
+                       f"{time.perf_counter() - start:.1f} s")
             return
         fmt = _artifact_format(fmt, output)
         output = output or Path(f"{spec.stem}.{fmt}")
@@ -181,6 +192,41 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
                        for name, node in network.graph.inputs.items())
     click.echo(f"wrote {output} ({_FORMATS[fmt]}, {params:,} parameters, {shapes}) "
                f"in {time.perf_counter() - start:.1f} s")
+
+
+@main.command("tune")
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--target", default="llvm", show_default=True,
+              help="llvm (this CPU), cuda, or a TVM target as a JSON dict: the target you will compile for.")
+@trials_option
+@trials_per_task_option
+@click.option("--tune-db", type=click.Path(path_type=Path), default=None,
+              help="Tuning database directory (default: $CNNDSL_TUNE_DB or ~/.cache/cnndsl/tuning).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="The batch to tune for (kernels are specialised to it).")
+@layout_option
+@input_option
+@debug_option
+def tune_spec(spec: Path, target: str, trials: int, trials_per_task: int | None, tune_db: Path | None, batch: int,
+              layout: str, inputs: tuple[str, ...], debug: bool) -> None:
+    """Tune SPEC's kernels for TARGET into a database, without compiling. Every round is written as it is
+    measured: an interrupted run keeps its records and the next run resumes from them. Compile with
+    `cnndsl compile SPEC --to tvm --tune-db DIR` (same --target, --batch and --layout)."""
+    import time
+
+    from .api import load
+
+    overrides = dict(parse_input_override(text) for text in inputs)
+    start = time.perf_counter()
+    with _reported_errors(None, debug, "tuning"):
+        network = load(spec, overrides)
+        from .backends.tvm import default_database_dir, tune_network
+
+        database = tune_db or default_database_dir()
+        report = tune_network(network, target, trials, database, batch, layout, trials_per_task,
+                              log=lambda line: click.echo(line, err=True))
+    estimate = f"; network estimate {report.estimate_ms:.4g} ms" if report.estimate_ms is not None else ""
+    click.echo(f"{report.summary()}{estimate}; database {database} ({time.perf_counter() - start:.0f} s)")
 
 
 @main.command("run")
@@ -250,16 +296,18 @@ def _read_inputs(items: tuple[str, ...], names: list[str]) -> dict[str, Any]:
 @click.option("--rounds", type=click.IntRange(min=1), default=7, show_default=True,
               help="Interleaved rounds; the table shows their median and spread.")
 @click.option("--no-compile", "skip_compile", is_flag=True, help="Skip torch.compile (it needs a C++ compiler).")
+@layout_option
 @debug_option
 def bench(spec: Path, target: str, batches: tuple[int, ...], trials: int, tune_db: Path | None, rounds: int,
-          skip_compile: bool, debug: bool) -> None:
+          skip_compile: bool, layout: str, debug: bool) -> None:
     """Latency of SPEC: PyTorch eager, torch.compile, TVM untuned and TVM tuned, measured interleaved."""
     from .api import load
     from .bench import render_table, run_benchmark
 
     with _reported_errors(None, debug, "benchmarking"):
         network = load(spec)
-        rows = run_benchmark(network, target, batches, trials, tune_db, rounds, not skip_compile)
+        rows = run_benchmark(network, target, batches, trials, tune_db, rounds, not skip_compile, layout,
+                             log=lambda line: click.echo(line, err=True))
     click.echo(render_table(network.name, target, rows))
 
 
@@ -292,6 +340,26 @@ def import_darknet(cfg: Path, output: Path | None, name: str | None, color: bool
 
 
 @contextmanager
+def _own_warnings_as_lines() -> Iterator[None]:
+    """cnndsl's own warnings print as one `warning: ...` line; other libraries' keep Python's format."""
+    import warnings
+
+    package_dir = str(Path(__file__).parent)
+    python_format = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        if filename.startswith(package_dir):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            python_format(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+@contextmanager
 def _reported_errors(color: bool | None, debug: bool, doing: str) -> Iterator[None]:
     """Spec errors -> diagnostics and exit 1; usage errors -> exit 2; anything else is a bug: exit 2 with
     a one-line message (the traceback with --debug)."""
@@ -299,7 +367,8 @@ def _reported_errors(color: bool | None, debug: bool, doing: str) -> Iterator[No
     from .report.diagnostics import render_diagnostics
 
     try:
-        yield
+        with _own_warnings_as_lines():
+            yield
     except UsageError as exc:
         _fail_usage(str(exc), debug)
     except SpecError as exc:

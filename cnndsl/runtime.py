@@ -64,6 +64,7 @@ class Model:
 
 def load(path: str | Path, device_id: int = 0) -> Model:
     import tvm
+    import tvm.runtime.vm  # noqa: F401  (a runtime-only TVM install does not import it by itself)
     from tvm import runtime
 
     path = Path(path)

@@ -18,6 +18,8 @@ from cnndsl.backends import tvm as tvm_backend
 from cnndsl.backends.torch.export import example_inputs
 from cnndsl.backends.tvm.build import build_relax, torch_state
 from cnndsl.backends.tvm.compile import compile_lowered, make_target, nvcc_available
+from cnndsl.backends.tvm.pipeline import choose_layout, fold_scales_into_convs, prepare
+from cnndsl.backends.tvm.tune import TuningReport
 from cnndsl.cli import main
 from cnndsl.diagnostics import SpecError
 from cnndsl.ops import REGISTRY
@@ -29,15 +31,20 @@ runner = CliRunner()
 LLVM = "llvm"
 
 
-def tvm_outputs(network: cnndsl.Network, inputs: tuple[torch.Tensor, ...], seed: int = 0) -> list[np.ndarray]:
+def tvm_outputs(network: cnndsl.Network, inputs: tuple[torch.Tensor, ...], seed: int = 0,
+                layout: str = "nchw") -> list[np.ndarray]:
+    """Compiled untuned, weights folded, 2-D convolutions in `layout` (tuned CPU builds use NHWC)."""
     import tvm
     from tvm import relax
 
     batch = inputs[0].shape[0]
     lowered = build_relax(network.graph, torch_state(network, seed), batch)
-    vm = relax.VirtualMachine(compile_lowered(lowered, make_target(LLVM)), tvm.cpu())
+    program = compile_lowered(lowered, make_target(LLVM), layout=layout)
+    if layout == "nhwc":
+        assert_weights_stored_in_kernel_layout(prepare(lowered, "nhwc"))
+    vm = relax.VirtualMachine(program.executable, tvm.cpu())
     out = vm["main"](*[tvm.runtime.tensor(x.numpy()) for x in inputs],
-                     *[tvm.runtime.tensor(v) for v in lowered.param_values])
+                     *[tvm.runtime.tensor(v) for v in program.param_values])
     return [out.numpy()] if len(network.graph.outputs) == 1 else [item.numpy() for item in out]
 
 
@@ -47,10 +54,34 @@ def torch_outputs(network: cnndsl.Network, inputs: tuple[torch.Tensor, ...], see
     return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
 
 
-def assert_same(network: cnndsl.Network, batch: int = 1) -> None:
+def assert_same(network: cnndsl.Network, batch: int = 1, layout: str = "nchw") -> None:
     inputs = example_inputs(network.graph, batch=batch, seed=3)
-    for got, expected in zip(tvm_outputs(network, inputs), torch_outputs(network, inputs), strict=True):
+    for got, expected in zip(tvm_outputs(network, inputs, layout=layout),
+                             torch_outputs(network, inputs), strict=True):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+
+
+def assert_weights_stored_in_kernel_layout(module: object) -> None:
+    """Every 2-D convolution reads NHWC data and HWIO weights that are constants (transposed once, at
+    compile time), and no weight is transposed per call."""
+    import tvm
+    from tvm import relax
+
+    convs, per_call_transforms = [], []
+
+    def visit(expr: relax.Expr) -> None:
+        if not isinstance(expr, relax.Call) or not hasattr(expr.op, "name"):
+            return
+        if expr.op.name == "relax.nn.conv2d":
+            constant = isinstance(expr.args[1], tvm.ir.GenericConst)
+            convs.append((expr.attrs.data_layout, expr.attrs.kernel_layout, constant))
+        if expr.op.name in ("relax.permute_dims", "relax.layout_transform") and \
+                isinstance(expr.args[0], tvm.ir.GenericConst):
+            per_call_transforms.append(expr)
+
+    relax.analysis.post_order_visit(module["main"], visit)  # type: ignore[index]
+    assert convs and set(convs) == {("NHWC", "HWIO", True)}
+    assert not per_call_transforms
 
 
 # TVM's untuned CPU kernels (what CI can afford) are slow on large convolutions: U-Net at 572 x 572 takes
@@ -79,6 +110,142 @@ def test_every_op_computes_what_pytorch_computes(specs: SpecFiles, text: str, sh
     assert_same(specs.load(f"input x: {shape}\noutput y = x -> {text} as probe\n"), batch=2)
 
 
+def _image_cases() -> list[tuple[str, str]]:
+    return [(text, shape) for text, shape, *_ in [*CASES, *EXTRA_CASES] if shape.count("x") == 2]
+
+
+@pytest.mark.parametrize(("text", "shape"), _image_cases(), ids=[c[0] for c in _image_cases()])
+def test_ops_after_a_tuned_cpu_conv_compute_what_pytorch_computes(specs: SpecFiles, text: str, shape: str) -> None:
+    """Tuned CPU builds run 2-D convolutions in NHWC, and the ops after them follow that layout: each op,
+    fed by a shape-preserving 1x1 conv, still computes what PyTorch computes."""
+    channels = shape.split("x")[0].strip()
+    network = specs.load(f"input x: {shape}\noutput y = x -> conv({channels}, 1) -> {text} as probe\n")
+    assert_same(network, batch=2, layout="nhwc")
+
+
+@pytest.mark.parametrize("name", ["resnet18.cnn", "googlenet.cnn", "yolov1.cnn", "unet.cnn"])
+def test_networks_in_the_tuned_cpu_layout_compute_what_pytorch_computes(name: str) -> None:
+    path = next(p for p in SPEC_FILES if p.name == name)
+    assert_same(cnndsl.load(path, inputs=SMALLER_INPUTS.get(name)), layout="nhwc")
+
+
+@pytest.mark.parametrize(("requested", "target", "tuned", "expected"), [
+    ("auto", LLVM, True, "nhwc"), ("auto", LLVM, False, "nchw"),
+    ("auto", '{"kind": "cuda", "arch": "sm_80"}', True, "nchw"), ("nhwc", LLVM, False, "nhwc"),
+    ("nchw", LLVM, True, "nchw"),
+])
+def test_auto_layout_is_nhwc_for_tuned_cpu_builds_only(requested: str, target: str, tuned: bool, expected: str) -> None:
+    assert choose_layout(requested, make_target(target), tuned) == expected
+
+
+def _conv_weights(module: object) -> list[np.ndarray]:
+    import tvm
+    from tvm import relax
+
+    found: list[np.ndarray] = []
+    relax.analysis.post_order_visit(module["main"], lambda e: found.append(e.args[1].value.numpy())  # type: ignore[index]
+                                    if isinstance(e, relax.Call) and getattr(e.op, "name", "") == "relax.nn.conv2d"
+                                    and isinstance(e.args[1], tvm.ir.GenericConst) else None)
+    return found
+
+
+@pytest.mark.parametrize("bias", ["false", "true"])
+def test_batch_norm_folds_into_the_convolution_before_it(specs: SpecFiles, bias: str) -> None:
+    network = specs.load(f"input x: 3 x 8 x 8\noutput y = x -> conv(4, 3, bias={bias}) as c -> batchnorm as bn\n")
+    state = torch_state(network)
+    state["bn.running_var"] = np.linspace(0.5, 2.0, 4).astype(np.float32)
+    state["bn.weight"] = np.linspace(-1.0, 1.0, 4).astype(np.float32)
+    prepared = prepare(build_relax(network.graph, state, 1), "nchw")
+    (weight,) = _conv_weights(prepared)
+    scale = state["bn.weight"] / np.sqrt(state["bn.running_var"] + 1e-5)
+    np.testing.assert_allclose(weight, state["c.weight"] * scale[:, None, None, None], rtol=1e-6)
+    multiplies: list[object] = []
+    from tvm import relax
+
+    relax.analysis.post_order_visit(prepared["main"], lambda e: multiplies.append(e) if isinstance(e, relax.Call)
+                                    and getattr(e.op, "name", "") == "relax.multiply" else None)
+    assert not multiplies  # no per-call scale left
+
+
+def test_a_conv_read_elsewhere_keeps_its_own_weights(specs: SpecFiles) -> None:
+    """Folding the scale into a convolution whose output another layer also reads would change that reader."""
+    network = specs.load("input x: 3 x 8 x 8\nc = x -> conv(4, 3) as c\nb = c -> batchnorm as bn\n"
+                         "output y = [b, c] -> add\n")
+    state = torch_state(network)
+    state["bn.weight"] = np.full(4, 3.0, np.float32)
+    lowered = build_relax(network.graph, state, 1)
+    (weight,) = _conv_weights(fold_scales_into_convs(prepare_bound(lowered)))
+    np.testing.assert_array_equal(weight, state["c.weight"])
+    assert_same(network)
+
+
+def prepare_bound(lowered: object) -> object:
+    from tvm import relax
+
+    main = lowered.module["main"]  # type: ignore[attr-defined]
+    weights = main.params[int(main.attrs["num_input"]):]
+    return relax.transform.BindParams("main", dict(zip(weights, lowered.param_values, strict=True)))(  # type: ignore[attr-defined]
+        lowered.module)  # type: ignore[attr-defined]
+
+
+def test_artifact_params_are_what_the_kernels_read(specs: SpecFiles, tmp_path: Path) -> None:
+    """Batch norm folded: ResNet-18 stores one weight and one bias per convolution, none per batch norm."""
+    compiled = tvm_backend.compile_network(cnndsl.load(SPECS / "resnet18.cnn", inputs={"image": (3, 32, 32)}),
+                                           LLVM, tmp_path / "r18")
+    manifest = json.loads((compiled.path / "manifest.json").read_text())
+    assert manifest["layout"] == "nchw" and len(manifest["params"]) == 2 * 21  # 20 convolutions and fc
+    with np.load(compiled.path / "params.npz") as stored:
+        assert sorted(stored.files) == sorted(manifest["params"])
+
+
+@pytest.fixture
+def failing_layout_conversion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ConvertLayout failing the way TVM 0.27's did on relax.stack."""
+    from tvm import relax
+
+    def broken(_: object) -> object:
+        raise IndexError("Index -1 out of bounds 5")
+
+    monkeypatch.setattr(relax.transform, "ConvertLayout", lambda _: broken)
+
+
+ONE_CONV = "input x: 3 x 8 x 8\noutput y = x -> conv(4, 3) -> relu\n"
+
+
+@pytest.mark.usefixtures("failing_layout_conversion")
+def test_a_failed_layout_conversion_keeps_nchw_with_a_warning(specs: SpecFiles) -> None:
+    network = specs.load(ONE_CONV)
+    lowered = build_relax(network.graph, torch_state(network), 1)
+    with pytest.warns(UserWarning, match="keeping NCHW convolutions.*Index -1 out of bounds 5"):
+        prepared = prepare(lowered, "nhwc")
+    assert [w.shape for w in _conv_weights(prepared)] == [(4, 3, 3, 3)]
+
+
+@pytest.mark.parametrize(("report", "expected"), [
+    (TuningReport(tasks=9, tuned_now=9, trials=40, seconds=1.0), None),
+    (TuningReport(tasks=9, tuned_now=0, trials=0, seconds=0.0), None),  # all were in the database
+    (TuningReport(tasks=9, tuned_now=2, trials=8, seconds=1.0, left_untuned=7),
+     "7 of 9 tasks got no tuning record within 8 trials and keep default schedules; --trials 36 or more"),
+    (TuningReport(tasks=20, tuned_now=3, trials=12, seconds=1.0, left_untuned=2),  # 15 were in the database
+     "2 of 20 tasks got no tuning record within 12 trials and keep default schedules; --trials 20 or more"),
+])
+def test_a_budget_that_leaves_tasks_untuned_says_how_many_trials_reach_them(report: TuningReport,
+                                                                              expected: str | None) -> None:
+    shortfall = report.shortfall()
+    if expected is None:
+        assert shortfall is None
+    else:
+        assert shortfall is not None and shortfall.startswith(expected)
+
+
+@pytest.mark.usefixtures("failing_layout_conversion")
+def test_cnndsl_warnings_print_as_one_line(specs: SpecFiles, tmp_path: Path) -> None:
+    result = runner.invoke(main, ["compile", str(specs.write(ONE_CONV)), "--to", "tvm", "--layout", "nhwc",
+                                  "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "warning: keeping NCHW convolutions: " in result.stderr and "UserWarning" not in result.stderr
+
+
 @pytest.mark.parametrize(("text", "shape"), [
     ("upsample(size=7)", "2 x 3"), ("upsample(size=(5, 7))", "2 x 3 x 4"),  # nearest, non-integer ratios
     ("upsample(size=(5, 7), mode=bilinear)", "2 x 3 x 4"), ("adaptive_maxpool((3, 2))", "2 x 7 x 5"),
@@ -102,8 +269,9 @@ def test_batch_norm_statistics_are_used(specs: SpecFiles, tmp_path: Path) -> Non
     import tvm
     from tvm import relax
 
-    vm = relax.VirtualMachine(compile_lowered(lowered, make_target(LLVM)), tvm.cpu())
-    got = vm["main"](tvm.runtime.tensor(inputs[0].numpy()), *[tvm.runtime.tensor(v) for v in lowered.param_values])
+    program = compile_lowered(lowered, make_target(LLVM))
+    vm = relax.VirtualMachine(program.executable, tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(inputs[0].numpy()), *[tvm.runtime.tensor(v) for v in program.param_values])
     with torch.no_grad():
         np.testing.assert_allclose(got.numpy(), module(*inputs).numpy(), rtol=0, atol=1e-5)
 
@@ -176,6 +344,9 @@ def test_compile_option_mistakes_are_usage_errors() -> None:
     assert result.exit_code == 2 and "fixed batch" in result.output
     result = runner.invoke(main, ["compile", str(SPECS / "mnist1d.cnn"), "--target", "cuda"])
     assert result.exit_code == 2 and "apply to --to tvm" in result.output
+    for target in ('{"kind": "nope"}', '{"kind": "llvm", "mcpu": 3}', "{not json"):
+        result = runner.invoke(main, ["compile", str(SPECS / "mnist1d.cnn"), "--to", "tvm", "--target", target])
+        assert result.exit_code == 2 and f"invalid target {target!r}" in result.output, result.output
 
 
 @pytest.mark.skipif(not nvcc_available(), reason="nvcc is not installed")
@@ -184,7 +355,7 @@ def test_cuda_code_generation_for_resnet18(tmp_path: Path) -> None:
     generated kernel with nvcc to a fatbin, as the TVM runtime does when it loads the module."""
     network = cnndsl.load(SPECS / "resnet18.cnn")
     lowered = build_relax(network.graph, torch_state(network), 1)
-    executable = compile_lowered(lowered, make_target('{"kind": "cuda", "arch": "sm_80"}'))
+    executable = compile_lowered(lowered, make_target('{"kind": "cuda", "arch": "sm_80"}')).executable
     device_modules = [m for host in executable.mod.imports for m in host.imports if m.kind == "cuda"]
     assert len(device_modules) == 1
     source = device_modules[0].inspect_source("cuda")

@@ -5,44 +5,69 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import tvm
+
 from ...graph.model import Graph
 from .build import Lowered, build_relax, check_supported, torch_state
-from .compile import compile_lowered, make_target, write_artifact
+from .compile import make_target, write_artifact
+from .pipeline import LAYOUT_CHOICES, Layout, choose_layout, compile_program, prepare
 from .tune import TuningReport, default_database_dir, tune
 
-__all__ = ["Compiled", "Lowered", "build_relax", "check_supported", "compile_network", "default_database_dir",
-           "graph_hash", "make_target"]
+__all__ = ["LAYOUT_CHOICES", "Compiled", "Lowered", "build_relax", "check_supported", "compile_network",
+           "default_database_dir", "graph_hash", "make_target", "tune_network"]
 
 
 @dataclass
 class Compiled:
     path: Path
     target: str
+    layout: str
     tuning: TuningReport | None
     seconds: float
 
 
-def compile_network(network: object, target_name: str, out_dir: Path, batch: int = 1, seed: int | None = 0,
-                    weights: str | None = None, trials: int = 0, database_dir: Path | None = None,
-                    show_progress: bool = True) -> Compiled:
-    """Lower, (tune,) compile and write the artifact of a checked `cnndsl.Network`."""
-    import time
-
-    start = time.perf_counter()
+def _prepared(network: object, target_name: str, batch: int, seed: int | None, weights: str | None, layout: str,
+              tuned: bool) -> tuple[Graph, tvm.target.Target, Lowered, Layout, tvm.IRModule]:
     graph: Graph = network.graph  # type: ignore[attr-defined]
     check_supported(graph)  # before any weights are drawn: every unsupported op, located
     target = make_target(target_name)
+    chosen = choose_layout(layout, target, tuned)
     lowered = build_relax(graph, torch_state(network, seed, weights), batch)
+    return graph, target, lowered, chosen, prepare(lowered, chosen)
+
+
+def compile_network(network: object, target_name: str, out_dir: Path, batch: int = 1, seed: int | None = 0,
+                    weights: str | None = None, trials: int = 0, database_dir: Path | None = None,
+                    show_progress: bool = True, layout: str = "auto", trials_per_task: int | None = None) -> Compiled:
+    """Lower, (tune,) compile and write the artifact of a checked `cnndsl.Network`. Tuning records are
+    applied when tuning now (`trials`) or when a database is named (`database_dir`, from `cnndsl tune`)."""
+    start = time.perf_counter()
+    tuned = trials > 0 or database_dir is not None
+    graph, target, lowered, chosen, module = _prepared(network, target_name, batch, seed, weights, layout, tuned)
     report, database = None, None
-    if trials > 0:
-        database, report = tune(lowered.module, target, database_dir or default_database_dir(), trials,
-                                seed=seed or 0, show_progress=show_progress)
-    executable = compile_lowered(lowered, target, database)
-    path = write_artifact(executable, lowered, target, out_dir, graph.name, graph_hash(graph), report)
-    return Compiled(path, str(target), report, time.perf_counter() - start)
+    if tuned:
+        database, report = tune(module, target, database_dir or default_database_dir(), trials,
+                                seed=seed or 0, show_progress=show_progress, trials_per_task=trials_per_task)
+    program = compile_program(module, target, chosen, database)
+    path = write_artifact(program, lowered, target, out_dir, graph.name, graph_hash(graph),
+                          report if trials > 0 else None)
+    return Compiled(path, str(target), chosen, report, time.perf_counter() - start)
+
+
+def tune_network(network: object, target_name: str, trials: int, database_dir: Path | None = None,
+                 batch: int = 1, layout: str = "auto", trials_per_task: int | None = None,
+                 show_progress: bool = True, log: Callable[[str], None] | None = None) -> TuningReport:
+    """Tune the kernels `compile_network` would build for `target_name` (the same layout and weights
+    folding, so the records match) into the database, without compiling."""
+    _, target, _, _, module = _prepared(network, target_name, batch, 0, None, layout, tuned=True)
+    _, report = tune(module, target, database_dir or default_database_dir(), trials, show_progress=show_progress,
+                     trials_per_task=trials_per_task, log=log)
+    return report
 
 
 def graph_hash(graph: Graph) -> str:

@@ -1,8 +1,9 @@
 """Compile a lowered network with TVM and write the deployable artifact.
 
 An artifact is a directory:
-- `model.so`: the Relax VM executable and its kernels (`export_library`), for the target;
-- `params.npz`: the parameters, in the order `main` takes them after the inputs;
+- `model.so`: the Relax VM executable and its kernels (`export_library`), for the target: code only;
+- `params.npz`: the weights as the kernels read them (batch norm folded in, in the chosen layout, packed
+  for tuned kernels: see `pipeline`), in the order `main` takes them after the inputs;
 - `manifest.json`: spec hash, target, input and output shapes, parameter order, tuning summary.
 `cnndsl.runtime.load(directory)` runs it with the TVM runtime alone.
 """
@@ -23,6 +24,7 @@ from tvm.s_tir import meta_schedule as ms
 from ...diagnostics import UsageError
 from ...runtime import LIBRARY, MANIFEST, PARAMS  # the artifact's file names, as the runtime reads them
 from .build import Lowered
+from .pipeline import Program, choose_layout, compile_program, prepare
 from .tune import TuningReport
 
 ARTIFACT_VERSION = 1
@@ -34,7 +36,7 @@ def make_target(name: str) -> tvm.target.Target:
     if name.strip().startswith("{"):
         try:
             return tvm.target.Target(json.loads(name))
-        except (ValueError, tvm.TVMError) as exc:
+        except (ValueError, RuntimeError) as exc:  # TVM 0.27 raises ValueError, or RuntimeError subclasses
             raise UsageError(f"invalid target {name!r}: {exc}") from exc
     if name == "llvm":
         return tvm.target.Target({"kind": "llvm", "mcpu": _host_cpu(), "num-cores": os.cpu_count() or 1})
@@ -54,26 +56,26 @@ def _cuda_arch() -> str:
     return "sm_80"
 
 
-def compile_lowered(lowered: Lowered, target: tvm.target.Target,
-                    database: ms.database.Database | None = None) -> tvm.relax.VMExecutable:
-    """Relax -> kernels. With a database, tuned kernels are applied; the rest keep TVM's default
-    schedules (DLight's for GPUs, so an untuned CUDA build runs)."""
-    return ms.relax_integration.compile_relax(database or ms.database.MemoryDatabase(), lowered.module, target,
-                                              params=None)
+def compile_lowered(lowered: Lowered, target: tvm.target.Target, database: ms.database.Database | None = None,
+                    layout: str = "auto") -> Program:
+    """Relax -> kernels and the parameters they read (see `pipeline`). With a database, tuned kernels are
+    applied and `auto` picks the tuned layout; the rest keep TVM's default schedules."""
+    chosen = choose_layout(layout, target, tuned=database is not None)
+    return compile_program(prepare(lowered, chosen), target, chosen, database)
 
 
-def write_artifact(executable: tvm.relax.VMExecutable, lowered: Lowered, target: tvm.target.Target,
-                   out_dir: Path, network: str, graph_sha256: str, tuning: TuningReport | None) -> Path:
+def write_artifact(program: Program, lowered: Lowered, target: tvm.target.Target, out_dir: Path, network: str,
+                   graph_sha256: str, tuning: TuningReport | None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    executable.export_library(str(out_dir / LIBRARY))
-    np.savez(out_dir / PARAMS, **dict(zip(lowered.param_names, lowered.param_values, strict=True)))  # type: ignore[arg-type]
+    program.executable.export_library(str(out_dir / LIBRARY))
+    np.savez(out_dir / PARAMS, **dict(zip(program.param_names, program.param_values, strict=True)))  # type: ignore[arg-type]
     manifest: dict[str, Any] = {
         "format": "cnndsl-tvm-artifact", "version": ARTIFACT_VERSION, "network": network,
         "graph_sha256": graph_sha256, "target": str(target), "target_kind": target.kind.name,
-        "device": "cuda" if target.kind.name == "cuda" else "cpu", "dtype": "float32",
+        "device": "cuda" if target.kind.name == "cuda" else "cpu", "dtype": "float32", "layout": program.layout,
         "inputs": {name: list(shape) for name, shape in lowered.input_shapes.items()},
         "outputs": {name: list(shape) for name, shape in lowered.output_shapes.items()},
-        "params": lowered.param_names, "tuning": asdict(tuning) if tuning else None,
+        "params": program.param_names, "tuning": asdict(tuning) if tuning else None,
         "tvm": tvm.__version__,
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")

@@ -129,7 +129,8 @@ def locally_connected(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax
         axes = list(range(2, 2 + rank))
         slices.append(e.emit(R.strided_slice(padded, axes, begin, end, list(g.stride))))
     # (N, C, K, *out): features ordered channel-major, kernel offsets minor, as the weight's last axis
-    stacked = e.emit(R.stack(slices, axis=2))
+    # concat of expand_dims, not R.stack: TVM 0.27's ConvertLayout (tuned CPU builds) crashes on stack
+    stacked = e.emit(R.concat([e.emit(R.expand_dims(piece, 2)) for piece in slices], axis=2))
     features = e.emit(R.reshape(stacked, (e.batch, x[0] * len(slices), *g.out)))
     w = e.param(f"{layer.name}.weight", e.weight(layer.name, "weight"))
     y = e.emit(R.einsum([features, w], "nf" + _AXES[:rank] + ",o" + _AXES[:rank] + "f->no" + _AXES[:rank]))

@@ -6,23 +6,41 @@ build, past its 30 s timeout, so every trial failed: `WarmWorkerBuilder` keeps i
 whole run and imports the intrinsics when a worker starts, outside any build's timeout. And a second
 compile of the same workloads must tune nothing: tasks whose workload already has records for the
 target in the database are skipped before the task scheduler starts.
+
+Two more shape how a long run behaves. MetaSchedule's gradient scheduler collects a task's
+measurements only when it picks that task again, and not at all before every task has had a first
+round: in a 2,000-trial ResNet-18 run the record file was still empty after 16 minutes, so a killed run
+lost everything, and the next task's candidates were built while the last one's were being timed on the
+same two cores. `EagerGradientScheduler` collects each round as soon as it is sent (records reach the
+database round by round, timings run on an otherwise idle machine) and then picks the next task by the
+same gradient rule. And a record file cut mid-line by a killed process is repaired when opened
+(`repair_database`), not left to crash every later compile.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import click
 import tvm
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
-DEFAULT_TRIALS_PER_ITER = 64
+from .pipeline import fuse
+
+# Trials per task per round. The task scheduler first gives every task one round, then spends the
+# rest where latency falls fastest: ResNet-18 has ~20 tasks, and at 64 the first round alone took
+# 1,280 of a 2,000-trial budget, leaving little for its heavy convolutions.
+DEFAULT_TRIALS_PER_ITER = 32
+# Fewer candidates per round than this and the cost model has nothing to rank.
+MIN_TRIALS_PER_ITER = 4
 
 
 def default_database_dir() -> Path:
@@ -33,11 +51,51 @@ def default_database_dir() -> Path:
     return Path(cache) / "cnndsl" / "tuning"
 
 
+WORKLOADS, RECORDS = "database_workload.json", "database_tuning_record.json"
+
+
 def open_database(directory: Path) -> ms.database.JSONDatabase:
     directory.mkdir(parents=True, exist_ok=True)
-    return ms.database.JSONDatabase(path_workload=str(directory / "database_workload.json"),
-                                    path_tuning_record=str(directory / "database_tuning_record.json"),
-                                    allow_missing=True)
+    repair_database(directory)
+    return ms.database.JSONDatabase(path_workload=str(directory / WORKLOADS),
+                                    path_tuning_record=str(directory / RECORDS), allow_missing=True)
+
+
+def repair_database(directory: Path) -> list[str]:
+    """Drop the lines of a database that TVM cannot load (a tail cut by a killed run, a record of a
+    workload that was never written), rewriting the file; a warning says what went. Returns the warnings."""
+    said: list[str] = []
+    workloads = _valid_lines(directory / WORKLOADS, lambda item: isinstance(item, list) and len(item) == 2, said)
+    count = len(workloads) if workloads is not None else 0
+    _valid_lines(directory / RECORDS, lambda item: isinstance(item, list) and len(item) == 2
+                 and isinstance(item[0], int) and 0 <= item[0] < count, said)
+    for message in said:
+        warnings.warn(message, stacklevel=3)
+    return said
+
+
+def _valid_lines(path: Path, valid: Callable[[object], bool], said: list[str]) -> list[str] | None:
+    if not path.exists():
+        return None
+    text = path.read_text(errors="replace")
+    lines = text.splitlines()
+    kept = [line for line in lines if line.strip() and _parses_to(line, valid)]
+    dropped = sum(1 for line in lines if line.strip()) - len(kept)
+    if dropped or (text and not text.endswith("\n")):
+        if dropped:
+            said.append(f"tuning database {path}: ignored {dropped} line(s) of {len(lines)} it cannot load "
+                        f"(a run killed while writing?); the rest loads")
+        temporary = path.with_suffix(".repairing")
+        temporary.write_text("".join(line + "\n" for line in kept))
+        temporary.replace(path)
+    return kept
+
+
+def _parses_to(line: str, valid: Callable[[object], bool]) -> bool:
+    try:
+        return valid(json.loads(line))
+    except ValueError:
+        return False
 
 
 def _import_tensor_intrinsics() -> None:
@@ -80,36 +138,121 @@ class WarmWorkerBuilder(ms.builder.PyBuilder):
 
 @dataclass
 class TuningProgress:
-    """What the progress bar shows: trials done, best latency per task, time left."""
+    """What a tuning run reports after every round: trials done, best latency per task, the network's
+    estimated latency (each task's best times how often the network runs it) and the time left."""
 
     total: int
     names: list[str]
+    weights: list[float]
     done: int = 0
+    rounds: int = 0
     best_ms: dict[int, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+
+    def record(self, task_id: int, runner_results: list[ms.runner.RunnerResult]) -> None:
+        for result in runner_results:
+            if result.error_msg is None and result.run_secs:
+                latency = 1e3 * sum(float(s) for s in result.run_secs) / len(result.run_secs)
+                self.best_ms[task_id] = min(latency, self.best_ms.get(task_id, math.inf))
+        self.done += len(runner_results)
+        self.rounds += 1
 
     def seconds_left(self) -> float:
         elapsed = time.perf_counter() - self.started
         return elapsed / self.done * (self.total - self.done) if self.done else 0.0
 
-    def line(self) -> str:
-        best = ", ".join(f"{self.names[i]} {ms_:.3f} ms" for i, ms_ in sorted(self.best_ms.items())[-3:])
-        return f"best: {best}" if best else ""
+    def estimate_ms(self) -> float:
+        return sum(self.weights[i] * best for i, best in self.best_ms.items())
+
+    def line(self, task_id: int) -> str:
+        best = self.best_ms.get(task_id)
+        missing = len(self.names) - len(self.best_ms)
+        left = f", {missing} task(s) not measured yet" if missing else ""
+        return (f"round {self.rounds}: {self.done}/{self.total} trials, {self.names[task_id]} best "
+                f"{_latency(best) if best is not None else 'none valid'}; network estimate "
+                f"{_latency(self.estimate_ms())}{left}; {_duration(time.perf_counter() - self.started)} elapsed, "
+                f"about {_duration(self.seconds_left())} left")
 
 
-def _progress_callback(progress: TuningProgress, bar: object) -> ms.measure_callback.PyMeasureCallback:
+def _latency(ms: float) -> str:
+    return f"{ms * 1e3:.2f} us" if ms < 0.1 else f"{ms:.3f} ms"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def _progress_callback(progress: TuningProgress,
+                       log: Callable[[str], None] | None) -> ms.measure_callback.PyMeasureCallback:
     @derived_object
     class Progress(ms.measure_callback.PyMeasureCallback):
         def apply(self, task_scheduler: object, task_id: int, measure_candidates: list[object],
                   builder_results: list[object], runner_results: list[ms.runner.RunnerResult]) -> None:
-            for result in runner_results:
-                if result.error_msg is None and result.run_secs:
-                    latency = 1e3 * sum(float(s) for s in result.run_secs) / len(result.run_secs)
-                    progress.best_ms[task_id] = min(latency, progress.best_ms.get(task_id, float("inf")))
-            progress.done += len(measure_candidates)
-            bar.update(len(measure_candidates))  # type: ignore[attr-defined]
+            progress.record(task_id, runner_results)
+            if log is not None:
+                log(progress.line(task_id))
 
     return Progress()
+
+
+@derived_object
+class EagerGradientScheduler(ms.task_scheduler.PyTaskScheduler):
+    """MetaSchedule's gradient task scheduler (Zheng et al., Ansor, OSDI 2020: a round for every task,
+    then the task whose weighted latency is falling fastest), except that each round's measurements are
+    collected before the next task is picked: records reach the database as they are measured, and a
+    round's timings never share the CPU with the next round's builds."""
+
+    def __init__(self, progress: TuningProgress, alpha: float = 0.2, window: int = 3) -> None:
+        super().__init__()
+        self.progress, self.alpha, self.window = progress, alpha, window
+        self.history: dict[int, list[float]] = {}
+        self.running: int | None = None
+        self.next_first_round = 0
+
+    def next_task_id(self) -> int:
+        scheduler = self._outer()  # type: ignore[attr-defined]  # the TVM object: its tasks and C++ methods
+        tasks = scheduler.tasks_
+        if self.running is not None and not tasks[self.running].is_terminated:
+            scheduler.join_running_task(self.running)  # measure callbacks run here: database, progress
+            best = self.progress.best_ms.get(self.running, math.inf)
+            self.history.setdefault(self.running, []).append(best)
+        self.running = None
+        alive = []
+        for task_id in range(len(tasks)):
+            scheduler.touch_task(task_id)
+            if not tasks[task_id].is_terminated:
+                alive.append(task_id)
+        if not alive:
+            return -1
+        first_round = [task_id for task_id in alive if task_id >= self.next_first_round]
+        if first_round:
+            self.running = first_round[0]
+            self.next_first_round = self.running + 1
+        else:
+            self.running = max(alive, key=lambda task_id: self._gradient(task_id, tasks[task_id].task_weight))
+        return self.running
+
+    def _gradient(self, task_id: int, weight: float) -> float:
+        history = self.history.get(task_id) or [math.inf]
+        best, n = history[-1], len(history)
+        if math.isinf(best):
+            return -1e9  # no valid candidate yet: another round elsewhere first
+        backward = (history[n - 1 - self.window] - best) / self.window if n >= 1 + self.window else 0.0
+        if math.isinf(backward):
+            backward = 0.0
+        return (self.alpha * backward + (1 - self.alpha) * best / n) * weight
+
+
+def _reset_tuning_logger() -> None:
+    """MetaSchedule's logger set-up re-lists the handlers a previous run in this process left on its
+    logger, by name, and fails on any without one (a second `tune` in a test session or a notebook):
+    each run starts from none and logs into its own database directory. Warnings only on the console."""
+    logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(logging.WARNING)
 
 
 def untuned_tasks(tasks: list[ms.ExtractedTask], database: ms.database.Database,
@@ -124,55 +267,75 @@ def untuned_tasks(tasks: list[ms.ExtractedTask], database: ms.database.Database,
     return pending
 
 
-def fused(module: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
-    """The preparation `compile_relax` applies before it looks kernels up in the database (dispatch,
-    legalisation, fusion): tasks extracted from it carry the keys the compile will query."""
-    from tvm import relax
-    from tvm.relax import pipeline
-
-    try:
-        dispatch = pipeline.library_dispatch_passes(target)
-    except (ValueError, AttributeError):
-        dispatch = []
-    passes = [*dispatch, relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
-              relax.transform.FoldConstant(), relax.transform.FuseOps(), relax.transform.FuseTIR()]
-    with target:
-        return tvm.transform.Sequential(passes)(module)
-
-
 @dataclass
 class TuningReport:
     tasks: int
     tuned_now: int
     trials: int
     seconds: float
+    # tasks still without a record after this run (the budget ran out before their first round, or
+    # every candidate failed): they run with default schedules and the next compile tunes them
+    left_untuned: int = 0
+    # MetaSchedule's estimate of the network's latency from this run's best kernels (every task tuned now)
+    estimate_ms: float | None = None
+
+    def summary(self) -> str:
+        if self.trials == 0 and not self.left_untuned:
+            return f"all {self.tasks} tasks already in the tuning database"
+        return f"tuned {self.tuned_now} of {self.tasks} tasks with {self.trials} trials in {self.seconds:.0f} s"
+
+    def shortfall(self) -> str | None:
+        """A warning when the budget left tasks untuned, with the --trials that gives each a round."""
+        if not self.left_untuned:
+            return None
+        enough = (self.tuned_now + self.left_untuned) * MIN_TRIALS_PER_ITER
+        return (f"{self.left_untuned} of {self.tasks} tasks got no tuning record within {self.trials} trials "
+                f"and keep default schedules; --trials {enough} or more gives every task a round "
+                f"(the next compile with this database tunes only those)")
 
 
-def tune(module: tvm.IRModule, target: tvm.target.Target, database_dir: Path, trials: int,
-         seed: int = 0, show_progress: bool = True) -> tuple[ms.database.Database, TuningReport]:
-    """Tune every task of `module` not yet in the database (up to `trials` measurements in all)."""
+def tune(module: tvm.IRModule, target: tvm.target.Target, database_dir: Path, trials: int, seed: int = 0,
+         trials_per_task: int | None = None, log: Callable[[str], None] | None = None,
+         show_progress: bool = False) -> tuple[ms.database.Database, TuningReport]:
+    """Tune every task of `module` (a `pipeline.prepare`d module) not yet in the database, up to `trials`
+    measurements in all and `trials_per_task` for one task. `log` gets a line per round (and
+    `show_progress` sends them to standard error)."""
+    if show_progress and log is None:
+        import sys
+
+        def log(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+
     database = open_database(database_dir)
-    tasks = ms.relax_integration.extract_tasks(fused(module, target), target)
+    tasks = ms.relax_integration.extract_tasks(fuse(module, target), target)
     pending = untuned_tasks(tasks, database, target)
     start = time.perf_counter()
     if not pending or trials <= 0:
         return database, TuningReport(len(tasks), 0, 0, 0.0)
-    logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+    _reset_tuning_logger()
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         pending, work_dir=str(database_dir), seed=seed)
-    names = [task.task_name for task in pending]
-    progress = TuningProgress(trials, names)
+    per_iter = min(DEFAULT_TRIALS_PER_ITER, max(trials // len(pending), MIN_TRIALS_PER_ITER))
+    if trials_per_task:
+        per_iter = min(per_iter, trials_per_task)
+    progress = TuningProgress(trials, [task.task_name for task in pending], [float(w) for w in weights])
+    if log is not None:
+        log(f"tuning {len(pending)} of {len(tasks)} tasks ({len(tasks) - len(pending)} already in {database_dir}), "
+            f"{trials} trials, {per_iter} per round")
     builder = WarmWorkerBuilder()
-    # MetaSchedule may stop early when every task's search space is exhausted.
-    bar: Any
-    with click.progressbar(length=trials, label=f"tuning {len(pending)} tasks", show_pos=True, show_eta=True,
-                           file=None if show_progress else open(os.devnull, "w"),  # noqa: SIM115
-                           item_show_func=lambda _: progress.line()) as bar:
+    try:
+        # MetaSchedule may stop early when every task's search space is exhausted.
         ms.tune.tune_tasks(
             tasks=contexts, task_weights=weights, work_dir=str(database_dir), max_trials_global=trials,
-            num_trials_per_iter=min(DEFAULT_TRIALS_PER_ITER, max(trials // len(pending), 4)),
-            builder=builder, runner="local", database=database,
+            max_trials_per_task=trials_per_task or trials, num_trials_per_iter=per_iter,
+            builder=builder, runner="local", database=database, task_scheduler=EagerGradientScheduler(progress),
             measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
-                               _progress_callback(progress, bar)])
-    builder.shutdown()
-    return database, TuningReport(len(tasks), len(pending), progress.done, time.perf_counter() - start)
+                               _progress_callback(progress, log)])
+    finally:
+        builder.shutdown()
+    left = len(untuned_tasks(pending, database, target))
+    report = TuningReport(len(tasks), len(pending) - left, progress.done, time.perf_counter() - start,
+                          left_untuned=left, estimate_ms=round(progress.estimate_ms(), 3) if not left else None)
+    if shortfall := report.shortfall():
+        warnings.warn(shortfall, stacklevel=2)
+    return database, report
