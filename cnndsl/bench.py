@@ -28,15 +28,15 @@ class Row:
     note: str = ""
 
 
-def _tvm_runner(lowered: Any, target_name: str, database: Any, inputs: list[np.ndarray], layout: str = "auto"
-                ) -> tuple[Callable[[], object], Callable[[], np.ndarray]]:
+def _tvm_runner(lowered: Any, target_name: str, database: Any, inputs: list[np.ndarray], layout: str = "auto",
+                winograd: str = "auto") -> tuple[Callable[[], object], Callable[[], np.ndarray]]:
     import tvm
     from tvm import relax
 
     from .backends.tvm.compile import compile_lowered, make_target
 
     target = make_target(target_name)
-    program = compile_lowered(lowered, target, database, layout)
+    program = compile_lowered(lowered, target, database, layout, winograd)
     device = tvm.cuda(0) if target.kind.name == "cuda" else tvm.cpu(0)
     vm = relax.VirtualMachine(program.executable, device)
     args = [tvm.runtime.tensor(a, device) for a in inputs] + [tvm.runtime.tensor(v, device)
@@ -68,14 +68,14 @@ def _synced(fn: Callable[..., object], inputs: list[Any], device: str) -> Callab
 
 
 def run_benchmark(network: Any, target: str, batches: tuple[int, ...], trials: int, tune_db: Path | None,
-                  rounds: int, with_compile: bool, layout: str = "auto", log: Callable[[str], None] | None = None
-                  ) -> list[Row]:
+                  rounds: int, with_compile: bool, layout: str = "auto", log: Callable[[str], None] | None = None,
+                  winograd: str = "auto") -> list[Row]:
     import torch
 
     from .backends.torch.export import example_inputs
     from .backends.tvm.build import build_relax, check_supported
     from .backends.tvm.compile import make_target
-    from .backends.tvm.pipeline import choose_layout, prepare
+    from .backends.tvm.pipeline import choose_layout, choose_winograd, prepare
     from .backends.tvm.tune import default_database_dir, open_database, tune
 
     check_supported(network.graph)
@@ -97,12 +97,14 @@ def run_benchmark(network: Any, target: str, batches: tuple[int, ...], trials: i
         notes: dict[str, str] = {}
         database_dir = tune_db or default_database_dir()
         tuned_layout = choose_layout(layout, make_target(target), tuned=True)
+        tuned_winograd = "on" if choose_winograd(winograd, tuned_layout, make_target(target), tuned=True) else "off"
         if trials > 0:
-            _, report = tune(prepare(lowered, tuned_layout), make_target(target), database_dir, trials, log=log)
+            _, report = tune(prepare(lowered, tuned_layout, tuned_winograd == "on"), make_target(target), database_dir,
+                             trials, log=log)
             notes["TVM tuned"] = report.summary()
         database = open_database(database_dir)
         if len(database) > 0:
-            tuned, tuned_out = _tvm_runner(lowered, target, database, numpy_inputs, tuned_layout)
+            tuned, tuned_out = _tvm_runner(lowered, target, database, numpy_inputs, tuned_layout, tuned_winograd)
             variants["TVM tuned"] = tuned
             notes.setdefault("TVM tuned", f"records from {database_dir}")
         with torch.inference_mode():

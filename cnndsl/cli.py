@@ -39,6 +39,9 @@ debug_option = click.option("--debug", is_flag=True, help="Show Python traceback
 layout_option = click.option("--layout", type=click.Choice(["auto", "nchw", "nhwc"]), default="auto",
                              show_default=True, help="tvm only: data layout of 2-D convolutions; auto: NHWC for "
                              "tuned CPU builds, NCHW otherwise (docs/benchmarks.md has the measurements).")
+winograd_option = click.option("--winograd", type=click.Choice(["auto", "on", "off"]), default="auto",
+                               show_default=True, help="tvm only: 3x3 stride-1 convolutions by Winograd F(4x4, 3x3); "
+                               "auto: in tuned CPU builds (NHWC).")
 trials_option = click.option("--trials", type=click.IntRange(min=1), default=2000, show_default=True,
                              help="tvm only: measurements in all, over the tasks not yet in the tuning database.")
 trials_per_task_option = click.option("--trials-per-task", type=click.IntRange(min=1), default=None,
@@ -148,12 +151,14 @@ _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
               help="tvm only: tuning database directory to apply (and, with --tune, to fill); default with --tune: "
                    "$CNNDSL_TUNE_DB or ~/.cache/cnndsl/tuning.")
 @layout_option
+@winograd_option
 @input_option
 @color_option
 @debug_option
 def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None, dynamic_batch: bool, batch: int,
                  weights: Path | None, seed: int, target: str, tune: bool, trials: int, trials_per_task: int | None,
-                 tune_db: Path | None, layout: str, inputs: tuple[str, ...], color: bool | None, debug: bool) -> None:
+                 tune_db: Path | None, layout: str, winograd: str, inputs: tuple[str, ...], color: bool | None,
+                 debug: bool) -> None:
     """Compile SPEC to a deployable artifact (checking it first; errors stop before any lowering)."""
     import time
 
@@ -161,8 +166,8 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
 
     if backend == "tvm" and (fmt or dynamic_batch):
         raise click.UsageError("--format and --dynamic-batch apply to --to torch; a TVM artifact has a fixed batch")
-    if backend == "torch" and (tune or tune_db or target != "llvm" or layout != "auto"):
-        raise click.UsageError("--target, --tune, --tune-db and --layout apply to --to tvm")
+    if backend == "torch" and (tune or tune_db or target != "llvm" or layout != "auto" or winograd != "auto"):
+        raise click.UsageError("--target, --tune, --tune-db, --layout and --winograd apply to --to tvm")
     overrides = dict(parse_input_override(text) for text in inputs)
     start = time.perf_counter()
     with _reported_errors(color, debug, "compiling"):
@@ -172,7 +177,8 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
 
             compiled = compile_network(network, target, output or Path("build") / spec.stem, batch, seed,
                                        str(weights) if weights else None, trials if tune else 0, tune_db,
-                                       show_progress=True, layout=layout, trials_per_task=trials_per_task)
+                                       show_progress=True, layout=layout, trials_per_task=trials_per_task,
+                                       winograd=winograd)
             tuned = (f", {compiled.tuning.summary()}" if tune and compiled.tuning else
                      f", records from {tune_db}" if tune_db else "")
             click.echo(f"wrote {compiled.path}/ (TVM {compiled.target}, {compiled.layout.upper()}{tuned}) in "
@@ -205,10 +211,11 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="The batch to tune for (kernels are specialised to it).")
 @layout_option
+@winograd_option
 @input_option
 @debug_option
 def tune_spec(spec: Path, target: str, trials: int, trials_per_task: int | None, tune_db: Path | None, batch: int,
-              layout: str, inputs: tuple[str, ...], debug: bool) -> None:
+              layout: str, winograd: str, inputs: tuple[str, ...], debug: bool) -> None:
     """Tune SPEC's kernels for TARGET into a database, without compiling. Every round is written as it is
     measured: an interrupted run keeps its records and the next run resumes from them. Compile with
     `cnndsl compile SPEC --to tvm --tune-db DIR` (same --target, --batch and --layout)."""
@@ -224,7 +231,7 @@ def tune_spec(spec: Path, target: str, trials: int, trials_per_task: int | None,
 
         database = tune_db or default_database_dir()
         report = tune_network(network, target, trials, database, batch, layout, trials_per_task,
-                              log=lambda line: click.echo(line, err=True))
+                              log=lambda line: click.echo(line, err=True), winograd=winograd)
     estimate = f"; network estimate {report.estimate_ms:.4g} ms" if report.estimate_ms is not None else ""
     click.echo(f"{report.summary()}{estimate}; database {database} ({time.perf_counter() - start:.0f} s)")
 
@@ -297,9 +304,10 @@ def _read_inputs(items: tuple[str, ...], names: list[str]) -> dict[str, Any]:
               help="Interleaved rounds; the table shows their median and spread.")
 @click.option("--no-compile", "skip_compile", is_flag=True, help="Skip torch.compile (it needs a C++ compiler).")
 @layout_option
+@winograd_option
 @debug_option
 def bench(spec: Path, target: str, batches: tuple[int, ...], trials: int, tune_db: Path | None, rounds: int,
-          skip_compile: bool, layout: str, debug: bool) -> None:
+          skip_compile: bool, layout: str, winograd: str, debug: bool) -> None:
     """Latency of SPEC: PyTorch eager, torch.compile, TVM untuned and TVM tuned, measured interleaved."""
     from .api import load
     from .bench import render_table, run_benchmark
@@ -307,7 +315,7 @@ def bench(spec: Path, target: str, batches: tuple[int, ...], trials: int, tune_d
     with _reported_errors(None, debug, "benchmarking"):
         network = load(spec)
         rows = run_benchmark(network, target, batches, trials, tune_db, rounds, not skip_compile, layout,
-                             log=lambda line: click.echo(line, err=True))
+                             log=lambda line: click.echo(line, err=True), winograd=winograd)
     click.echo(render_table(network.name, target, rows))
 
 

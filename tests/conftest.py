@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,33 @@ def layer(network: cnndsl.Network, name: str, convention: str = "torchvision"): 
         if entry.name == name:
             return entry
     raise KeyError(name)
+
+
+def assert_artifact_runs_without_the_compiler(artifact: Path, x: object, expected: object) -> tuple[int, ...]:
+    """Run `artifact` on `x` in a fresh Python where importing any of cnndsl but its runtime fails, and
+    compare with `expected` (numpy arrays); returns the output's shape."""
+    import numpy as np
+
+    np.save(artifact / "x.test.npy", x)  # type: ignore[arg-type]
+    np.save(artifact / "expected.test.npy", expected)  # type: ignore[arg-type]
+    script = (
+        "import sys\n"
+        "class NoCompiler:\n"
+        "    allowed = {'cnndsl', 'cnndsl.runtime'}\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.startswith('cnndsl') and name not in self.allowed:\n"
+        "            raise ImportError(f'{name} must not be needed to run an artifact')\n"
+        "sys.meta_path.insert(0, NoCompiler())\n"
+        "import numpy as np, cnndsl.runtime\n"
+        f"model = cnndsl.runtime.load({str(artifact)!r})\n"
+        f"got = model(np.load({str(artifact / 'x.test.npy')!r}))\n"
+        f"np.testing.assert_allclose(got, np.load({str(artifact / 'expected.test.npy')!r}), rtol=0, atol=1e-4)\n"
+        "assert not any(m.startswith(('cnndsl.graph', 'cnndsl.backends', 'cnndsl.syntax', 'cnndsl.api'))"
+        " for m in sys.modules)\n"
+        "print('ok', *got.shape)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    words = done.stdout.split()
+    assert words[0] == "ok", done.stdout
+    return tuple(int(w) for w in words[1:])

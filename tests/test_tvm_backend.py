@@ -4,8 +4,6 @@ weights; artifacts run with the TVM runtime alone; CUDA code generation builds; 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +16,12 @@ from cnndsl.backends import tvm as tvm_backend
 from cnndsl.backends.torch.export import example_inputs
 from cnndsl.backends.tvm.build import build_relax, torch_state
 from cnndsl.backends.tvm.compile import compile_lowered, make_target, nvcc_available
-from cnndsl.backends.tvm.pipeline import choose_layout, fold_scales_into_convs, prepare
+from cnndsl.backends.tvm.pipeline import choose_layout, choose_winograd, fold_scales_into_convs, prepare
 from cnndsl.backends.tvm.tune import TuningReport
 from cnndsl.cli import main
 from cnndsl.diagnostics import SpecError
 from cnndsl.ops import REGISTRY
-from tests.conftest import SPECS, SpecFiles
+from tests.conftest import SPECS, SpecFiles, assert_artifact_runs_without_the_compiler
 from tests.test_ops import CASES
 from tests.test_torch_backend import EXTRA_CASES, SPEC_FILES
 
@@ -32,14 +30,15 @@ LLVM = "llvm"
 
 
 def tvm_outputs(network: cnndsl.Network, inputs: tuple[torch.Tensor, ...], seed: int = 0,
-                layout: str = "nchw") -> list[np.ndarray]:
-    """Compiled untuned, weights folded, 2-D convolutions in `layout` (tuned CPU builds use NHWC)."""
+                layout: str = "nchw", winograd: str = "off") -> list[np.ndarray]:
+    """Compiled untuned, weights folded, 2-D convolutions in `layout` (tuned CPU builds use NHWC, with
+    Winograd for 3x3 stride-1 convolutions)."""
     import tvm
     from tvm import relax
 
     batch = inputs[0].shape[0]
     lowered = build_relax(network.graph, torch_state(network, seed), batch)
-    program = compile_lowered(lowered, make_target(LLVM), layout=layout)
+    program = compile_lowered(lowered, make_target(LLVM), layout=layout, winograd=winograd)
     if layout == "nhwc":
         assert_weights_stored_in_kernel_layout(prepare(lowered, "nhwc"))
     vm = relax.VirtualMachine(program.executable, tvm.cpu())
@@ -54,9 +53,9 @@ def torch_outputs(network: cnndsl.Network, inputs: tuple[torch.Tensor, ...], see
     return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
 
 
-def assert_same(network: cnndsl.Network, batch: int = 1, layout: str = "nchw") -> None:
+def assert_same(network: cnndsl.Network, batch: int = 1, layout: str = "nchw", winograd: str = "off") -> None:
     inputs = example_inputs(network.graph, batch=batch, seed=3)
-    for got, expected in zip(tvm_outputs(network, inputs, layout=layout),
+    for got, expected in zip(tvm_outputs(network, inputs, layout=layout, winograd=winograd),
                              torch_outputs(network, inputs), strict=True):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
 
@@ -125,8 +124,37 @@ def test_ops_after_a_tuned_cpu_conv_compute_what_pytorch_computes(specs: SpecFil
 
 @pytest.mark.parametrize("name", ["resnet18.cnn", "googlenet.cnn", "yolov1.cnn", "unet.cnn"])
 def test_networks_in_the_tuned_cpu_layout_compute_what_pytorch_computes(name: str) -> None:
+    """NHWC, with Winograd for every 3x3 stride-1 convolution (as tuned CPU builds run them)."""
     path = next(p for p in SPEC_FILES if p.name == name)
-    assert_same(cnndsl.load(path, inputs=SMALLER_INPUTS.get(name)), layout="nhwc")
+    assert_same(cnndsl.load(path, inputs=SMALLER_INPUTS.get(name)), layout="nhwc", winograd="on")
+
+
+@pytest.mark.parametrize(("conv", "shape"), [
+    ("conv(16, 3, padding=1)", "16 x 8 x 8"),                 # output a multiple of the 4x4 tile
+    ("conv(24, 3, padding=1, bias=false)", "16 x 13 x 9"),   # partial tiles on both axes
+    ("conv(16, 3)", "32 x 7 x 6"),                            # no padding
+    ("conv(16, 3, padding=same)", "16 x 5 x 11"),
+    ("conv(16, 3, padding=((0, 2), (1, 0)))", "16 x 6 x 6"),  # asymmetric
+    ("conv(8, 3, padding=1)", "16 x 1 x 1"),                  # one output position, mostly padding
+])
+def test_winograd_convolutions_compute_what_pytorch_computes(specs: SpecFiles, conv: str, shape: str) -> None:
+    network = specs.load(f"input x: {shape}\noutput y = x -> {conv} as c -> batchnorm -> relu\n")
+    lowered = build_relax(network.graph, torch_state(network), 2)
+    from tvm import relax
+
+    calls: list[str] = []
+    relax.analysis.post_order_visit(prepare(lowered, "nhwc", winograd=True)["main"], lambda e: calls.append(
+        e.args[0].name_hint) if isinstance(e, relax.Call) and getattr(e.op, "name", "") == "relax.call_tir" else None)
+    assert any(name.startswith("conv2d_winograd") for name in calls), calls
+    assert_same(network, batch=2, layout="nhwc", winograd="on")
+
+
+@pytest.mark.parametrize("conv", ["conv(16, 3, stride=2, padding=1)", "conv(16, 3, padding=2, dilation=2)",
+                                  "conv(16, 3, padding=1, groups=2)", "conv(16, 5, padding=2)"])
+def test_only_3x3_stride_1_convolutions_use_winograd(specs: SpecFiles, conv: str) -> None:
+    network = specs.load(f"input x: 16 x 8 x 8\noutput y = x -> {conv}\n")
+    prepared = prepare(build_relax(network.graph, torch_state(network), 1), "nhwc", winograd=True)
+    assert len(_conv_weights(prepared)) == 1  # still a direct convolution
 
 
 @pytest.mark.parametrize(("requested", "target", "tuned", "expected"), [
@@ -136,6 +164,16 @@ def test_networks_in_the_tuned_cpu_layout_compute_what_pytorch_computes(name: st
 ])
 def test_auto_layout_is_nhwc_for_tuned_cpu_builds_only(requested: str, target: str, tuned: bool, expected: str) -> None:
     assert choose_layout(requested, make_target(target), tuned) == expected
+
+
+@pytest.mark.parametrize(("requested", "layout", "target", "tuned", "expected"), [
+    ("auto", "nhwc", LLVM, True, True), ("auto", "nhwc", LLVM, False, False), ("auto", "nchw", LLVM, True, False),
+    ("auto", "nhwc", '{"kind": "cuda", "arch": "sm_80"}', True, False), ("on", "nhwc", LLVM, False, True),
+    ("off", "nhwc", LLVM, True, False),
+])
+def test_auto_winograd_is_for_tuned_nhwc_cpu_builds_only(requested: str, layout: str, target: str, tuned: bool,
+                                                          expected: bool) -> None:
+    assert choose_winograd(requested, layout, make_target(target), tuned) is expected  # type: ignore[arg-type]
 
 
 def _conv_weights(module: object) -> list[np.ndarray]:
@@ -301,25 +339,7 @@ def test_artifact_runs_in_a_process_without_the_compiler(tmp_path: Path) -> None
     (x,) = example_inputs(network.graph, batch=1)
     np.save(tmp_path / "x.npy", x.numpy())
     np.save(tmp_path / "expected.npy", torch_outputs(network, (x,), seed=4)[0])
-    script = (
-        "import sys\n"
-        "class NoCompiler:\n"
-        "    allowed = {'cnndsl', 'cnndsl.runtime'}\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.startswith('cnndsl') and name not in self.allowed:\n"
-        "            raise ImportError(f'{name} must not be needed to run an artifact')\n"
-        "sys.meta_path.insert(0, NoCompiler())\n"
-        "import numpy as np, cnndsl.runtime\n"
-        f"model = cnndsl.runtime.load({str(out)!r})\n"
-        f"got = model(np.load({str(tmp_path / 'x.npy')!r}))\n"
-        f"np.testing.assert_allclose(got, np.load({str(tmp_path / 'expected.npy')!r}), rtol=0, atol=1e-4)\n"
-        "assert not any(m.startswith(('cnndsl.graph', 'cnndsl.backends', 'cnndsl.syntax', 'cnndsl.api'))"
-        " for m in sys.modules)\n"
-        "print('ok', got.shape)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "ok (1, 1000)"
+    assert assert_artifact_runs_without_the_compiler(out, x.numpy(), np.load(tmp_path / "expected.npy")) == (1, 1000)
 
     result = runner.invoke(main, ["run", str(out), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")])
     assert result.exit_code == 0, result.output
@@ -347,6 +367,12 @@ def test_compile_option_mistakes_are_usage_errors() -> None:
     for target in ('{"kind": "nope"}', '{"kind": "llvm", "mcpu": 3}', "{not json"):
         result = runner.invoke(main, ["compile", str(SPECS / "mnist1d.cnn"), "--to", "tvm", "--target", target])
         assert result.exit_code == 2 and f"invalid target {target!r}" in result.output, result.output
+        result = runner.invoke(main, ["tune", str(SPECS / "mnist1d.cnn"), "--target", target, "--trials", "4"])
+        assert result.exit_code == 2 and f"invalid target {target!r}" in result.output, result.output
+    result = runner.invoke(main, ["compile", str(SPECS / "mnist1d.cnn"), "--layout", "nhwc"])
+    assert result.exit_code == 2 and "apply to --to tvm" in result.output
+    result = runner.invoke(main, ["tune", str(SPECS / "mnist1d.cnn"), "--layout", "nwhc"])
+    assert result.exit_code == 2 and "'nwhc' is not one of" in result.output
 
 
 @pytest.mark.skipif(not nvcc_available(), reason="nvcc is not installed")

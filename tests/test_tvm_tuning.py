@@ -23,7 +23,7 @@ import cnndsl
 import cnndsl.runtime
 from cnndsl.backends.torch.export import example_inputs
 from cnndsl.cli import main
-from tests.conftest import SPECS
+from tests.conftest import SPECS, assert_artifact_runs_without_the_compiler
 
 runner = CliRunner()
 pytestmark = pytest.mark.slow  # about five minutes: tuning builds and measures real candidates
@@ -119,3 +119,7 @@ def test_an_interrupted_tuning_run_keeps_its_records_and_the_next_run_resumes(tm
     with torch.no_grad():
         expected = network.to_torch(seed=0)(x).numpy()
     np.testing.assert_allclose(cnndsl.runtime.load(out)(x.numpy()), expected, rtol=0, atol=1e-4)
+    # the tuned kernels chose their own weight layouts: packed once at compile time and stored so
+    params = json.loads((out / "manifest.json").read_text())["params"]
+    assert params and all(name.endswith("_prepacked.arg1") or name.endswith("_prepacked.arg2") for name in params)
+    assert assert_artifact_runs_without_the_compiler(out, x.numpy(), expected) == (1, 10)

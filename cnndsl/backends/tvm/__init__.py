@@ -15,7 +15,7 @@ import tvm
 from ...graph.model import Graph
 from .build import Lowered, build_relax, check_supported, torch_state
 from .compile import make_target, write_artifact
-from .pipeline import LAYOUT_CHOICES, Layout, choose_layout, compile_program, prepare
+from .pipeline import LAYOUT_CHOICES, Layout, choose_layout, choose_winograd, compile_program, has_conv2d, prepare
 from .tune import TuningReport, default_database_dir, tune
 
 __all__ = ["LAYOUT_CHOICES", "Compiled", "Lowered", "build_relax", "check_supported", "compile_network",
@@ -32,23 +32,26 @@ class Compiled:
 
 
 def _prepared(network: object, target_name: str, batch: int, seed: int | None, weights: str | None, layout: str,
-              tuned: bool) -> tuple[Graph, tvm.target.Target, Lowered, Layout, tvm.IRModule]:
+              winograd: str, tuned: bool) -> tuple[Graph, tvm.target.Target, Lowered, Layout, tvm.IRModule]:
     graph: Graph = network.graph  # type: ignore[attr-defined]
     check_supported(graph)  # before any weights are drawn: every unsupported op, located
     target = make_target(target_name)
-    chosen = choose_layout(layout, target, tuned)
     lowered = build_relax(graph, torch_state(network, seed, weights), batch)
-    return graph, target, lowered, chosen, prepare(lowered, chosen)
+    chosen = choose_layout(layout, target, tuned) if has_conv2d(lowered.module) else "nchw"
+    fast = choose_winograd(winograd, chosen, target, tuned)
+    return graph, target, lowered, chosen, prepare(lowered, chosen, fast)
 
 
 def compile_network(network: object, target_name: str, out_dir: Path, batch: int = 1, seed: int | None = 0,
                     weights: str | None = None, trials: int = 0, database_dir: Path | None = None,
-                    show_progress: bool = True, layout: str = "auto", trials_per_task: int | None = None) -> Compiled:
+                    show_progress: bool = True, layout: str = "auto", trials_per_task: int | None = None,
+                    winograd: str = "auto") -> Compiled:
     """Lower, (tune,) compile and write the artifact of a checked `cnndsl.Network`. Tuning records are
     applied when tuning now (`trials`) or when a database is named (`database_dir`, from `cnndsl tune`)."""
     start = time.perf_counter()
     tuned = trials > 0 or database_dir is not None
-    graph, target, lowered, chosen, module = _prepared(network, target_name, batch, seed, weights, layout, tuned)
+    graph, target, lowered, chosen, module = _prepared(network, target_name, batch, seed, weights, layout, winograd,
+                                                       tuned)
     report, database = None, None
     if tuned:
         database, report = tune(module, target, database_dir or default_database_dir(), trials,
@@ -61,10 +64,11 @@ def compile_network(network: object, target_name: str, out_dir: Path, batch: int
 
 def tune_network(network: object, target_name: str, trials: int, database_dir: Path | None = None,
                  batch: int = 1, layout: str = "auto", trials_per_task: int | None = None,
-                 show_progress: bool = True, log: Callable[[str], None] | None = None) -> TuningReport:
+                 show_progress: bool = True, log: Callable[[str], None] | None = None,
+                 winograd: str = "auto") -> TuningReport:
     """Tune the kernels `compile_network` would build for `target_name` (the same layout and weights
     folding, so the records match) into the database, without compiling."""
-    _, target, _, _, module = _prepared(network, target_name, batch, 0, None, layout, tuned=True)
+    _, target, _, _, module = _prepared(network, target_name, batch, 0, None, layout, winograd, tuned=True)
     _, report = tune(module, target, database_dir or default_database_dir(), trials, show_progress=show_progress,
                      trials_per_task=trials_per_task, log=log)
     return report

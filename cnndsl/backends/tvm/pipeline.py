@@ -7,7 +7,8 @@ tuned schedules applied, and the weights stored the way those kernels read them.
    `FoldConstant` evaluates the rest (a linear layer's transpose, layout transposes of weights).
 2. **Choose the data layout** (`choose_layout`): NHWC for tuned CPU builds, NCHW otherwise (numbers in
    `choose_layout`'s docstring). `ConvertLayout` carries NHWC through the element-wise ops, pools and
-   adds after each 2-D convolution and transposes back only where an op needs NCHW (a flatten).
+   adds after each 2-D convolution and transposes back only where an op needs NCHW (a flatten). In
+   NHWC, 3x3 stride-1 convolutions may be computed by Winograd (`winograd.py`, `choose_winograd`).
 3. **Kernels** (`fuse`): legalise to TIR and fuse, exactly as MetaSchedule's task extraction sees the
    module, with the weight buffers marked layout-free (`AttachAttrLayoutFreeBuffers`): a tuned schedule
    may then ask for the weights in any layout it likes (MetaSchedule's `RewriteLayout` postproc packs
@@ -31,9 +32,11 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
 from .build import Lowered
+from .winograd import to_winograd
 
 Layout = Literal["nchw", "nhwc"]
 LAYOUT_CHOICES = ("auto", "nchw", "nhwc")
+WINOGRAD_CHOICES = ("auto", "on", "off")
 
 # Transposed convolutions stay NCHW: ConvertLayout would otherwise carry NHWC into them, and TVM 0.27
 # cannot legalise an NHWC conv2d_transpose.
@@ -64,17 +67,30 @@ def choose_layout(requested: str, target: tvm.target.Target, tuned: bool) -> Lay
     return "nhwc" if tuned and target.kind.name == "llvm" else "nchw"
 
 
-def prepare(lowered: Lowered, layout: Layout) -> tvm.IRModule:
-    """The lowered module with its weights bound and folded, in `layout`: what tuning and compiling
-    both start from (so the tasks tuned are the kernels compiled)."""
+def choose_winograd(requested: str, layout: Layout, target: tvm.target.Target, tuned: bool) -> bool:
+    """`auto`: Winograd for the eligible convolutions of tuned CPU builds in NHWC (the layout its
+    MetaSchedule rules are written for); its untuned default schedules are naive loops."""
+    if requested not in WINOGRAD_CHOICES:
+        raise ValueError(f"winograd must be one of {', '.join(WINOGRAD_CHOICES)}; got {requested!r}")
+    if requested != "auto":
+        return requested == "on"
+    return tuned and layout == "nhwc" and target.kind.name == "llvm"
+
+
+def prepare(lowered: Lowered, layout: Layout, winograd: bool = False) -> tvm.IRModule:
+    """The lowered module with its weights bound and folded, in `layout`, eligible 3x3 convolutions
+    computed by Winograd where asked (NHWC only): what tuning and compiling both start from (so the
+    tasks tuned are the kernels compiled)."""
     main = lowered.module["main"]
     weights = main.params[int(main.attrs["num_input"]):]
     module = relax.transform.BindParams("main", dict(zip(weights, lowered.param_values, strict=True)))(
         lowered.module)
     module = fold_scales_into_convs(module)
     module = relax.transform.FoldConstant()(module)
-    if layout == "nhwc" and _calls(module, "relax.nn.conv2d"):
+    if layout == "nhwc" and has_conv2d(module):
         module = _convert_to_nhwc(module)
+        if winograd:
+            module, _ = to_winograd(module)
     return relax.transform.DeadCodeElimination()(module)
 
 
@@ -279,7 +295,9 @@ class _FoldScales(relax.PyExprMutator):  # type: ignore[misc]
         return relax.op.add(self.builder_.emit(new_conv), relax.const(new_bias))
 
 
-def _calls(module: tvm.IRModule, op: str) -> bool:
+def has_conv2d(module: tvm.IRModule) -> bool:
+    """Whether a layout choice applies at all: only 2-D convolutions change layout."""
     found: list[relax.Expr] = []
-    relax.analysis.post_order_visit(module["main"], lambda e: found.append(e) if _op_name(e) == op else None)
+    relax.analysis.post_order_visit(module["main"],
+                                    lambda e: found.append(e) if _op_name(e) == "relax.nn.conv2d" else None)
     return bool(found)
