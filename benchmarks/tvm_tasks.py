@@ -6,7 +6,9 @@ same layer. Run by hand after tuning (`cnndsl tune` or `make bench-tvm --tune-db
 The peak is measured here (`cpu_peak.py`: vector FMA chains on every core). A task's FLOPs are TVM's
 count of its TIR (`estimate_tir_flops`), its latency the best in the database. A 2-D convolution task is
 matched to the spec's layers by its data, weight and output shapes, and that layer is timed alone in
-PyTorch (`torch.nn.functional.conv2d`, same threads, batch 1, median of 50 calls after warm-up).
+PyTorch (`torch.nn.functional.conv2d`, same threads, batch 1, median of 50 calls after warm-up). For a
+convolution, "% of peak" counts the direct convolution's FLOPs, whatever algorithm ran (a Winograd
+kernel does fewer, so it can pass 100%).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def conv_layers(network: cnndsl.Network) -> dict[tuple[int, ...], dict[str, obje
         key = (source[1], source[2], source[0], *g.kernel, shape[0], shape[1], shape[2])
         found.setdefault(key, {"x": (1, *source), "w": (shape[0], source[0] // groups, *g.kernel),
                                "stride": g.stride, "padding": g.padding, "dilation": g.dilation,
-                               "groups": groups, "name": node.name})
+                               "groups": groups, "name": node.name, "out_hw": (shape[1], shape[2])})
     return found
 
 
@@ -71,16 +73,25 @@ def torch_conv_ms(layer: dict[str, object]) -> float:
 
 
 def task_conv_key(task: object) -> tuple[int, ...] | None:
-    """The NHWC conv signature of a task from its PrimFunc's buffers: data (1,H,W,C), weight (kh,kw,C/g,O),
-    output (1,Ho,Wo,O); None for other tasks."""
-    if "conv2d" not in task.task_name:  # type: ignore[attr-defined]
+    """The NHWC conv signature of a task from its PrimFunc's buffers: data (1,H,W,C), weight (kh,kw,C/g,O)
+    or Winograd's transformed weight (6,6,O,C), output (1,Ho,Wo,O); None for other tasks."""
+    name = task.task_name  # type: ignore[attr-defined]
+    if "conv2d" not in name:
         return None
     func = next(iter(task.dispatched[0].functions.values()))  # type: ignore[attr-defined]
-    shapes = [tuple(int(d) for d in func.buffer_map[p].shape) for p in func.params]
+    shapes = [tuple(int(d) for d in p.shape) for p in func.params]  # TVM 0.27: params are the buffers
     data, weight, out = shapes[0], shapes[1], shapes[-1]
     if len(data) != 4 or len(weight) != 4 or len(out) != 4:
         return None
-    return (data[1], data[2], data[3], weight[0], weight[1], out[3], out[1], out[2])
+    kernel = (3, 3) if "winograd" in name else (weight[0], weight[1])
+    return (data[1], data[2], data[3], *kernel, out[3], out[1], out[2])
+
+
+def direct_flops(layer: dict[str, object]) -> float:
+    """2 x the multiply-accumulates of the layer as a direct convolution (batch 1)."""
+    _, c_in, *_ = layer["x"]  # type: ignore[misc]
+    out_c, per_group, kh, kw = layer["w"]  # type: ignore[misc]
+    return 2.0 * out_c * per_group * kh * kw * layer["out_hw"][0] * layer["out_hw"][1]  # type: ignore[index]
 
 
 def main() -> None:
@@ -88,6 +99,7 @@ def main() -> None:
     parser.add_argument("spec", type=Path)
     parser.add_argument("--tune-db", type=Path, required=True)
     parser.add_argument("--layout", default="auto")
+    parser.add_argument("--winograd", default="auto", choices=["auto", "on", "off"])
     args = parser.parse_args()
     import tvm
     from tvm.s_tir import meta_schedule as ms
@@ -95,18 +107,20 @@ def main() -> None:
 
     from cnndsl.backends.tvm.build import build_relax, torch_state
     from cnndsl.backends.tvm.compile import make_target
-    from cnndsl.backends.tvm.pipeline import choose_layout, fuse, prepare
+    from cnndsl.backends.tvm.pipeline import choose_layout, choose_winograd, fuse, prepare
     from cnndsl.backends.tvm.tune import open_database
 
     network = cnndsl.load(args.spec)
     target = make_target("llvm")
     layout = choose_layout(args.layout, target, tuned=True)
-    module = prepare(build_relax(network.graph, torch_state(network), 1), layout)
+    winograd = choose_winograd(args.winograd, layout, target, tuned=True)
+    module = prepare(build_relax(network.graph, torch_state(network), 1), layout, winograd)
     tasks = ms.relax_integration.extract_tasks(fuse(module, target), target)
     database = open_database(args.tune_db)
     peak = measure_peak_gflops()
     layers = conv_layers(network)
-    print(f"{network.name}, {layout.upper()}, fp32 peak measured here: {peak:.1f} GFLOPS\n")
+    print(f"{network.name}, {layout.upper()}{', Winograd' if winograd else ''}, fp32 peak measured here: "
+          f"{peak:.1f} GFLOPS\n")
     print("| task | runs per inference | GFLOP | TVM best (ms) | TVM % of peak | PyTorch same layer (ms) | "
           "PyTorch % of peak |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -117,6 +131,8 @@ def main() -> None:
         best = 1e3 * min(float(s) for s in record.run_secs) if record is not None and record.run_secs else None
         key = task_conv_key(task)
         torch_ms = torch_conv_ms(layers[key]) if key in layers else None
+        if key in layers:  # a convolution's work is its direct FLOPs, whatever algorithm computes it
+            flops = direct_flops(layers[key])
         weight = int(task.weight)
         total_tvm += (best or 0.0) * weight
         total_torch += (torch_ms or 0.0) * weight

@@ -59,7 +59,7 @@ def choose_layout(requested: str, target: tvm.target.Target, tuned: bool) -> Lay
     one ResNet-18 3x3 convolution (64 channels, 56x56, 128 trials each) tuned to 2.25 ms in NHWC/HWIO
     against 4.30 ms in NCHW/OIHW (MetaSchedule vectorises the innermost axis, which NHWC makes the
     channels); TVM's untuned CPU schedules go the other way (whole ResNet-18: 1.9 s NCHW, 3.9 s NHWC).
-    GPU builds keep NCHW, the layout DLight's and MetaSchedule's CUDA schedules were measured in here."""
+    GPU builds keep NCHW, DLight's layout (no GPU has measured the alternative for this project yet)."""
     if requested not in LAYOUT_CHOICES:
         raise ValueError(f"layout must be one of {', '.join(LAYOUT_CHOICES)}; got {requested!r}")
     if requested != "auto":
