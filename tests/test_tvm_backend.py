@@ -4,6 +4,7 @@ weights; artifacts run with the TVM runtime alone; CUDA code generation builds; 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -392,3 +393,11 @@ def test_cuda_code_generation_for_resnet18(tmp_path: Path) -> None:
     with tvm.target.Target({"kind": "cuda", "arch": "sm_80"}):
         binary = compile_cuda(source, target_format="fatbin", compiler="nvcc")
     assert len(binary) > 10_000
+
+
+def test_compiling_with_a_database_that_lacks_records_says_so(tmp_path: Path) -> None:
+    result = runner.invoke(main, ["compile", str(SPECS / "mnist1d.cnn"), "--to", "tvm", "--tune-db",
+                                  str(tmp_path / "empty"), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"warning: (\d+) of \1 kernels have no tuning record in .*empty for this target", result.stderr)
+    assert f"records from {tmp_path / 'empty'}" in result.stdout

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,10 @@ def compile_network(network: object, target_name: str, out_dir: Path, batch: int
     if tuned:
         database, report = tune(module, target, database_dir or default_database_dir(), trials,
                                 seed=seed or 0, show_progress=show_progress, trials_per_task=trials_per_task)
+        if trials <= 0 and report.left_untuned:
+            warnings.warn(f"{report.left_untuned} of {report.tasks} kernels have no tuning record in {database_dir} "
+                          f"for this target, batch and layout: they keep default schedules (tune them with "
+                          f"`cnndsl tune` and the same options)", stacklevel=2)
     program = compile_program(module, target, chosen, database)
     path = write_artifact(program, lowered, target, out_dir, graph.name, graph_hash(graph),
                           report if trials > 0 else None)

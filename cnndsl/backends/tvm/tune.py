@@ -310,8 +310,8 @@ def tune(module: tvm.IRModule, target: tvm.target.Target, database_dir: Path, tr
     tasks = ms.relax_integration.extract_tasks(fuse(module, target), target)
     pending = untuned_tasks(tasks, database, target)
     start = time.perf_counter()
-    if not pending or trials <= 0:
-        return database, TuningReport(len(tasks), 0, 0, 0.0)
+    if not pending or trials <= 0:  # nothing to measure: say what the database lacks
+        return database, TuningReport(len(tasks), 0, 0, 0.0, left_untuned=len(pending))
     _reset_tuning_logger()
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         pending, work_dir=str(database_dir), seed=seed)
