@@ -49,8 +49,6 @@ def load(name: str) -> cnndsl.Network:
 
 def build_only(names: list[str]) -> None:
     """Code generation for every network, and nvcc on the kernels where nvcc is installed."""
-    import tvm
-
     from cnndsl.backends.tvm.build import build_relax, torch_state
     from cnndsl.backends.tvm.compile import compile_lowered, make_target, nvcc_available
 
@@ -69,7 +67,6 @@ def build_only(names: list[str]) -> None:
                 binary = compile_cuda(source, target_format="fatbin", compiler="nvcc")
             note += f", fatbin {len(binary) / 1e6:.1f} MB (nvcc)"
         print(f"{name}: CUDA module built for sm_90 ({note}) in {time.perf_counter() - start:.0f} s", flush=True)
-    del tvm
 
 
 def fp32_peak_tflops() -> tuple[float, str]:

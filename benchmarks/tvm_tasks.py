@@ -101,7 +101,6 @@ def main() -> None:
     parser.add_argument("--layout", default="auto")
     parser.add_argument("--winograd", default="auto", choices=["auto", "on", "off"])
     args = parser.parse_args()
-    import tvm
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.analysis import estimate_tir_flops
 
@@ -142,7 +141,6 @@ def main() -> None:
         print(f"| {task.task_name} | {weight} | {flops / 1e9:.3f} | {tvm_cells} | {torch_cells} |")
     print(f"\nweighted sums: TVM {total_tvm:.2f} ms over all tasks; PyTorch {total_torch:.2f} ms over the "
           "convolutions it was matched to")
-    del tvm
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def run_benchmark(network: Any, target: str, batches: tuple[int, ...], trials: i
     from .backends.torch.export import example_inputs
     from .backends.tvm.build import build_relax, check_supported
     from .backends.tvm.compile import make_target
-    from .backends.tvm.pipeline import choose_layout, choose_winograd, prepare
+    from .backends.tvm.pipeline import prepared
     from .backends.tvm.tune import default_database_dir, open_database, tune
 
     check_supported(network.graph)
@@ -96,15 +96,13 @@ def run_benchmark(network: Any, target: str, batches: tuple[int, ...], trials: i
         variants["TVM untuned"] = untuned
         notes: dict[str, str] = {}
         database_dir = tune_db or default_database_dir()
-        tuned_layout = choose_layout(layout, make_target(target), tuned=True)
-        tuned_winograd = "on" if choose_winograd(winograd, tuned_layout, make_target(target), tuned=True) else "off"
         if trials > 0:
-            _, report = tune(prepare(lowered, tuned_layout, tuned_winograd == "on"), make_target(target), database_dir,
-                             trials, log=log)
+            module, _ = prepared(lowered, make_target(target), layout, winograd, tuned=True)
+            _, report = tune(module, make_target(target), database_dir, trials, log=log)
             notes["TVM tuned"] = report.summary()
         database = open_database(database_dir)
         if len(database) > 0:
-            tuned, tuned_out = _tvm_runner(lowered, target, database, numpy_inputs, tuned_layout, tuned_winograd)
+            tuned, tuned_out = _tvm_runner(lowered, target, database, numpy_inputs, layout, winograd)
             variants["TVM tuned"] = tuned
             notes.setdefault("TVM tuned", f"records from {database_dir}")
         with torch.inference_mode():

@@ -17,7 +17,13 @@ from cnndsl.backends import tvm as tvm_backend
 from cnndsl.backends.torch.export import example_inputs
 from cnndsl.backends.tvm.build import build_relax, torch_state
 from cnndsl.backends.tvm.compile import compile_lowered, make_target, nvcc_available
-from cnndsl.backends.tvm.pipeline import choose_layout, choose_winograd, fold_scales_into_convs, prepare
+from cnndsl.backends.tvm.pipeline import (
+    bind_weights,
+    choose_layout,
+    choose_winograd,
+    fold_scales_into_convs,
+    prepare,
+)
 from cnndsl.backends.tvm.tune import TuningReport
 from cnndsl.cli import main
 from cnndsl.diagnostics import SpecError
@@ -213,18 +219,9 @@ def test_a_conv_read_elsewhere_keeps_its_own_weights(specs: SpecFiles) -> None:
     state = torch_state(network)
     state["bn.weight"] = np.full(4, 3.0, np.float32)
     lowered = build_relax(network.graph, state, 1)
-    (weight,) = _conv_weights(fold_scales_into_convs(prepare_bound(lowered)))
+    (weight,) = _conv_weights(fold_scales_into_convs(bind_weights(lowered)))
     np.testing.assert_array_equal(weight, state["c.weight"])
     assert_same(network)
-
-
-def prepare_bound(lowered: object) -> object:
-    from tvm import relax
-
-    main = lowered.module["main"]  # type: ignore[attr-defined]
-    weights = main.params[int(main.attrs["num_input"]):]
-    return relax.transform.BindParams("main", dict(zip(weights, lowered.param_values, strict=True)))(  # type: ignore[attr-defined]
-        lowered.module)  # type: ignore[attr-defined]
 
 
 def test_artifact_params_are_what_the_kernels_read(specs: SpecFiles, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import tvm
 from ...graph.model import Graph
 from .build import Lowered, build_relax, check_supported, torch_state
 from .compile import make_target, write_artifact
-from .pipeline import LAYOUT_CHOICES, Layout, choose_layout, choose_winograd, compile_program, has_conv2d, prepare
+from .pipeline import LAYOUT_CHOICES, Layout, compile_program, prepared
 from .tune import TuningReport, default_database_dir, tune
 
 __all__ = ["LAYOUT_CHOICES", "Compiled", "Lowered", "build_relax", "check_supported", "compile_network",
@@ -38,9 +38,8 @@ def _prepared(network: object, target_name: str, batch: int, seed: int | None, w
     check_supported(graph)  # before any weights are drawn: every unsupported op, located
     target = make_target(target_name)
     lowered = build_relax(graph, torch_state(network, seed, weights), batch)
-    chosen = choose_layout(layout, target, tuned) if has_conv2d(lowered.module) else "nchw"
-    fast = choose_winograd(winograd, chosen, target, tuned)
-    return graph, target, lowered, chosen, prepare(lowered, chosen, fast)
+    module, chosen = prepared(lowered, target, layout, winograd, tuned)
+    return graph, target, lowered, chosen, module
 
 
 def compile_network(network: object, target_name: str, out_dir: Path, batch: int = 1, seed: int | None = 0,

@@ -24,7 +24,7 @@ from tvm.s_tir import meta_schedule as ms
 from ...diagnostics import UsageError
 from ...runtime import LIBRARY, MANIFEST, PARAMS  # the artifact's file names, as the runtime reads them
 from .build import Lowered
-from .pipeline import Program, choose_layout, choose_winograd, compile_program, prepare
+from .pipeline import Program, compile_program, prepared
 from .tune import TuningReport
 
 ARTIFACT_VERSION = 1
@@ -60,10 +60,8 @@ def compile_lowered(lowered: Lowered, target: tvm.target.Target, database: ms.da
                     layout: str = "auto", winograd: str = "auto") -> Program:
     """Relax -> kernels and the parameters they read (see `pipeline`). With a database, tuned kernels are
     applied and `auto` picks the tuned layout and algorithm; the rest keep TVM's default schedules."""
-    tuned = database is not None
-    chosen = choose_layout(layout, target, tuned)
-    fast = choose_winograd(winograd, chosen, target, tuned)
-    return compile_program(prepare(lowered, chosen, fast), target, chosen, database)
+    module, chosen = prepared(lowered, target, layout, winograd, tuned=database is not None)
+    return compile_program(module, target, chosen, database)
 
 
 def write_artifact(program: Program, lowered: Lowered, target: tvm.target.Target, out_dir: Path, network: str,

@@ -77,15 +77,28 @@ def choose_winograd(requested: str, layout: Layout, target: tvm.target.Target, t
     return tuned and layout == "nhwc" and target.kind.name == "llvm"
 
 
+def prepared(lowered: Lowered, target: tvm.target.Target, layout: str = "auto", winograd: str = "auto",
+             tuned: bool = False) -> tuple[tvm.IRModule, Layout]:
+    """The requested layout and algorithm resolved for `target` (a network without 2-D convolutions has
+    no layout to choose: NCHW), and the module prepared in them; the one place compile, tune and bench
+    make that choice, so the kernels tuned are the kernels compiled."""
+    chosen = choose_layout(layout, target, tuned) if has_conv2d(lowered.module) else "nchw"
+    return prepare(lowered, chosen, choose_winograd(winograd, chosen, target, tuned)), chosen
+
+
+def bind_weights(lowered: Lowered) -> tvm.IRModule:
+    """`main` with its weight parameters replaced by their values, as constants."""
+    main = lowered.module["main"]
+    weights = main.params[int(main.attrs["num_input"]):]
+    return relax.transform.BindParams("main", dict(zip(weights, lowered.param_values, strict=True)))(
+        lowered.module)
+
+
 def prepare(lowered: Lowered, layout: Layout, winograd: bool = False) -> tvm.IRModule:
     """The lowered module with its weights bound and folded, in `layout`, eligible 3x3 convolutions
     computed by Winograd where asked (NHWC only): what tuning and compiling both start from (so the
     tasks tuned are the kernels compiled)."""
-    main = lowered.module["main"]
-    weights = main.params[int(main.attrs["num_input"]):]
-    module = relax.transform.BindParams("main", dict(zip(weights, lowered.param_values, strict=True)))(
-        lowered.module)
-    module = fold_scales_into_convs(module)
+    module = fold_scales_into_convs(bind_weights(lowered))
     module = relax.transform.FoldConstant()(module)
     if layout == "nhwc" and has_conv2d(module):
         module = _convert_to_nhwc(module)

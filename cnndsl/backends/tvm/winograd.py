@@ -76,27 +76,29 @@ def winograd_nhwc(data: te.Tensor, packed: te.Tensor, padding: tuple[int, int, i
         lambda eps, nu, p, c: data_pad[p // (tiles_h * tiles_w), ((p // tiles_w) % tiles_h) * m + eps,
                                        (p % tiles_w) * m + nu, c],
         name="input_tile", attrs={"schedule_rule": "None"})
-    r_a, r_b = te.reduce_axis((0, alpha), "r_a"), te.reduce_axis((0, alpha), "r_b")
-    data_pack = te.compute(
-        (alpha, alpha, tiles, ci),
-        lambda eps, nu, p, c: te.sum(input_tile[r_a, r_b, p, c] * b[r_a, eps] * b[r_b, nu], axis=[r_a, r_b]),
-        name="data_pack", attrs={"auto_scheduler_simplify_const_tensor_indices": ["eps", "nu", "r_a", "r_b"],
-                                 "schedule_rule": "conv2d_nhwc_winograd_data_pack"})
+    data_pack = _tile_transform(input_tile, b, alpha, "data_pack", "conv2d_nhwc_winograd_data_pack")
     rc = te.reduce_axis((0, ci), name="ci")
     bgemm = te.compute(
         (alpha, alpha, tiles, co),
         lambda eps, nu, p, o: te.sum(data_pack[eps, nu, p, rc] * packed[eps, nu, o, rc], axis=[rc]),
         name="bgemm", attrs={"layout_free_placeholders": [packed], "meta_schedule.write_cache_level": [2]})
-    r_a, r_b = te.reduce_axis((0, alpha), "r_a"), te.reduce_axis((0, alpha), "r_b")
-    inverse = te.compute(
-        (m, m, tiles, co),
-        lambda vh, vw, p, o: te.sum(bgemm[r_a, r_b, p, o] * a[r_a, vh] * a[r_b, vw], axis=[r_a, r_b]),
-        name="inverse", attrs={"auto_scheduler_simplify_const_tensor_indices": ["vh", "vw", "r_a", "r_b"],
-                               "schedule_rule": "conv2d_nhwc_winograd_inverse"})
+    inverse = _tile_transform(bgemm, a, m, "inverse", "conv2d_nhwc_winograd_inverse")
     return te.compute(
         (n, out_h, out_w, co),
         lambda b_, y, x, o: inverse[y % m, x % m, b_ * tiles_h * tiles_w + (y // m) * tiles_w + (x // m), o],
         name="conv2d_winograd")
+
+
+def _tile_transform(tiles: te.Tensor, matrix: te.Tensor, size: int, name: str, rule: str) -> te.Tensor:
+    """out[i, j, p, c] = sum_a,b tiles[a, b, p, c] * matrix[a, i] * matrix[b, j]: the input transform
+    (B^T d B, into the Winograd domain) and the output transform (A^T m A, back out of it) alike."""
+    extent = int(tiles.shape[0])
+    r_a, r_b = te.reduce_axis((0, extent), "r_a"), te.reduce_axis((0, extent), "r_b")
+    return te.compute(
+        (size, size, *tiles.shape[2:]),
+        lambda i, j, p, c: te.sum(tiles[r_a, r_b, p, c] * matrix[r_a, i] * matrix[r_b, j], axis=[r_a, r_b]),
+        name=name, attrs={"auto_scheduler_simplify_const_tensor_indices": ["i", "j", "r_a", "r_b"],
+                          "schedule_rule": rule})
 
 
 @relax.expr_functor.mutator
