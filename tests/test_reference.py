@@ -1,4 +1,4 @@
-"""The bundled specs against the published figures of ../shared/REFERENCE.md, exactly."""
+"""The bundled specs against their published figures (the sources named in tools/fidelity.py), exactly."""
 
 from __future__ import annotations
 
