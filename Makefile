@@ -14,7 +14,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint docs golden bench bench-torch bench-tvm bench-gpu mnist1d clean
+.PHONY: install demo test lint docs golden bench bench-torch bench-tvm bench-gpu bench-hostile fuzz mnist1d clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,14 @@ bench-tvm: install
 
 bench-gpu: install
 	$(PY) benchmarks/gpu.py
+
+bench-hostile: install
+	$(PY) benchmarks/hostile_inputs.py
+
+# A million generated and mutated specs through `cnndsl check` (about 2 hours on 2 cores); findings and
+# summary.json in fuzz-results/ (docs/robustness.md has the last run's figures)
+fuzz: install
+	$(PY) tools/fuzz.py --inputs 1000000 --out fuzz-results
 
 mnist1d: install
 	$(PY) examples/mnist1d/train.py --steps 100000 --eval-every 1000 --out examples/mnist1d/results

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .analysis import analyse
 from .analysis.macs import CONVENTIONS
 from .analysis.memory import peak_live_elements
-from .diagnostics import Diagnostic, DiagnosticSink
+from .diagnostics import CheckingStopped, Diagnostic, DiagnosticSink
 from .graph.build import build_graph
 from .graph.model import Graph
+from .limits import DEFAULT_LIMITS, Limits
 from .report.build import BYTES_PER_ELEMENT, build_report
 from .report.model import Report
 
@@ -56,17 +58,24 @@ class Network:
         return module
 
 
-def load(path: str | Path, inputs: dict[str, tuple[int, ...]] | None = None) -> Network:
+def load(path: str | Path, inputs: dict[str, tuple[int, ...]] | None = None, limits: Limits = DEFAULT_LIMITS,
+         import_path: Sequence[str | Path] = ()) -> Network:
     """Parse, expand and analyse a spec. Raises SpecError (with every diagnostic) when it has errors,
-    UsageError when the file cannot be read or an input override names no input."""
-    sink = DiagnosticSink()
+    UsageError when the file cannot be read or an input override names no input.
+
+    Imports resolve inside the spec's directory tree and the `import_path` directories only; `limits`
+    bounds the work a spec may ask for (see cnndsl.limits)."""
+    sink = DiagnosticSink(max_errors=limits.errors)
     # The builder allocates many small objects that all stay alive until the graph is done; the cyclic
     # garbage collector would rescan them over and over (quadratic on long specs), so pause it.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        graph, sink = build_graph(Path(path), inputs, sink)
-        analyse(graph, sink)
+        graph, sink = build_graph(Path(path), inputs, sink, limits, [Path(p) for p in import_path])
+        if sink.stopped is None:
+            analyse(graph, sink)
+    except CheckingStopped:
+        pass  # the sink holds the diagnostics up to the limit, the last one saying why it stopped
     finally:
         if collecting:
             gc.enable()

@@ -15,13 +15,14 @@ import click
 
 from .analysis.macs import CONVENTIONS
 
-_SHAPE = re.compile(r"^\s*(\d+)(\s*x\s*\d+)*\s*$")
+_SHAPE = re.compile(r"^\s*(\d{1,18})(\s*x\s*\d{1,18})*\s*$")
 
 
 def parse_input_override(text: str) -> tuple[str, tuple[int, ...]]:
     name, sep, shape = text.partition("=")
     if not sep or not name.strip() or not _SHAPE.match(shape):
-        raise click.BadParameter(f"expected NAME=CxHxW (e.g. x=3x512x512); got {text!r}", param_hint="--input")
+        raise click.BadParameter(f"expected NAME=CxHxW (e.g. x=3x512x512, sizes below 10^18); got {text[:80]!r}",
+                                 param_hint="--input")
     dims = tuple(int(d) for d in shape.replace(" ", "").split("x"))
     if any(d <= 0 for d in dims):
         raise click.BadParameter(f"dimensions must be positive; got {text!r}", param_hint="--input")
@@ -34,6 +35,32 @@ input_option = click.option("--input", "inputs", multiple=True, metavar="NAME=Cx
 color_option = click.option("--color/--no-color", default=None,
                             help="Colour diagnostics (default: on a terminal, unless NO_COLOR).")
 debug_option = click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+import_path_option = click.option("--import-path", "import_path", multiple=True, metavar="DIR",
+                                  type=click.Path(path_type=Path, file_okay=False),
+                                  help="Also allow imports from DIR (repeatable; also $CNNDSL_PATH, separated by "
+                                       "':'). By default a spec imports only from its own directory tree.")
+max_layers_option = click.option("--max-layers", type=click.IntRange(min=1), default=None, metavar="N",
+                                 help="Stop with E210 past N layers after expansion (default 10,000).")
+
+
+def _spec_options(function: Any) -> Any:
+    """--import-path and --max-layers: how far a spec may reach, on every command that reads one."""
+    return import_path_option(max_layers_option(function))
+
+
+def _load(spec: Path, inputs: tuple[str, ...] = (), import_path: tuple[Path, ...] = (),
+          max_layers: int | None = None) -> Any:
+    """`cnndsl.load` with the command line's input overrides, import path and limits."""
+    import dataclasses
+    import os
+
+    from .api import load
+    from .limits import DEFAULT_LIMITS
+
+    overrides = dict(parse_input_override(text) for text in inputs)
+    from_environment = [Path(p) for p in os.environ.get("CNNDSL_PATH", "").split(os.pathsep) if p]
+    limits = dataclasses.replace(DEFAULT_LIMITS, layers=max_layers) if max_layers else DEFAULT_LIMITS
+    return load(spec, overrides, limits, [*import_path, *from_environment])
 # TVM options shared by compile, tune and bench; the choices are the backend's, repeated here so that
 # `--help` never imports TVM
 layout_option = click.option("--layout", type=click.Choice(["auto", "nchw", "nhwc"]), default="auto",
@@ -64,10 +91,11 @@ def main() -> None:
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Batch size: scales MACs and activation memory.")
 @input_option
+@_spec_options
 @color_option
 @debug_option
 def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inputs: tuple[str, ...],
-          color: bool | None, debug: bool) -> None:
+          import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
     """Check SPEC and print its per-layer report and every diagnostic."""
     import gc
 
@@ -77,24 +105,24 @@ def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inpu
     collecting = gc.isenabled()
     gc.disable()
     try:
-        _check(spec, fmt, as_json, convention, batch, inputs, color, debug)
+        _check(spec, fmt, as_json, convention, batch, inputs, import_path, max_layers, color, debug)
     finally:
         if collecting:
             gc.enable()
 
 
 def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inputs: tuple[str, ...],
-           color: bool | None, debug: bool) -> None:
-    from .api import load
+           import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
     from .diagnostics import SpecError, UsageError
     from .report.build import build_report
     from .report.diagnostics import render_diagnostics
     from .report.text import render_markdown, render_text
 
     fmt = "json" if as_json else fmt
-    overrides = dict(parse_input_override(text) for text in inputs)
     try:
-        network = load(spec, overrides)
+        network = _load(spec, inputs, import_path, max_layers)
+    except click.ClickException:
+        raise
     except UsageError as exc:
         _fail_usage(str(exc), debug)
     except SpecError as exc:
@@ -141,7 +169,8 @@ _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
               help="The batch the artifact is specialised to (without --dynamic-batch).")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
               help="Load this state_dict (torch.save) instead of initialising the parameters.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the default initialisation.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seed of the default initialisation.")
 @click.option("--target", default="llvm", show_default=True,
               help="tvm only: llvm (this CPU), cuda, or a TVM target as a JSON dict.")
 @click.option("--tune", is_flag=True, help="tvm only: tune the kernels with MetaSchedule first.")
@@ -153,25 +182,23 @@ _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
 @layout_option
 @winograd_option
 @input_option
+@_spec_options
 @color_option
 @debug_option
 def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None, dynamic_batch: bool, batch: int,
                  weights: Path | None, seed: int, target: str, tune: bool, trials: int, trials_per_task: int | None,
-                 tune_db: Path | None, layout: str, winograd: str, inputs: tuple[str, ...], color: bool | None,
-                 debug: bool) -> None:
+                 tune_db: Path | None, layout: str, winograd: str, inputs: tuple[str, ...],
+                 import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
     """Compile SPEC to a deployable artifact (checking it first; errors stop before any lowering)."""
     import time
-
-    from .api import load
 
     if backend == "tvm" and (fmt or dynamic_batch):
         raise click.UsageError("--format and --dynamic-batch apply to --to torch; a TVM artifact has a fixed batch")
     if backend == "torch" and (tune or tune_db or target != "llvm" or layout != "auto" or winograd != "auto"):
         raise click.UsageError("--target, --tune, --tune-db, --layout and --winograd apply to --to tvm")
-    overrides = dict(parse_input_override(text) for text in inputs)
     start = time.perf_counter()
     with _reported_errors(color, debug, "compiling"):
-        network = load(spec, overrides)
+        network = _load(spec, inputs, import_path, max_layers)
         if backend == "tvm":
             from .backends.tvm import compile_network
 
@@ -186,12 +213,14 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
             return
         fmt = _artifact_format(fmt, output)
         output = output or Path(f"{spec.stem}.{fmt}")
+        from .files import atomic_file
+
         module = network.to_torch(seed=seed, weights=weights)
         from .backends.torch.export import save_onnx, save_program
 
-        output.parent.mkdir(parents=True, exist_ok=True)
         save = save_onnx if fmt == "onnx" else save_program
-        save(module, network.graph, output, batch=batch, dynamic_batch=dynamic_batch)
+        with atomic_file(output, "output") as temporary:
+            save(module, network.graph, temporary, batch=batch, dynamic_batch=dynamic_batch)
     params = sum(p.numel() for p in module.parameters())
     batch_axis = "N" if dynamic_batch else str(batch)
     shapes = ", ".join(f"{name}: {' x '.join(map(str, (batch_axis, *(network.graph.node(node).shape or ()))))}"
@@ -213,20 +242,19 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
 @layout_option
 @winograd_option
 @input_option
+@_spec_options
 @debug_option
 def tune_spec(spec: Path, target: str, trials: int, trials_per_task: int | None, tune_db: Path | None, batch: int,
-              layout: str, winograd: str, inputs: tuple[str, ...], debug: bool) -> None:
+              layout: str, winograd: str, inputs: tuple[str, ...], import_path: tuple[Path, ...],
+              max_layers: int | None, debug: bool) -> None:
     """Tune SPEC's kernels for TARGET into a database, without compiling. Every round is written as it is
     measured: an interrupted run keeps its records and the next run resumes from them. Compile with
     `cnndsl compile SPEC --to tvm --tune-db DIR` (same --target, --batch and --layout)."""
     import time
 
-    from .api import load
-
-    overrides = dict(parse_input_override(text) for text in inputs)
     start = time.perf_counter()
     with _reported_errors(None, debug, "tuning"):
-        network = load(spec, overrides)
+        network = _load(spec, inputs, import_path, max_layers)
         from .backends.tvm import default_database_dir, tune_network
 
         database = tune_db or default_database_dir()
@@ -247,22 +275,30 @@ def run_artifact(artifact: Path, inputs: tuple[str, ...], output: Path | None, d
     """Run a TVM ARTIFACT directory (from `compile --to tvm`) on .npy inputs, with the TVM runtime only."""
     import numpy as np
 
+    from .diagnostics import UsageError
+    from .files import atomic_file
     from .runtime import ArtifactError, load
 
     try:
         model = load(artifact)
         arrays = _read_inputs(inputs, list(model.inputs))
         result = model(**arrays)
-    except ArtifactError as exc:
+        results = result if isinstance(result, tuple) else (result,)
+        named = dict(zip(model.outputs, results, strict=True))
+        if output is not None:
+            with atomic_file(output, "output") as temporary, temporary.open("wb") as file:
+                if len(named) == 1:  # to the file object: np.save would append `.npy` to any other name
+                    np.save(file, results[0])
+                else:
+                    np.savez(file, **named)  # type: ignore[arg-type]
+            click.echo(f"wrote {output}")
+    except (ArtifactError, UsageError) as exc:
         _fail_usage(str(exc), debug)
-    results = result if isinstance(result, tuple) else (result,)
-    named = dict(zip(model.outputs, results, strict=True))
-    if output is not None:
-        if len(named) == 1:
-            np.save(output, results[0])
-        else:
-            np.savez(output, **named)  # type: ignore[arg-type]
-        click.echo(f"wrote {output}")
+    except Exception as exc:
+        if debug:
+            raise
+        _fail_usage(f"running {artifact} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                    debug)
     for name, value in named.items():
         top = ""
         if value.ndim == 2 and value.shape[1] > 1:
@@ -274,6 +310,7 @@ def run_artifact(artifact: Path, inputs: tuple[str, ...], output: Path | None, d
 def _read_inputs(items: tuple[str, ...], names: list[str]) -> dict[str, Any]:
     import numpy as np
 
+    from .files import readable_file
     from .runtime import ArtifactError
 
     if len(items) != len(names):
@@ -286,9 +323,11 @@ def _read_inputs(items: tuple[str, ...], names: list[str]) -> dict[str, Any]:
         if name not in names:
             raise ArtifactError(f"--input names `{name}`; the network's inputs are {', '.join(names)}")
         try:
-            arrays[name] = np.load(file, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+            arrays[name] = np.load(readable_file(Path(file), "input"), allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
             raise ArtifactError(f"cannot read {file} as a .npy array: {exc}") from exc
+        if not isinstance(arrays[name], np.ndarray):
+            raise ArtifactError(f"{file} holds several arrays (.npz); --input takes one .npy array")
     return arrays
 
 
@@ -305,15 +344,16 @@ def _read_inputs(items: tuple[str, ...], names: list[str]) -> dict[str, Any]:
 @click.option("--no-compile", "skip_compile", is_flag=True, help="Skip torch.compile (it needs a C++ compiler).")
 @layout_option
 @winograd_option
+@_spec_options
 @debug_option
 def bench(spec: Path, target: str, batches: tuple[int, ...], trials: int, tune_db: Path | None, rounds: int,
-          skip_compile: bool, layout: str, winograd: str, debug: bool) -> None:
+          skip_compile: bool, layout: str, winograd: str, import_path: tuple[Path, ...], max_layers: int | None,
+          debug: bool) -> None:
     """Latency of SPEC: PyTorch eager, torch.compile, TVM untuned and TVM tuned, measured interleaved."""
-    from .api import load
     from .bench import render_table, run_benchmark
 
     with _reported_errors(None, debug, "benchmarking"):
-        network = load(spec)
+        network = _load(spec, (), import_path, max_layers)
         rows = run_benchmark(network, target, batches, trials, tune_db, rounds, not skip_compile, layout,
                              log=lambda line: click.echo(line, err=True), winograd=winograd)
     click.echo(render_table(network.name, target, rows))
@@ -329,17 +369,24 @@ def import_group() -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="The .cnn file to write (default: CFG's name with .cnn, here).")
 @click.option("--name", default=None, help="The network's name (default: from the file name).")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @color_option
 @debug_option
-def import_darknet(cfg: Path, output: Path | None, name: str | None, color: bool | None, debug: bool) -> None:
+def import_darknet(cfg: Path, output: Path | None, name: str | None, force: bool, color: bool | None,
+                   debug: bool) -> None:
     """Translate a Darknet .cfg (e.g. yolov3.cfg) into a readable .cnn spec, then check it."""
     from .api import load
+    from .diagnostics import UsageError
+    from .files import atomic_file, readable_file
     from .importers.darknet import translate_cfg
 
     output = output or Path(f"{cfg.stem}.cnn")
     with _reported_errors(color, debug, "importing"):
-        text = translate_cfg(cfg, name)
-        output.write_text(text)
+        text = translate_cfg(readable_file(cfg, "Darknet file"), name)
+        if output.exists() and not force:
+            raise UsageError(f"{output} exists; pass --force to replace it, or -o to write elsewhere")
+        with atomic_file(output, "output") as temporary:
+            temporary.write_text(text)
         network = load(output)
     totals = network.report("darknet").totals
     click.echo(f"wrote {output}: {len(network.graph)} layers, {totals.params:,} parameters, "
@@ -385,9 +432,14 @@ def _reported_errors(color: bool | None, debug: bool, doing: str) -> Iterator[No
         sys.exit(1)
     except (click.ClickException, SystemExit, KeyboardInterrupt):
         raise
+    except MemoryError:
+        _fail_usage(f"out of memory while {doing}; a smaller --batch or input size may fit", debug)
     except Exception as exc:
         if debug:
             raise
+        if "can't allocate memory" in str(exc) or "not enough memory" in str(exc):  # PyTorch's allocator
+            _fail_usage(f"out of memory while {doing} ({str(exc).splitlines()[0][:160]}); a smaller --batch or "
+                        "input size may fit", debug)
         _fail_usage(f"{doing} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
                     "this is a bug in cnndsl or the backend; rerun with --debug for the traceback and report it",
                     debug)
@@ -433,6 +485,9 @@ def _color(option: bool | None, stream: object) -> bool:
 
 
 def _fail_usage(message: str, debug: bool) -> None:
+    from .report.diagnostics import printable
+
+    message = "\n".join(printable(line) for line in message.splitlines())
     click.echo(f"error: {message}" if not message.split(":")[0].endswith(".cnn") else message, err=True)
     sys.exit(2)
 
@@ -444,8 +499,15 @@ def run() -> None:
     import os
 
     try:
-        main.main(prog_name="cnndsl")
-        code = 0
+        # Not click's standalone mode: it turns Ctrl-C into "Aborted!" and exit 1, the code of a spec error.
+        returned = main.main(prog_name="cnndsl", standalone_mode=False)
+        code = returned if isinstance(returned, int) else 0
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("\ninterrupted", err=True)
+        code = 130  # 128 + SIGINT, as shells report it
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if isinstance(exc.code, str):

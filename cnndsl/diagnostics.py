@@ -8,6 +8,7 @@ and a trail of notes (the block calls that led to it). Passes collect diagnostic
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -43,6 +44,9 @@ CODES: dict[str, CodeInfo] = {
     "E002": _error("empty spec", "(a file with only comments)"),
     "E100": _error("syntax error", "x -> conv(16, 3) relu"),
     "E101": _error("unexpected end of file", "x -> conv(16, 3"),
+    "E102": _error("nesting too deep", "const c = ((((((1))))))   (past 200 levels)"),
+    "E103": _error("number out of range", "const c = 99999999999999999999"),
+    "E104": _error("spec too long", "(a file of more than 150,000 tokens)"),
     # names and arguments
     "E200": _error("unknown layer or block", "x -> convv(16, 3)"),
     "E201": _error("unknown name", "x -> conv(chanels, 3)"),
@@ -54,12 +58,13 @@ CODES: dict[str, CodeInfo] = {
     "E207": _error("wrong number of inputs", "[a, b] -> relu"),
     "E208": _error("invalid expression", "const c = 7 / 2"),
     "E209": _error("invalid network structure", "return x -> relu   (outside a block)"),
+    "E210": _error("network too large to expand", "x -> relu x 1000000000"),
     # shapes
     "E300": _error("input rank does not fit the layer", "x -> conv2d(16, 3)   (x: 1 x 40)"),
     "E301": _error("channel mismatch", "[a, b] -> add   (16 vs 32 channels)"),
     "E302": _error("spatial size mismatch", "[a, b] -> concat   (28x28 vs 27x27)"),
     "E303": _error("kernel larger than padded input", "x -> conv(16, 9)   (x: 3 x 7 x 7)"),
-    "E304": _error("non-positive size", "input x: 3 x 0 x 32"),
+    "E304": _error("non-positive or out-of-range size", "input x: 3 x 0 x 32"),
     "E305": _error("groups do not divide channels", "x -> conv(16, 3, groups=5)"),
     "E306": _error("invalid layer configuration", "x -> maxpool(2, padding=2)"),
     # graph
@@ -124,19 +129,68 @@ class Diagnostic:
         return f"{where}{self.severity.value}[{self.code}]: {self.message}"
 
 
+class CheckingStopped(Exception):
+    """Raised by a sink at its error limit: the rest of the spec is not checked (and not worth checking
+    until the first errors are fixed). Callers catch it and report what the sink holds."""
+
+
 @dataclass
 class DiagnosticSink:
     """Collects diagnostics of a run; duplicates (same code, place and message) are kept once, so a
-    mistake inside a block called many times is reported once."""
+    mistake inside a block called many times is reported once.
+
+    With `max_errors`, the error that reaches it stops the run (CheckingStopped). At most
+    `max_per_line` diagnostics are kept for one source line: 20,000 mistakes on one line are one mistake
+    repeated, and printing each would quote the line 20,000 times. Warnings and notes are kept up to
+    `max_per_code` of each code (10,000 unused tensors are one habit, not 10,000 findings).
+    """
 
     items: list[Diagnostic] = field(default_factory=list)
+    max_errors: int | None = None
+    max_per_line: int = 10
+    max_per_code: int = 50
+    stopped: str | None = None  # why checking stopped early, when it did
     _seen: set[tuple[str, Location | None, str]] = field(default_factory=set)
+    _per_line: dict[tuple[str, int], int] = field(default_factory=dict)
+    _per_code: dict[str, int] = field(default_factory=dict)
+    _errors: int = 0
 
     def add(self, diagnostic: Diagnostic) -> None:
         key = (diagnostic.code, diagnostic.location, diagnostic.message)
-        if key not in self._seen:
-            self._seen.add(key)
-            self.items.append(diagnostic)
+        if key in self._seen:
+            return
+        loc = diagnostic.location
+        if loc is not None:
+            on_line = self._per_line.get((loc.file, loc.line), 0) + 1
+            self._per_line[(loc.file, loc.line)] = on_line
+            if on_line > self.max_per_line:
+                return
+            if on_line == self.max_per_line:
+                diagnostic = _with_note(diagnostic, "further diagnostics on this line are not shown")
+        if not diagnostic.is_error:
+            of_code = self._per_code[diagnostic.code] = self._per_code.get(diagnostic.code, 0) + 1
+            if of_code > self.max_per_code:
+                return
+            if of_code == self.max_per_code:
+                diagnostic = _with_note(diagnostic, f"further {diagnostic.code} diagnostics are not shown")
+        self._seen.add(key)
+        self.items.append(diagnostic)
+        if diagnostic.is_error:
+            self._errors += 1
+            if self.max_errors is not None and self._errors >= self.max_errors:
+                self.stop(f"checking stopped after {self._errors} errors: fix these and run again")
+
+    def full_at(self, location: Location) -> bool:
+        """Whether a diagnostic at `location` would be dropped (its line has its share): callers skip the
+        work of describing it, such as a did-you-mean search."""
+        return self._per_line.get((location.file, location.line), 0) >= self.max_per_line
+
+    def stop(self, reason: str) -> None:
+        """End the run here: the last diagnostic carries the reason, and CheckingStopped unwinds."""
+        self.stopped = reason
+        if self.items:
+            self.items[-1] = _with_note(self.items[-1], reason)
+        raise CheckingStopped(reason)
 
     def emit(self, code: str, message: str, location: Location | None, hint: str | None = None,
              notes: tuple[str, ...] = ()) -> None:
@@ -149,7 +203,7 @@ class DiagnosticSink:
 
     @property
     def has_errors(self) -> bool:
-        return any(d.is_error for d in self.items)
+        return self._errors > 0
 
     def raise_if_errors(self) -> None:
         if self.has_errors:
@@ -157,6 +211,11 @@ class DiagnosticSink:
 
     def sorted(self) -> list[Diagnostic]:
         return sorted(self.items, key=_sort_key)
+
+
+def _with_note(diagnostic: Diagnostic, note: str) -> Diagnostic:
+    return Diagnostic(diagnostic.code, diagnostic.message, diagnostic.location, diagnostic.hint,
+                      (*diagnostic.notes, note))
 
 
 def _sort_key(d: Diagnostic) -> tuple[int, str, int, int]:
@@ -182,11 +241,16 @@ class UsageError(Exception):
         super().__init__(message)
 
 
-def did_you_mean(name: str, candidates: list[str] | set[str] | tuple[str, ...]) -> str | None:
-    """A hint naming the closest candidate, or None when nothing is close."""
+def did_you_mean(name: str, candidates: Iterable[str], most: int = 2_000) -> str | None:
+    """A hint naming the closest candidate, or None when nothing is close. Only names of about the same
+    length are compared, at most `most` of them: a hint is a convenience, and difflib over every name of
+    a 3,000-tensor spec for each of 3,000 errors took 41 s."""
     import difflib
 
-    close = difflib.get_close_matches(name, sorted(candidates), n=3, cutoff=0.6)
+    near = sorted(c for c in candidates if abs(len(c) - len(name)) <= max(2, len(name) // 2))
+    if len(near) > most:
+        return None
+    close = difflib.get_close_matches(name, near, n=3, cutoff=0.6)
     if not close:
         return None
     return "did you mean " + " or ".join(f"`{c}`" for c in close) + "?"

@@ -5,17 +5,29 @@
 
 This module imports nothing of cnndsl's compiler (parser, graph, backends): a deployment needs the
 artifact directory, numpy and TVM's runtime.
+
+An artifact is native code: `model.so` is loaded into the process and runs with its rights. Load only
+artifacts you built or trust. `load` checks that the directory is whole before loading any code: the
+manifest's fields and types, and the sha256 of each file against the manifest (a copy cut short, a file
+from another build, a damaged disk), and the graph hash the parameters were written with. These checks
+catch damage and mix-ups, not a deliberate forgery: whoever can write the directory can rewrite all of it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import stat
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 LIBRARY, PARAMS, MANIFEST = "model.so", "params.npz", "manifest.json"
+FORMAT, VERSION = "cnndsl-tvm-artifact", 2
+GRAPH_KEY = "__graph_sha256__"  # in params.npz: the network its weights belong to
+MAX_MANIFEST_BYTES = 10_000_000
 
 
 class ArtifactError(Exception):
@@ -33,7 +45,8 @@ class Model:
     def __call__(self, *arrays: np.ndarray, **named: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
         import tvm
 
-        values = self._arrange(arrays, named)
+        ordered = self._arrange(arrays, named)
+        values = [_real_array(name, array) for name, array in zip(self.inputs, ordered, strict=True)]
         args = [tvm.runtime.tensor(np.ascontiguousarray(a, dtype=np.float32), self._device) for a in values]
         result = self._vm["main"](*args, *self._params)
         if len(self.outputs) == 1:
@@ -62,23 +75,134 @@ class Model:
         return f"<cnndsl artifact {self.manifest['network']} ({shapes}) on {self.manifest['target_kind']}>"
 
 
+def _real_array(name: str, array: Any) -> np.ndarray:
+    """The input as an array of real numbers (float or integer: converted to float32); complex, bool,
+    string and object arrays are refused rather than cast."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "fiu":
+        raise ArtifactError(f"input `{name}` holds {array.dtype} values; the artifact takes real numbers (float32)")
+    return array
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def is_artifact(path: Path) -> bool:
+    """Whether `path` holds a cnndsl artifact manifest (of any version): what `compile -o` may replace."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The artifact's manifest, checked field by field (ArtifactError names the first bad one)."""
+    where = path / MANIFEST
+    if not where.exists():
+        raise ArtifactError(f"{path} is not a cnndsl artifact directory (no readable {MANIFEST})")
+    _regular(where)
+    try:
+        if where.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ArtifactError(f"{where} is larger than a manifest can be")
+        manifest = json.loads(where.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} is not a cnndsl artifact directory (no readable {MANIFEST}: {exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{where} is not a cnndsl TVM artifact manifest")
+    if manifest.get("version") != VERSION:
+        raise ArtifactError(f"{path} is an artifact of format version {manifest.get('version')!r}; this cnndsl runs "
+                            f"version {VERSION}: compile it again")
+    for key, valid, wanted in _MANIFEST_FIELDS:
+        if key not in manifest:
+            raise ArtifactError(f"{where} has no `{key}` field (a damaged or hand-edited manifest)")
+        if not valid(manifest[key]):
+            raise ArtifactError(f"{where}: `{key}` must be {wanted}; got {str(manifest[key])[:80]!r}")
+    return manifest
+
+
+def _shapes(value: object) -> bool:
+    return isinstance(value, dict) and bool(value) and all(
+        isinstance(k, str) and isinstance(v, list) and all(type(d) is int and d > 0 for d in v)
+        for k, v in value.items())
+
+
+def _hex(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+_MANIFEST_FIELDS: list[tuple[str, Any, str]] = [
+    ("network", lambda v: isinstance(v, str), "a string"),
+    ("graph_sha256", _hex, "a sha256 in hex"),
+    ("device", lambda v: v in ("cpu", "cuda"), "`cpu` or `cuda`"),
+    ("target_kind", lambda v: isinstance(v, str), "a string"),
+    ("dtype", lambda v: v == "float32", "`float32`"),
+    ("inputs", _shapes, "a map of input names to positive dimensions"),
+    ("outputs", _shapes, "a map of output names to positive dimensions"),
+    ("params", lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of names"),
+    ("files", lambda v: isinstance(v, dict) and set(v) == {LIBRARY, PARAMS} and all(map(_hex, v.values())),
+     f"the sha256 of {LIBRARY} and {PARAMS}"),
+]
+
+
+def _regular(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"{path} is missing: the artifact is incomplete") from exc
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} cannot be read: {exc}") from exc
+    if not stat.S_ISREG(mode):
+        raise ArtifactError(f"{path} is not a regular file")
+
+
+def verify_files(path: Path, manifest: dict[str, Any]) -> None:
+    """Each file's sha256 against the manifest, before any of it is loaded."""
+    for name, expected in manifest["files"].items():
+        _regular(path / name)
+        if file_sha256(path / name) != expected:
+            raise ArtifactError(f"{path / name} does not match its manifest (sha256 differs): the file is damaged "
+                                "or comes from another build; compile the artifact again")
+
+
+def _read_params(path: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path / PARAMS, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise ArtifactError(f"{path / PARAMS} cannot be read as parameters: {type(exc).__name__}: {exc}") from exc
+    graph = arrays.pop(GRAPH_KEY, None)
+    if graph is None or str(graph) != manifest["graph_sha256"]:
+        raise ArtifactError(f"{path / PARAMS} belongs to another network than {path / MANIFEST} (graph hash differs)")
+    if list(arrays) != manifest["params"]:
+        raise ArtifactError(f"{path / PARAMS} holds {len(arrays)} arrays; the manifest lists {len(manifest['params'])} "
+                            "in another order or with other names")
+    return arrays
+
+
 def load(path: str | Path, device_id: int = 0) -> Model:
+    """Load an artifact directory after checking that it is whole (see the module's docstring)."""
     import tvm
     import tvm.runtime.vm  # noqa: F401  (a runtime-only TVM install does not import it by itself)
     from tvm import runtime
 
     path = Path(path)
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{path} is not a cnndsl artifact directory (no readable {MANIFEST})") from exc
-    if manifest.get("format") != "cnndsl-tvm-artifact":
-        raise ArtifactError(f"{path / MANIFEST} is not a cnndsl TVM artifact manifest")
+    manifest = read_manifest(path)
+    verify_files(path, manifest)
+    arrays = _read_params(path, manifest)
     device = tvm.cuda(device_id) if manifest["device"] == "cuda" else tvm.cpu(device_id)
     if not device.exist:
         raise ArtifactError(f"{path} was compiled for {manifest['device']}, and this machine has no such device")
-    library = runtime.load_module(str(path / LIBRARY))
-    vm = runtime.vm.VirtualMachine(library, device)
-    with np.load(path / PARAMS) as stored:
-        params = [tvm.runtime.tensor(stored[name], device) for name in manifest["params"]]
+    try:
+        library = runtime.load_module(str(path / LIBRARY))
+        vm = runtime.vm.VirtualMachine(library, device)
+    except Exception as exc:  # TVM raises its own error types for a library it cannot load
+        raise ArtifactError(f"{path / LIBRARY} cannot be loaded by this TVM runtime ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    params = [tvm.runtime.tensor(arrays[name], device) for name in manifest["params"]]
     return Model(path, manifest, vm, params, device)

@@ -6,6 +6,7 @@ import pytest
 
 import cnndsl
 from cnndsl.diagnostics import CODES, SpecError
+from cnndsl.limits import Limits
 from cnndsl.syntax.parse import COMMON_MISTAKES
 from tests.conftest import SpecFiles
 
@@ -16,6 +17,11 @@ CASES: dict[str, tuple[str, int, int, str]] = {
     "E002": ("# only a comment\n", 1, 1, "the spec is empty"),
     "E100": (HEAD + "y = x -> conv(16, 3) relu\n", 2, 22, "unexpected `relu`"),
     "E101": (HEAD + "y = x -> conv(16, 3\n", 2, 20, "unexpected end of file"),
+    "E102": ("const c = " + "(" * 300 + "1" + ")" * 300 + "\n" + HEAD + "output y = x\n", 1, 209,
+             "nests more than 200 levels deep"),
+    "E103": ("const c = 9223372036854775808\n" + HEAD + "output y = x\n", 1, 11,
+             "the number 9223372036854775808 is out of range"),
+    "E104": (HEAD + "output y = x" + " -> relu" * 80_000 + "\n", 2, 599_966, "the spec has more than 150,000 tokens"),
     "E200": (HEAD + "output y = x -> convv(16, 3)\n", 2, 17, "unknown layer `convv`"),
     "E201": (HEAD + "output y = x -> conv(chanels, 3)\n", 2, 22, "unknown name `chanels`"),
     "E202": (HEAD + "input x: 1 x 8\noutput y = x -> relu\n", 2, 7, "`x` is already defined at"),
@@ -26,6 +32,7 @@ CASES: dict[str, tuple[str, int, int, str]] = {
     "E207": (HEAD + "output y = [x, x] -> relu\n", 2, 22, "`relu` takes 1 input(s); got 2"),
     "E208": ("const c = 7 / 2\n" + HEAD + "output y = x -> conv(c, 3)\n", 1, 11, "7 / 2 is not an integer"),
     "E209": (HEAD + "y = x -> relu\nreturn y\n", 3, 1, "`return` is only meaningful inside a block"),
+    "E210": (HEAD + "output y = x -> relu x 1000000000\n", 2, 24, "`relu x 1,000,000,000` repeats past the limit"),
     "E300": ("input x: 1 x 40\noutput y = x -> conv2d(16, 3)\n", 2, 17, "`conv2d` expects a 2-D input"),
     "E301": (HEAD + "a = x -> conv(16, 1)\noutput y = [a, x] -> add\n", 3, 22,
              "`add` needs equal channels; got 16 x 32 x 32 and 3 x 32 x 32"),
@@ -105,10 +112,11 @@ def test_common_syntax_mistakes_get_their_hint(specs: SpecFiles, label: str) -> 
         assert error.hint == hint, (example, error.headline())
 
 
-def test_runaway_expansion_stops_with_an_error(specs: SpecFiles, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("cnndsl.graph.build.MAX_LAYERS", 50)
-    errors = specs.errors(HEAD + "output y = x -> relu x 1000000000\n")
-    assert [e.code for e in errors] == ["E209"] and "more than 50 layers" in errors[0].message
+def test_runaway_expansion_stops_with_an_error(specs: SpecFiles) -> None:
+    with pytest.raises(SpecError) as info:
+        specs.load(HEAD + "output y = x -> relu x 30 -> relu x 30\n", limits=Limits(layers=50))
+    errors = [d for d in info.value.diagnostics if d.is_error]
+    assert [e.code for e in errors] == ["E210"] and "more than 50 layers" in errors[0].message
 
 
 def test_every_broken_statement_reports_one_syntax_error(specs: SpecFiles) -> None:

@@ -97,7 +97,7 @@ def test_exported_program_loads_and_runs_without_cnndsl(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["-o", "x.onnx", "--format", "pt2"], 2, "--format pt2 but the output x.onnx ends in .onnx"),
-    (["--weights", "missing.pt"], 2, "weights file missing.pt cannot be read"),
+    (["--weights", "missing.pt"], 2, "weights file missing.pt: no such file"),
     (["--to", "caffe"], 2, "Invalid value for '--to'"),
 ])
 def test_cli_usage_errors(args: list[str], code: int, message: str, tmp_path: Path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..diagnostics import DiagnosticSink
 from ..graph.model import INPUT, Graph
+from ..limits import MAX_INTEGER
 from ..ops import REGISTRY, ShapeError
 from ..ops.base import Shape, fmt_shape
 
@@ -25,6 +26,10 @@ def run(graph: Graph, sink: DiagnosticSink) -> None:
             meta["label"] = op.label(node.params, inputs)
         except ShapeError as exc:
             sink.emit(exc.code, f"{exc.message} at `{node.name}`", node.location, exc.hint, node.trail)
+            continue
+        if any(d > MAX_INTEGER for d in shape):
+            sink.emit("E304", f"output shape of `{node.name}` has a size past {MAX_INTEGER:,} (2^63 - 1)",
+                      node.location, "no tensor library indexes a tensor this large", node.trail)
             continue
         if any(d <= 0 for d in shape):
             sink.emit("E304", f"output shape {fmt_shape(shape)} of `{node.name}` has a non-positive size "

@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..diagnostics import DiagnosticSink, Location, SpecError, UsageError, did_you_mean
+from ..diagnostics import CheckingStopped, DiagnosticSink, Location, SpecError, UsageError, did_you_mean
+from ..limits import DEFAULT_LIMITS, Limits
 from ..ops import REGISTRY, Op
 from ..syntax import ast as A
 from ..syntax.parse import parse
@@ -24,7 +25,6 @@ from .lint import lint
 from .model import INPUT, Graph, Node
 
 POISON = "\x00poisoned"  # stands for a tensor whose definition failed; never reported again
-MAX_LAYERS = 1_000_000  # an expansion past this is a mistake (a huge repeat count), not a network
 
 
 @dataclass
@@ -78,23 +78,35 @@ class _Returned(Exception):
 
 
 def build_graph(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
-                sink: DiagnosticSink | None = None) -> tuple[Graph, DiagnosticSink]:
+                sink: DiagnosticSink | None = None, limits: Limits = DEFAULT_LIMITS,
+                import_path: Sequence[Path] = ()) -> tuple[Graph, DiagnosticSink]:
     """Parse `path` (and its imports) and expand it into a graph, collecting diagnostics in `sink`.
 
     A layer with an error is left out and the tensors that depend on it are poisoned, so the graph
     built despite errors is still valid (and linted): the analysis passes can report the shape
     errors of the rest of the spec in the same run. Callers raise with ``sink.raise_if_errors()``.
+    Imports resolve inside `path`'s directory and the directories of `import_path` only. At a limit
+    (`limits`) the sink is stopped (``sink.stopped``) and the graph holds what was built until then.
     """
     sink = sink or DiagnosticSink()
-    builder = _Builder(sink)
-    graph = builder.build(path, input_shapes or {})
+    builder = _Builder(sink, limits, [path.parent, *import_path])
+    try:
+        graph = builder.build(path, input_shapes or {})
+    except CheckingStopped:
+        graph = builder.graph
     lint(graph)
     return graph, sink
 
 
 class _Builder:
-    def __init__(self, sink: DiagnosticSink):
+    def __init__(self, sink: DiagnosticSink, limits: Limits, import_roots: Sequence[Path]):
         self.sink = sink
+        self.limits = limits
+        self.import_roots = [_resolved(root) for root in import_roots]
+        self.failed: set[str] = set()  # constants whose definition failed (already reported)
+        self.layers = 0  # layers added to the graph
+        self.steps = 0  # layers and block instances expanded: the work `limits.layers` bounds
+        self.depth = 0  # bodies (blocks, `if`) being run inside one another
         self.envs: dict[Path, ModuleEnv] = {}
         self.graph = Graph("network")
         self.overrides: dict[str, tuple[int, ...]] = {}
@@ -126,7 +138,7 @@ class _Builder:
 
     def load(self, path: Path, stack: tuple[Path, ...], shown: str, importer: Location | None = None
              ) -> ModuleEnv | None:
-        resolved = path.resolve()
+        resolved = _resolved(path)
         if resolved in stack:
             cycle = " -> ".join(p.name for p in (*stack[stack.index(resolved):], resolved))
             self.sink.emit("E501", f"cyclic import: {cycle}", importer,
@@ -136,18 +148,18 @@ class _Builder:
         if resolved in self.envs:
             return self.envs[resolved]
         try:
-            source = read_source(path, shown)
+            source = read_source(path, shown, self.limits.spec_bytes)
         except UsageError as exc:
             if importer is None:
                 raise
             what = exc.diagnostic.message if exc.diagnostic else str(exc)
             self.sink.emit("E500", f'cannot import "{shown}": {what}', importer,
-                           hint="import paths are relative to the importing file")
+                           hint="import paths are relative to the importing file, or to an --import-path directory")
             self.unloaded = True
             return None
         register(source)
         try:
-            module = parse(source)
+            module = parse(source, self.limits)
         except SpecError as exc:
             self.sink.extend(exc.diagnostics)
             self.unloaded = True
@@ -164,8 +176,11 @@ class _Builder:
         return env
 
     def import_into(self, env: ModuleEnv, stmt: A.Import, importer_path: Path, stack: tuple[Path, ...]) -> None:
-        target = importer_path.parent / stmt.path
-        shown = str(Path(env.path).parent / stmt.path)
+        target = self.resolve_import(stmt, importer_path, env)
+        if target is None:
+            self.unloaded = True
+            return
+        shown = str(Path(env.path).parent / stmt.path) if not Path(stmt.path).is_absolute() else stmt.path
         child = self.load(target, stack, shown, self.loc(env, stmt))
         if child is None:
             return
@@ -180,15 +195,44 @@ class _Builder:
             env.consts[name] = value
             env.const_origin[name] = child.const_origin[name]
 
+    def resolve_import(self, stmt: A.Import, importer_path: Path, env: ModuleEnv) -> Path | None:
+        """The file an import names: relative to the importing file, else to a directory of the import
+        path; it must be a `.cnn` file inside the spec's directory tree or the import path's (E500), so a
+        downloaded spec cannot read `/etc/shadow` or `../../.ssh/...` into its error messages."""
+        where = self.loc(env, stmt)
+        name = stmt.path
+        if "\x00" in name or not name.strip():
+            self.sink.emit("E500", f"import path {name!r} is not a file name", where)
+            return None
+        if not name.endswith(".cnn"):
+            self.sink.emit("E500", f'import "{name}": only .cnn files can be imported', where,
+                           hint='name a spec file: `import "blocks.cnn"`')
+            return None
+        relative = Path(name)
+        candidates = [relative] if relative.is_absolute() else [importer_path.parent / relative,
+                                                                  *(root / relative for root in self.import_roots[1:])]
+        existing = next((c for c in candidates if _exists(c)), candidates[0])
+        resolved = _resolved(existing)
+        if not any(resolved.is_relative_to(root) for root in self.import_roots):
+            allowed = ", ".join(str(root) for root in self.import_roots)
+            self.sink.emit("E500", f'import "{name}" resolves to {resolved}, outside the directories specs may '
+                           f"import from ({allowed})", where,
+                           hint="imports stay inside the spec's directory; allow another directory with "
+                                "--import-path DIR (or CNNDSL_PATH)")
+            return None
+        return existing
+
     def define_const(self, env: ModuleEnv, stmt: A.Const) -> None:
         where = self.loc(env, stmt.name)
         if stmt.name.name in env.consts:
             self.duplicate("constant", stmt.name.name, where, env.const_origin[stmt.name.name])
             return
         value = self.evaluate(stmt.value, env.consts, env)
-        if value is not None:
-            env.consts[stmt.name.name] = value
-            env.const_origin[stmt.name.name] = where
+        if value is None:
+            self.failed.add(stmt.name.name)
+            return
+        env.consts[stmt.name.name] = value
+        env.const_origin[stmt.name.name] = where
 
     def define_block(self, env: ModuleEnv, stmt: A.BlockDef) -> None:
         name = stmt.name.name
@@ -219,11 +263,15 @@ class _Builder:
         already handled when the file was loaded."""
         saved = frame.assigned, frame.position
         frame.assigned = _assignments(statements, frame.env.path)
-        for index, stmt in enumerate(statements):
-            frame.position = index
-            if module_level and isinstance(stmt, A.Import | A.Const | A.BlockDef):
-                continue
-            self.run_statement(stmt, frame)
+        self.depth += 1
+        try:
+            for index, stmt in enumerate(statements):
+                frame.position = index
+                if module_level and isinstance(stmt, A.Import | A.Const | A.BlockDef):
+                    continue
+                self.run_statement(stmt, frame)
+        finally:
+            self.depth -= 1
         frame.assigned, frame.position = saved
 
     def run_statement(self, stmt: A.Node, frame: Frame) -> None:
@@ -233,6 +281,8 @@ class _Builder:
                 value = self.evaluate(stmt.value, frame.values, env)
                 if value is not None:
                     frame.values[stmt.name.name] = value
+                else:
+                    self.failed.add(stmt.name.name)
             case A.NetworkName():
                 if frame.in_block:
                     self.structure("`network` names the whole file; it cannot appear in a block", env, stmt)
@@ -289,27 +339,28 @@ class _Builder:
             self.structure("a block's inputs have no shape: write `input a, b` (or use `in`)", env, stmt)
             return
         name = stmt.name.name
-        shape = self.overrides.get(name)
-        if shape is None:
-            dims = [self.evaluate(d, frame.values, env) for d in stmt.shape]
-            if any(d is None for d in dims):
-                frame.tensors[name] = POISON
-                return
-            for dim, expr in zip(dims, stmt.shape, strict=True):
-                if isinstance(dim, bool) or not isinstance(dim, int):
-                    self.sink.emit("E205", f"input dimensions are integers; got {fmt_value(dim)}", self.loc(env, expr),
-                                   hint="separate dimensions with `x`: `input x: 3 x 224 x 224`")
-                    frame.tensors[name] = POISON
-                    return
-                if dim <= 0:
-                    self.sink.emit("E304", f"input `{name}` has a non-positive dimension {dim}", self.loc(env, expr),
-                                   hint="sizes are per sample, channels first: `input x: 3 x 224 x 224`")
-                    frame.tensors[name] = POISON
-                    return
-            shape = tuple(int(d) for d in dims)  # type: ignore[arg-type]
         if name in frame.tensors:
             self.sink.emit("E202", f"`{name}` is already defined at {frame.tensor_defs[name]}", where)
             return
+        shape = self.overrides.get(name)
+        if shape is None:
+            dims = [self.evaluate(d, frame.values, env) for d in stmt.shape]
+            problem = next((i for i, d in enumerate(dims) if d is None or isinstance(d, bool)
+                            or not isinstance(d, int) or d <= 0), None)
+            if problem is not None:
+                dim, expr = dims[problem], stmt.shape[problem]
+                if dim is None:
+                    pass  # reported by the evaluator
+                elif isinstance(dim, bool) or not isinstance(dim, int):
+                    self.sink.emit("E205", f"input dimensions are integers; got {fmt_value(dim)}", self.loc(env, expr),
+                                   hint="separate dimensions with `x`: `input x: 3 x 224 x 224`")
+                else:
+                    self.sink.emit("E304", f"input `{name}` has a non-positive dimension {dim}", self.loc(env, expr),
+                                   hint="sizes are per sample, channels first: `input x: 3 x 224 x 224`")
+                frame.tensors[name] = POISON  # declared all the same: a second declaration is still E202
+                frame.tensor_defs[name] = where
+                return
+            shape = tuple(int(d) for d in dims)  # type: ignore[arg-type]
         if self.taken(name, where, frame):
             return
         self.graph.add(Node(name=name, op=INPUT, params=None, inputs=(), location=where, shape=shape))
@@ -438,12 +489,16 @@ class _Builder:
                 self.sink.emit("E207", f"`{callee} x {count}` repeats a layer fed by {len(current)} tensors; each copy "
                                "feeds the next, so a repeated layer takes one input", where, notes=frame.trail)
                 return [POISON]
+            if count > self.limits.layers:
+                self.too_large(f"`{callee} x {count:,}` repeats past the limit of {self.limits.layers:,} layers",
+                               self.loc(env, layer.repeat), frame)
             copies = count
         base = layer.alias.name if layer.alias else self.auto_name(op.kind if op else callee, frame)
         if layer.alias and self.taken(frame.prefix + base, self.loc(env, layer.alias), frame):
             return [POISON]
         for index in range(copies):
             name = base if layer.repeat is None else f"{base}.{index}"
+            self.step(where, frame)
             if block is not None:
                 current = self.expand_block(block, args, name, current, frame, where)
             else:
@@ -452,6 +507,20 @@ class _Builder:
             if POISON in current:
                 return current
         return current
+
+    def step(self, where: Location, frame: Frame) -> None:
+        """Count one layer or block instance; a block that adds no layer still costs a step, so that
+        `id x 1000000000` stops as early as `relu x 1000000000`."""
+        self.steps += 1
+        if self.steps > 2 * self.limits.layers:
+            self.too_large(f"the network takes more than {2 * self.limits.layers:,} expansion steps (layers and "
+                           "block instances)", where, frame)
+
+    def too_large(self, message: str, where: Location, frame: Frame) -> None:
+        self.sink.emit("E210", message, where, notes=frame.trail,
+                       hint="check repeat counts (`x N`) and nested blocks; a network this large is checked with "
+                            "--max-layers N")
+        self.sink.stop("checking stopped at a limit; the layers before it are not reported")
 
     def auto_name(self, callee: str, frame: Frame) -> str:
         n = frame.counters.get(callee, 0)
@@ -491,10 +560,9 @@ class _Builder:
         params = self.validate(op, callee, bound, frame)
         if params is None:
             return [POISON]
-        if len(self.graph) >= MAX_LAYERS:
-            self.sink.emit("E209", f"the network expands to more than {MAX_LAYERS:,} layers", where,
-                           hint="check repeat counts (`x N`) and nested blocks", notes=frame.trail)
-            return [POISON]
+        self.layers += 1
+        if self.layers > self.limits.layers:
+            self.too_large(f"the network expands to more than {self.limits.layers:,} layers", where, frame)
         qualified = frame.prefix + name
         self.graph.add(Node(name=qualified, op=callee, params=params, inputs=tuple(current), location=where,
                             block_path=frame.block_path, trail=frame.trail))
@@ -530,6 +598,9 @@ class _Builder:
                 index += 1
             else:
                 key = arg.name.name
+                if key not in names and self.sink.full_at(where):
+                    ok = False
+                    continue
                 if key not in names:
                     hint = did_you_mean(key, list(names)) or f"`{callee}` accepts: {', '.join(names) or 'no arguments'}"
                     self.sink.emit("E203", f"`{callee}` has no argument `{key}`", self.loc(env, arg.name), hint=hint,
@@ -583,6 +654,9 @@ class _Builder:
             self.sink.emit("E502", f"block `{callee}` calls itself: {chain}", where,
                            hint="blocks cannot recurse; repeat a block with `x N` instead", notes=frame.trail)
             return [POISON]
+        if self.depth >= self.limits.expansion_depth:
+            self.too_large(f"blocks and `if` bodies nest more than {self.limits.expansion_depth} deep here", where,
+                           frame)
         input_names = [ident.name for stmt in block.body if isinstance(stmt, A.BlockInputs) for ident in stmt.names]
         input_names = input_names or ["in"]
         if not self.arity_ok(callee, len(input_names), len(input_names), len(current), where, frame):
@@ -624,11 +698,17 @@ class _Builder:
 
     # ---- helpers --------------------------------------------------------------------------------
     def evaluate(self, expr: A.Node, scope: Any, env: ModuleEnv, trail: tuple[str, ...] = ()) -> Value | None:
+        """The expression's value, or None after reporting why not. An expression that uses a constant whose
+        own definition failed is None without a report: that error was reported once, where it is."""
         try:
-            return evaluate(expr, scope)
+            value = evaluate(expr, scope)
         except EvalError as exc:
-            self.sink.emit(exc.code, exc.message, self.loc(env, exc.node), hint=exc.hint, notes=trail)
+            if not (self.failed and _mentions(expr, self.failed)):
+                self.sink.emit(exc.code, exc.message, self.loc(env, exc.node), hint=exc.hint, notes=trail)
             return None
+        if self.failed and _holds_symbol(value, self.failed):
+            return None
+        return value
 
     def duplicate(self, what: str, name: str, where: Location, first: Location) -> None:
         self.sink.emit("E202", f"{what} `{name}` is defined twice (first at {first})", where)
@@ -636,6 +716,48 @@ class _Builder:
     @staticmethod
     def loc(env: ModuleEnv, node: A.Node) -> Location:
         return Location(env.path, node.line, node.col, node.end_line, node.end_col)
+
+
+def _mentions(expr: A.Node, names: set[str]) -> bool:
+    """Whether the expression refers to one of `names` (walked without recursion)."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        match node:
+            case A.NameRef():
+                if node.name in names:
+                    return True
+            case A.BinOp():
+                stack += [node.left, node.right]
+            case A.UnaryOp():
+                stack.append(node.operand)
+            case A.Conditional():
+                stack += [node.condition, node.then, node.otherwise]
+            case A.TupleExpr():
+                stack += list(node.items)
+    return False
+
+
+def _holds_symbol(value: Value, names: set[str]) -> bool:
+    if isinstance(value, Symbol):
+        return value in names
+    return isinstance(value, tuple) and any(_holds_symbol(item, names) for item in value)
+
+
+def _resolved(path: Path) -> Path:
+    """`path` made absolute with symbolic links resolved; a loop or an unusable path resolves to itself
+    (reading it then reports the problem)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return path.absolute()
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _plain(value: Value) -> Any:

@@ -7,9 +7,11 @@ or where the op accepts no such keyword, is reported as an unknown name.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Union
 
+from ..limits import MAX_INTEGER
 from ..syntax import ast as A
 
 Value = Union[int, float, bool, str, "Symbol", tuple["Value", ...]]
@@ -65,8 +67,21 @@ def evaluate(expr: A.Node, scope: Mapping[str, Value]) -> Value:
         case A.BinOp():
             a = _number(evaluate(expr.left, scope), expr.left, expr.op, scope)
             b = _number(evaluate(expr.right, scope), expr.right, expr.op, scope)
-            return _arithmetic(expr, a, b)
+            return _in_range(_arithmetic(expr, a, b), expr)
     raise AssertionError(f"unknown expression {expr!r}")
+
+
+def _in_range(value: Value, expr: A.BinOp) -> Value:
+    """Every computed number stays a 64-bit integer or a finite float: a product of large constants
+    would otherwise grow without bound (and 1e308 * 10 becomes inf)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) > MAX_INTEGER:
+        raise EvalError("E208", f"`{_text(expr)}` is out of range: the result has {len(str(abs(value)))} digits; "
+                        f"the largest integer is {MAX_INTEGER:,} (2^63 - 1)", expr)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise EvalError("E208", f"`{_text(expr)}` is out of range: the result is not a finite number", expr)
+    return value
 
 
 def _arithmetic(expr: A.BinOp, a: int | float, b: int | float) -> Value:
@@ -80,7 +95,7 @@ def _arithmetic(expr: A.BinOp, a: int | float, b: int | float) -> Value:
     if op == "-":
         return a - b
     if op == "*":
-        return a * b
+        return a * b  # both within 2^63: the product has at most 126 bits before the range check
     if op == "//":
         return a // b
     if op == "%":

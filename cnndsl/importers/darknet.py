@@ -224,6 +224,9 @@ class Translator:
             self.errors.add("E701", "[route] needs `layers`", s.line)
             return self.layers.append(Layer(i, "route", self._previous(i)))
         refs = [self.reference(s, "layers", v.strip(), i) for v in s.options["layers"].value.split(",") if v.strip()]
+        if not refs:
+            self.errors.add("E701", "[route] `layers` lists no layer", s.line)
+            return self.layers.append(Layer(i, "route", self._previous(i)))
         self.layers.append(Layer(i, "route", refs, merge="concat" if len(refs) > 1 else None))
 
     def _shortcut(self, s: Section, i: int) -> None:

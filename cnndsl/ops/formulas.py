@@ -51,3 +51,12 @@ def unread_tail(n: int, kernel: int, stride: int, pad_before: int, pad_after: in
 def adaptive_windows(n: int, out: int) -> list[tuple[int, int]]:
     """PyTorch's adaptive pooling windows [start, end) along one axis."""
     return [((i * n) // out, -(-((i + 1) * n) // out)) for i in range(out)]
+
+
+def widest_adaptive_window(n: int, out: int) -> int:
+    """The widest of `adaptive_windows(n, out)`, in O(1) (an output of 10^8 positions must not list
+    10^8 windows). Window i spans ceil((a_i + n) / out) positions, a_i = i*n mod out; the largest a_i is
+    out - gcd(n, out)."""
+    from math import gcd
+
+    return -(-(n + out - gcd(n, out)) // out)

@@ -20,7 +20,7 @@ from .base import (
     per_axis,
 )
 from .conv import Geometry, sweep, sweep_windows
-from .formulas import adaptive_windows
+from .formulas import widest_adaptive_window
 from .registry import register
 
 
@@ -144,9 +144,7 @@ class _AdaptivePool(Op):
                 result.append(Window(n // m, n // m, 0))
                 continue
             # Uneven windows: the widest one bounds the field; positions advance by n/m on average.
-            spans = adaptive_windows(n, m)
-            widest = max(end - start for start, end in spans)
-            first = spans[0][1] - spans[0][0]
+            widest, first = widest_adaptive_window(n, m), -(-n // m)
             result.append(Window(widest, Fraction(n, m), Fraction(widest - first, 2)))
         return result
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..diagnostics import Diagnostic
 from . import model as M
-from .diagnostics import render_diagnostics
+from .diagnostics import printable, render_diagnostics
 
 COLUMNS = ("Layer", "Op", "Output shape", "Params", "MACs", "RF size", "RF stride", "RF padding")
 NUMERIC_COLUMNS = {"Params", "MACs"}  # right-aligned
@@ -62,7 +62,7 @@ def format_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], right: s
 def render_text(report: M.Report, diagnostics: list[Diagnostic], convention: str, batch: int, peak_bytes: int,
                 color: bool = False) -> str:
     table = format_table(COLUMNS, [layer_row(layer) for layer in report.layers], right=NUMERIC_COLUMNS)
-    out = "\n".join([report.network, "", *table, "", *totals_lines(report, convention, batch, peak_bytes)])
+    out = "\n".join([printable(report.network), "", *table, "", *totals_lines(report, convention, batch, peak_bytes)])
     if diagnostics:
         out += "\n\n" + render_diagnostics(diagnostics, color)
     return out + "\n"
@@ -70,12 +70,13 @@ def render_text(report: M.Report, diagnostics: list[Diagnostic], convention: str
 
 def render_markdown(report: M.Report, diagnostics: list[Diagnostic], convention: str, batch: int,
                     peak_bytes: int) -> str:
-    lines = [f"### {report.network}", "", "| " + " | ".join(COLUMNS) + " |",
+    lines = [f"### {printable(report.network)}", "", "| " + " | ".join(COLUMNS) + " |",
              "|" + "|".join("---:" if c in NUMERIC_COLUMNS else "---" for c in COLUMNS) + "|"]
     for layer in report.layers:
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in layer_row(layer)) + " |")
     lines += [""] + [f"- {line}" for line in totals_lines(report, convention, batch, peak_bytes)]
     if diagnostics:
         lines += ["", "Diagnostics:", ""]
-        lines += [f"- `{d.headline()}`" + (f" (hint: {d.hint})" if d.hint else "") for d in diagnostics]
+        lines += [f"- `{printable(d.headline())}`" + (f" (hint: {printable(d.hint)})" if d.hint else "")
+                  for d in diagnostics]
     return "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ block is expanded (cnndsl/graph/build.py), because block parameters give them va
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -201,3 +201,23 @@ class Module(BaseModel):
 
 for _model in (TupleExpr, UnaryOp, BinOp, Conditional, Arg, Call, Layer, If, Param, BlockDef, Const, InputDecl, Module):
     _model.model_rebuild()
+
+
+_DEFAULTS: dict[type[BaseModel], dict[str, object]] = {}
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def construct(model: type[ModelT], **fields: object) -> ModelT:
+    """`model.model_construct(**fields)` without its per-field alias and default resolution: the parser
+    builds every node of the tree this way, and pydantic's generic path took half of parsing a large
+    spec. Like model_construct, it trusts its caller: the AST builder passes well-typed fields."""
+    defaults = _DEFAULTS.get(model)
+    if defaults is None:
+        defaults = _DEFAULTS[model] = {name: info.default for name, info in model.model_fields.items()
+                                       if not info.is_required()}
+    node = model.__new__(model)
+    object.__setattr__(node, "__dict__", {**defaults, **fields})
+    object.__setattr__(node, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(node, "__pydantic_extra__", None)
+    object.__setattr__(node, "__pydantic_private__", None)
+    return node

@@ -7,6 +7,8 @@ from typing import Any, NamedTuple
 
 from lark import Token, Tree
 
+from ..diagnostics import Diagnostic, Location
+from ..limits import DEFAULT_LIMITS, MAX_INTEGER, Limits
 from . import ast as A
 
 # Tokens the handlers read; punctuation and keywords only mark where a rule starts and ends.
@@ -36,7 +38,7 @@ def _tok_span(tok: Token) -> dict[str, Any]:
 
 
 def ident(tok: Token) -> A.Ident:
-    return A.Ident.model_construct(name=str(tok), **_tok_span(tok))
+    return A.construct(A.Ident, name=str(tok), **_tok_span(tok))
 
 
 def _names(items: list[Any]) -> tuple[A.Ident, ...]:
@@ -51,8 +53,10 @@ class AstBuilder:
     (the parser keeps them all), and long specs parse in half the time.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, limits: Limits = DEFAULT_LIMITS):
         self.path = path
+        self.limits = limits
+        self.errors: list[Diagnostic] = []  # numbers out of range (E103); the parser raises them
         self._handlers: dict[str, Callable[[Meta, list[Any]], Any]] = {}
 
     def transform(self, tree: Tree[Token]) -> Any:
@@ -87,56 +91,56 @@ class AstBuilder:
 
     # ---- module and statements ------------------------------------------------------------------
     def start(self, meta: Meta, items: list[Any]) -> A.Module:
-        return A.Module.model_construct(path=self.path, statements=tuple(items))
+        return A.construct(A.Module, path=self.path, statements=tuple(items))
 
     def import_stmt(self, meta: Meta, items: list[Any]) -> A.Import:
-        return A.Import.model_construct(path=str(items[0])[1:-1], **_span(meta))
+        return A.construct(A.Import, path=str(items[0])[1:-1], **_span(meta))
 
     def const_stmt(self, meta: Meta, items: list[Any]) -> A.Const:
-        return A.Const.model_construct(name=ident(items[0]), value=items[1], **_span(meta))
+        return A.construct(A.Const, name=ident(items[0]), value=items[1], **_span(meta))
 
     def network_stmt(self, meta: Meta, items: list[Any]) -> A.NetworkName:
-        return A.NetworkName.model_construct(name=ident(items[0]), **_span(meta))
+        return A.construct(A.NetworkName, name=ident(items[0]), **_span(meta))
 
     def input_decl(self, meta: Meta, items: list[Any]) -> A.InputDecl:
-        return A.InputDecl.model_construct(name=ident(items[0]), shape=items[1], **_span(meta))
+        return A.construct(A.InputDecl, name=ident(items[0]), shape=items[1], **_span(meta))
 
     def block_inputs(self, meta: Meta, items: list[Any]) -> A.BlockInputs:
-        return A.BlockInputs.model_construct(names=_names(items), **_span(meta))
+        return A.construct(A.BlockInputs, names=_names(items), **_span(meta))
 
     def output_assign(self, meta: Meta, items: list[Any]) -> A.OutputAssign:
-        return A.OutputAssign.model_construct(name=ident(items[0]), chain=items[1], **_span(meta))
+        return A.construct(A.OutputAssign, name=ident(items[0]), chain=items[1], **_span(meta))
 
     def output_names(self, meta: Meta, items: list[Any]) -> A.OutputNames:
-        return A.OutputNames.model_construct(names=_names(items), **_span(meta))
+        return A.construct(A.OutputNames, names=_names(items), **_span(meta))
 
     def assign_stmt(self, meta: Meta, items: list[Any]) -> A.Assign:
-        return A.Assign.model_construct(target=ident(items[0]), chain=items[1], **_span(meta))
+        return A.construct(A.Assign, target=ident(items[0]), chain=items[1], **_span(meta))
 
     def chain_stmt(self, meta: Meta, items: list[Any]) -> A.ChainStmt:
-        return A.ChainStmt.model_construct(chain=items[0], **_span(meta))
+        return A.construct(A.ChainStmt, chain=items[0], **_span(meta))
 
     def return_stmt(self, meta: Meta, items: list[Any]) -> A.Return:
-        return A.Return.model_construct(chain=items[0], **_span(meta))
+        return A.construct(A.Return, chain=items[0], **_span(meta))
 
     def if_stmt(self, meta: Meta, items: list[Any]) -> A.If:
         condition, then, *rest = items
         otherwise: tuple[Any, ...] = ()
         if rest:
             otherwise = rest[0] if isinstance(rest[0], tuple) else (rest[0],)  # `else if` chains
-        return A.If.model_construct(condition=condition, then=then, otherwise=otherwise, **_span(meta))
+        return A.construct(A.If, condition=condition, then=then, otherwise=otherwise, **_span(meta))
 
     def body(self, meta: Meta, items: list[Any]) -> tuple[Any, ...]:
         return tuple(items)
 
     def block_def(self, meta: Meta, items: list[Any]) -> A.BlockDef:
         name, *params, body = items
-        return A.BlockDef.model_construct(name=ident(name), params=tuple(p for p in params if p is not None), body=body,
+        return A.construct(A.BlockDef, name=ident(name), params=tuple(p for p in params if p is not None), body=body,
                           **_span(meta))
 
     def param(self, meta: Meta, items: list[Any]) -> A.Param:
         default = items[1] if len(items) > 1 else None
-        return A.Param.model_construct(name=ident(items[0]), default=default, **_span(meta))
+        return A.construct(A.Param, name=ident(items[0]), default=default, **_span(meta))
 
     def shape(self, meta: Meta, items: list[Any]) -> tuple[Any, ...]:
         return tuple(items)
@@ -148,7 +152,7 @@ class AstBuilder:
         for part in str(tok).split("x"):
             line = tok.line or 0
             span: dict[str, Any] = {"line": line, "col": col, "end_line": line, "end_col": col + len(part)}
-            dims.append(A.IntLit.model_construct(value=int(part), **span))
+            dims.append(A.construct(A.IntLit, value=self._integer(part, line, col), **span))
             col += len(part) + 1
         return tuple(dims)
 
@@ -156,24 +160,24 @@ class AstBuilder:
     def chain(self, meta: Meta, items: list[Any]) -> A.Chain:
         source, *rest = items
         layers = tuple(x for x in rest if isinstance(x, A.Layer))
-        return A.Chain.model_construct(source=source, layers=layers, **_span(meta))
+        return A.construct(A.Chain, source=source, layers=layers, **_span(meta))
 
     def tensor_ref(self, meta: Meta, items: list[Any]) -> A.Source:
-        return A.Source.model_construct(names=_names(items), is_list=False, **_span(meta))
+        return A.construct(A.Source, names=_names(items), is_list=False, **_span(meta))
 
     def tensor_list(self, meta: Meta, items: list[Any]) -> A.Source:
-        return A.Source.model_construct(names=_names(items), is_list=True, **_span(meta))
+        return A.construct(A.Source, names=_names(items), is_list=True, **_span(meta))
 
     def layer(self, meta: Meta, items: list[Any]) -> A.Layer:
         call, *mods = items
         fields: dict[str, Any] = {}
         for kind, value in mods:
             fields[kind] = value
-        return A.Layer.model_construct(call=call, **fields, **_span(meta))
+        return A.construct(A.Layer, call=call, **fields, **_span(meta))
 
     def call(self, meta: Meta, items: list[Any]) -> A.Call:
         name, *args = items
-        return A.Call.model_construct(callee=ident(name), args=tuple(a for a in args if a is not None), **_span(meta))
+        return A.construct(A.Call, callee=ident(name), args=tuple(a for a in args if a is not None), **_span(meta))
 
     def repeat(self, meta: Meta, items: list[Any]) -> tuple[str, Any]:
         return ("repeat", items[0])
@@ -185,41 +189,60 @@ class AstBuilder:
         return ("guard", items[0])
 
     def positional_arg(self, meta: Meta, items: list[Any]) -> A.Arg:
-        return A.Arg.model_construct(name=None, value=items[0], **_span(meta))
+        return A.construct(A.Arg, name=None, value=items[0], **_span(meta))
 
     def keyword_arg(self, meta: Meta, items: list[Any]) -> A.Arg:
-        return A.Arg.model_construct(name=ident(items[0]), value=items[1], **_span(meta))
+        return A.construct(A.Arg, name=ident(items[0]), value=items[1], **_span(meta))
 
     # ---- expressions ----------------------------------------------------------------------------
     def int_lit(self, meta: Meta, items: list[Any]) -> A.IntLit:
-        return A.IntLit.model_construct(value=int(items[0]), **_span(meta))
+        return A.construct(A.IntLit, value=self._integer(str(items[0]), meta.line, meta.column), **_span(meta))
 
     def float_lit(self, meta: Meta, items: list[Any]) -> A.FloatLit:
-        return A.FloatLit.model_construct(value=float(items[0]), **_span(meta))
+        value = float(items[0])
+        if value == float("inf"):
+            self._out_of_range(str(items[0]), meta.line, meta.column, "a 64-bit float (about 1.8e308)")
+            value = 0.0
+        return A.construct(A.FloatLit, value=value, **_span(meta))
+
+    def _integer(self, digits: str, line: int, col: int) -> int:
+        """The literal's value; one past the limit is reported (E103) without converting the text, which
+        Python refuses past 4,300 digits."""
+        limit = MAX_INTEGER
+        if len(digits) > len(str(limit)) or int(digits) > limit:
+            self._out_of_range(digits, line, col, f"{limit:,} (2^63 - 1)")
+            return 0
+        return int(digits)
+
+    def _out_of_range(self, text: str, line: int, col: int, limit: str) -> None:
+        shown = text if len(text) <= 24 else f"{text[:10]}...{text[-6:]} ({len(text):,} characters)"
+        self.errors.append(Diagnostic("E103", f"the number {shown} is out of range: the largest is {limit}",
+                                      Location(self.path, line, col, line, col + len(text)),
+                                      hint="sizes, channels and counts are integers far below this"))
 
     def true_lit(self, meta: Meta, items: list[Any]) -> A.BoolLit:
-        return A.BoolLit.model_construct(value=True, **_span(meta))
+        return A.construct(A.BoolLit, value=True, **_span(meta))
 
     def false_lit(self, meta: Meta, items: list[Any]) -> A.BoolLit:
-        return A.BoolLit.model_construct(value=False, **_span(meta))
+        return A.construct(A.BoolLit, value=False, **_span(meta))
 
     def string_lit(self, meta: Meta, items: list[Any]) -> A.StrLit:
-        return A.StrLit.model_construct(value=str(items[0])[1:-1], **_span(meta))
+        return A.construct(A.StrLit, value=str(items[0])[1:-1], **_span(meta))
 
     def name_ref(self, meta: Meta, items: list[Any]) -> A.NameRef:
-        return A.NameRef.model_construct(name=str(items[0]), **_span(meta))
+        return A.construct(A.NameRef, name=str(items[0]), **_span(meta))
 
     def tuple_lit(self, meta: Meta, items: list[Any]) -> A.TupleExpr:
-        return A.TupleExpr.model_construct(items=tuple(items), **_span(meta))
+        return A.construct(A.TupleExpr, items=tuple(items), **_span(meta))
 
     def neg_op(self, meta: Meta, items: list[Any]) -> A.UnaryOp:
-        return A.UnaryOp.model_construct(op="-", operand=items[-1], **_span(meta))
+        return A.construct(A.UnaryOp, op="-", operand=items[-1], **_span(meta))
 
     def not_op(self, meta: Meta, items: list[Any]) -> A.UnaryOp:
-        return A.UnaryOp.model_construct(op="not", operand=items[-1], **_span(meta))
+        return A.construct(A.UnaryOp, op="not", operand=items[-1], **_span(meta))
 
     def _binary(self, meta: Meta, op: str, left: Any, right: Any) -> A.BinOp:
-        return A.BinOp.model_construct(op=op, left=left, right=right, **_span(meta))  # type: ignore[arg-type]
+        return A.construct(A.BinOp, op=op, left=left, right=right, **_span(meta))  # type: ignore[arg-type]
 
     def arith_op(self, meta: Meta, items: list[Any]) -> A.BinOp:
         left, op, right = items
@@ -229,7 +252,7 @@ class AstBuilder:
 
     def cond_op(self, meta: Meta, items: list[Any]) -> A.Conditional:
         then, condition, otherwise = items
-        return A.Conditional.model_construct(condition=condition, then=then, otherwise=otherwise, **_span(meta))
+        return A.construct(A.Conditional, condition=condition, then=then, otherwise=otherwise, **_span(meta))
 
     def and_op(self, meta: Meta, items: list[Any]) -> A.BinOp:
         return self._binary(meta, "and", items[0], items[1])

@@ -6,13 +6,15 @@ Syntax errors become E100/E101 diagnostics whose hint comes from a labelled tabl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 
-from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Lark, Token, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..diagnostics import Diagnostic, Location, SpecError
+from ..limits import DEFAULT_LIMITS, Limits
 from . import ast as A
 from .ast_builder import AstBuilder
 from .source import SourceFile
@@ -56,18 +58,26 @@ def parser() -> Lark:
 
 
 MAX_SYNTAX_ERRORS = 20
+# Each syntax error costs a re-parse of the file: past this many characters in all, the rest is left to
+# the next run (a 1 MB file reports its first two errors, a 50 kB one up to 20).
+SYNTAX_ERROR_BUDGET = 2_000_000
 
 
-def parse(source: SourceFile) -> A.Module:
+def parse(source: SourceFile, limits: Limits = DEFAULT_LIMITS) -> A.Module:
     """Parse a whole file into a Module, or raise SpecError with every syntax error found.
 
     After a syntax error the parser resynchronises at the next top-level statement: the broken
     statement is blanked out (offsets and line numbers kept) and the file parsed again, so each broken
-    statement reports once and the others are still checked.
+    statement reports once and the others are still checked. A tree nested deeper than
+    `limits.nesting` (E102) and numbers out of range (E103) are reported before the AST is built.
     """
     text = source.text
+    too_long = _too_many_tokens(text, limits.tokens, source.path)
+    if too_long is not None:
+        raise SpecError([too_long])
     diagnostics: list[Diagnostic] = []
-    while len(diagnostics) < MAX_SYNTAX_ERRORS:
+    most = max(1, min(MAX_SYNTAX_ERRORS, SYNTAX_ERROR_BUDGET // max(len(text), 1)))
+    while len(diagnostics) < most:
         try:
             tree = parser().parse(text)
         except UnexpectedInput as exc:
@@ -78,10 +88,70 @@ def parse(source: SourceFile) -> A.Module:
             text = blanked
             continue
         if not diagnostics:
-            module: A.Module = AstBuilder(source.path).transform(tree)
+            too_deep = _too_deep(tree, limits.nesting, source.path)
+            if too_deep is not None:
+                raise SpecError([too_deep])
+            builder = AstBuilder(source.path, limits)
+            module: A.Module = builder.transform(tree)
+            if builder.errors:
+                raise SpecError(builder.errors)
             return module
         break
+    else:
+        last = diagnostics[-1]
+        diagnostics[-1] = Diagnostic(last.code, last.message, last.location, last.hint,
+                                     (*last.notes, "checking stopped after this error: fix these and run again"))
     raise SpecError(diagnostics)
+
+
+# Roughly the grammar's tokens (names, numbers, strings, two-character operators, any other character),
+# comments apart: counted by the regex engine, before any parsing, so an over-long spec fails in
+# milliseconds where parsing it would take seconds.
+_TOKEN = re.compile(r'"[^"\n]*"|#[^\n]*|[A-Za-z_0-9.]+|->|//|[=!<>]=|\S')
+
+
+def _too_many_tokens(text: str, limit: int, path: str) -> Diagnostic | None:
+    """E104 at the token past `limit`, or None."""
+    if len(text) <= limit or len(_TOKEN.findall(text)) <= limit:
+        return None
+    count = 0
+    for match in _TOKEN.finditer(text):
+        if match.group().startswith("#"):
+            continue
+        count += 1
+        if count > limit:
+            offset = match.start()
+            line = text.count("\n", 0, offset) + 1
+            col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+            return Diagnostic("E104", f"the spec has more than {limit:,} tokens; checking stops here", Location(
+                path, line, col), hint="a network this long is written with blocks and repeats (`block`, `x N`)")
+    return None
+
+
+def _too_deep(tree: Tree[Token], limit: int, path: str) -> Diagnostic | None:
+    """E102 at the first token nested deeper than `limit`, found without recursion (the AST builder and
+    the evaluator recurse, so they only ever see trees within the limit)."""
+    stack: list[tuple[Tree[Token], int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            token = _first_token(node)
+            where = Location(path, token.line or 1, token.column or 1) if token else Location(path, 1, 1)
+            return Diagnostic("E102", f"the text nests more than {limit} levels deep here (parentheses, operators, "
+                              "`if` inside `if`, or a long run of `+` terms)", where,
+                              hint="split the expression with `const` definitions, or the body into blocks")
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    return None
+
+
+def _first_token(tree: Tree[Token]) -> Token | None:
+    node: Tree[Token] | Token = tree
+    while isinstance(node, Tree):
+        children = [c for c in node.children if c is not None]
+        if not children:
+            return None
+        node = children[0]
+    return node
 
 
 def statement_starts(text: str) -> list[int]:

@@ -1,12 +1,20 @@
-"""Reading spec files: every way a path can fail to be a spec gets its own clear message."""
+"""Reading spec files: every way a path can fail to be a spec gets its own clear message.
+
+Only regular files are read, at most `Limits.spec_bytes` of them: a device (`/dev/zero`), a FIFO or a
+terminal (`/dev/stdin`) would otherwise be read until memory runs out, or forever.
+"""
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from ..diagnostics import Diagnostic, Location, UsageError
+from ..limits import DEFAULT_LIMITS
 
 
 @dataclass(frozen=True)
@@ -22,22 +30,49 @@ class SourceFile:
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
 
 
-def read_source(path: Path, shown_as: str | None = None) -> SourceFile:
-    """Read a spec file, or raise UsageError (missing, a directory, binary or not UTF-8)."""
+_OPEN_ERRORS = {
+    errno.ENOENT: "no such file",
+    errno.ENOTDIR: "no such file (a part of the path is not a directory)",
+    errno.EACCES: "permission denied",
+    errno.ELOOP: "the path has a loop of symbolic links",
+    errno.ENAMETOOLONG: "the path is too long for the file system",
+}
+
+
+def read_source(path: Path, shown_as: str | None = None, max_bytes: int = DEFAULT_LIMITS.spec_bytes) -> SourceFile:
+    """Read a spec file, or raise UsageError (missing, not a regular file, too large, binary or not
+    UTF-8)."""
     shown = shown_as or str(path)
 
     def fail(what: str) -> UsageError:
         diagnostic = Diagnostic("E001", what, Location(shown, 1, 1))
         return UsageError(f"{shown}: error[E001]: {what}", diagnostic)
 
-    if not path.exists():
-        raise fail("no such file")
-    if path.is_dir():
-        raise fail("is a directory, not a .cnn spec file")
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; the file type is checked on the open
+        # descriptor, so the path cannot be swapped between the check and the read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except ValueError as exc:  # a NUL byte in the path
+        raise fail("the path contains a NUL byte") from exc
+    except OSError as exc:
+        raise fail(_OPEN_ERRORS.get(exc.errno or 0, f"cannot be read: {exc.strerror}")) from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise fail("is a directory, not a .cnn spec file")
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
+                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+            raise fail(f"is {kind}, not a .cnn spec file; specs are read from regular files only")
+        with os.fdopen(os.dup(fd), "rb") as file:
+            data = file.read(max_bytes + 1)
     except OSError as exc:
         raise fail(f"cannot be read: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise fail(f"is larger than {max_bytes:,} bytes, the limit for a spec "
+                   "(a spec is a description of layers: the largest published networks take a few kB)")
     if b"\x00" in data[:8192]:
         raise fail("is a binary file, not a .cnn spec (text, UTF-8)")
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import torch
 from torch import fx, nn
 
 from ...diagnostics import Diagnostic, Location, SpecError, UsageError
+from ...files import readable_file
 from ...graph.model import INPUT, Graph, Node
 from ...ops import REGISTRY
 from .. import unsupported_ops
@@ -125,10 +127,11 @@ def _class_name(name: str) -> str:
 
 def load_weights(module: nn.Module, graph: Graph, path: Path) -> None:
     """Load a state_dict saved with torch.save; every mismatch is an E601 at the layer it concerns."""
+    readable_file(path, "weights file")  # a FIFO or a device would hang or never end
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (FileNotFoundError, IsADirectoryError) as exc:
-        raise UsageError(f"weights file {path} cannot be read ({type(exc).__name__})") from exc
+    except OSError as exc:
+        raise UsageError(f"weights file {path} cannot be read ({exc.strerror or type(exc).__name__})") from exc
     except Exception as exc:  # torch raises many types for a file that is not a state_dict
         raise SpecError([Diagnostic("E601", f"{path} is not a PyTorch state_dict ({type(exc).__name__}: "
                                     f"{str(exc).splitlines()[0] if str(exc) else ''})", None,
@@ -138,9 +141,12 @@ def load_weights(module: nn.Module, graph: Graph, path: Path) -> None:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SpecError([Diagnostic("E601", f"{path} does not hold a state_dict (a dict of tensors)", None,
                                     "save one with torch.save(model.state_dict(), path)")])
-    problems = weight_mismatches(module.state_dict(), state, graph, path)
+    expected = module.state_dict()
+    problems = weight_mismatches(expected, state, graph, path)
     if problems:
         raise SpecError(problems)
+    for dtype, count in converted_precisions(expected, state).items():
+        warnings.warn(f"{count} tensor(s) of {path} are {dtype}; they are converted to float32", stacklevel=2)
     module.load_state_dict(state)
 
 
@@ -155,6 +161,9 @@ def weight_mismatches(expected: dict[str, torch.Tensor], given: dict[str, Any], 
         if key not in given:
             problems.append(Diagnostic("E601", f"{path} has no `{key}` ({_shape(tensor)})", where(key),
                                        "the weights were saved from a different network"))
+        elif (problem := _unusable(given[key], tensor)) is not None:
+            problems.append(Diagnostic("E601", f"`{key}` in {path} {problem}", where(key),
+                                       "save the weights as dense float32 CPU tensors"))
         elif tuple(given[key].shape) != tuple(tensor.shape):
             problems.append(Diagnostic("E601", f"`{key}` in {path} is {_shape(given[key])}; the spec needs "
                                        f"{_shape(tensor)}", where(key)))
@@ -164,6 +173,33 @@ def weight_mismatches(expected: dict[str, torch.Tensor], given: dict[str, Any], 
         problems.append(Diagnostic("E601", f"{path} has {len(unexpected)} tensors the spec does not: {shown}",
                                    None, "layer names come from the spec (`as name`)"))
     return problems
+
+
+def _unusable(given: torch.Tensor, expected: torch.Tensor) -> str | None:
+    """Why a stored tensor cannot stand for `expected`, or None. Floating weights of another precision are
+    converted (a float16 checkpoint is common; `converted_precisions` warns), anything else is refused:
+    an integer, bool or complex tensor where a weight belongs, sparse or meta storage, NaN or infinity."""
+    if given.layout != torch.strided:
+        return f"is a {str(given.layout).removeprefix('torch.')} tensor; weights are dense"
+    if given.is_meta:
+        return "is a meta tensor: it has a shape but no values"
+    if expected.is_floating_point() != given.is_floating_point() or given.is_complex():
+        return f"holds {str(given.dtype).removeprefix('torch.')} values; the spec needs " \
+               f"{str(expected.dtype).removeprefix('torch.')}"
+    if given.is_floating_point() and not bool(torch.isfinite(given).all()):
+        return "has NaN or infinite values"
+    return None
+
+
+def converted_precisions(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Floating dtypes in `given` that loading converts to the module's, with how many tensors each."""
+    counts: dict[str, int] = {}
+    for key, tensor in expected.items():
+        stored = given.get(key)
+        if stored is not None and tensor.is_floating_point() and stored.dtype != tensor.dtype:
+            name = str(stored.dtype).removeprefix("torch.")
+            counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def _shape(tensor: torch.Tensor) -> str:

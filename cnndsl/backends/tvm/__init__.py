@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -13,9 +14,10 @@ from pathlib import Path
 
 import tvm
 
+from ...diagnostics import UsageError
 from ...graph.model import Graph
 from .build import Lowered, build_relax, check_supported, torch_state
-from .compile import make_target, write_artifact
+from .compile import check_artifact_target, make_target, write_artifact
 from .pipeline import LAYOUT_CHOICES, Layout, compile_program, prepared
 from .tune import TuningReport, default_database_dir, tune
 
@@ -36,10 +38,28 @@ def _prepared(network: object, target_name: str, batch: int, seed: int | None, w
               winograd: str, tuned: bool) -> tuple[Graph, tvm.target.Target, Lowered, Layout, tvm.IRModule]:
     graph: Graph = network.graph  # type: ignore[attr-defined]
     check_supported(graph)  # before any weights are drawn: every unsupported op, located
+    check_indexable(graph, batch)
     target = make_target(target_name)
     lowered = build_relax(graph, torch_state(network, seed, weights), batch)
     module, chosen = prepared(lowered, target, layout, winograd, tuned)
     return graph, target, lowered, chosen, module
+
+
+INT32_ELEMENTS = 2**31 - 1
+
+
+def check_indexable(graph: Graph, batch: int) -> None:
+    """UsageError when a tensor at this batch has more elements than TVM's kernels index (they use 32-bit
+    indices for shapes that fit them, and fail deep in lowering on one that does not)."""
+    largest, name = 0, ""
+    for node in graph.nodes():
+        shape = graph.meta(node.name).get("shape") or ()
+        elements = batch * math.prod(shape)
+        if elements > largest:
+            largest, name = elements, node.name
+    if largest > INT32_ELEMENTS:
+        raise UsageError(f"at batch {batch:,}, `{name}` has {largest:,} elements; TVM kernels index tensors of at "
+                         f"most {INT32_ELEMENTS:,} (2^31 - 1): choose a smaller --batch")
 
 
 def compile_network(network: object, target_name: str, out_dir: Path, batch: int = 1, seed: int | None = 0,
@@ -49,6 +69,7 @@ def compile_network(network: object, target_name: str, out_dir: Path, batch: int
     """Lower, (tune,) compile and write the artifact of a checked `cnndsl.Network`. Tuning records are
     applied when tuning now (`trials`) or when a database is named (`database_dir`, from `cnndsl tune`)."""
     start = time.perf_counter()
+    check_artifact_target(out_dir)  # a bad -o fails now, not after minutes of tuning
     tuned = trials > 0 or database_dir is not None
     graph, target, lowered, chosen, module = _prepared(network, target_name, batch, seed, weights, layout, winograd,
                                                        tuned)

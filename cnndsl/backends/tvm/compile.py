@@ -22,12 +22,13 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 
 from ...diagnostics import UsageError
-from ...runtime import LIBRARY, MANIFEST, PARAMS  # the artifact's file names, as the runtime reads them
+from ...files import atomic_directory, check_directory_target
+
+# the artifact's format as the runtime reads and checks it
+from ...runtime import FORMAT, GRAPH_KEY, LIBRARY, MANIFEST, PARAMS, VERSION, file_sha256, is_artifact
 from .build import Lowered
 from .pipeline import Program, compile_program, prepared
 from .tune import TuningReport
-
-ARTIFACT_VERSION = 1
 
 
 def make_target(name: str) -> tvm.target.Target:
@@ -35,14 +36,31 @@ def make_target(name: str) -> tvm.target.Target:
     as TVM's JSON dict (`{"kind": "cuda", "arch": "sm_90"}`)."""
     if name.strip().startswith("{"):
         try:
-            return tvm.target.Target(json.loads(name))
-        except (ValueError, RuntimeError) as exc:  # TVM 0.27 raises ValueError, or RuntimeError subclasses
-            raise UsageError(f"invalid target {name!r}: {exc}") from exc
+            target = tvm.target.Target(json.loads(name))
+        except (ValueError, RuntimeError, TypeError) as exc:  # TVM 0.27 raises these, or subclasses of them
+            raise UsageError(f"invalid target {name[:200]!r}: {str(exc).splitlines()[0][:200]}") from exc
+        _check_cpu(target)
+        return target
     if name == "llvm":
         return tvm.target.Target({"kind": "llvm", "mcpu": _host_cpu(), "num-cores": os.cpu_count() or 1})
     if name == "cuda":
         return tvm.target.Target({"kind": "cuda", "arch": _cuda_arch()}, host={"kind": "llvm"})
     raise UsageError(f"unknown target {name!r}; use llvm, cuda, or a TVM target as a JSON dict")
+
+
+def _check_cpu(target: tvm.target.Target) -> None:
+    """An `mcpu` LLVM does not know is an error: LLVM would log a line and build for a generic CPU, so the
+    artifact would silently lose the instructions the user asked for."""
+    mcpu = target.attrs.get("mcpu") if target.kind.name == "llvm" else None
+    if not mcpu:
+        return
+    known = [str(cpu) for cpu in tvm.target.codegen.llvm_get_cpu_archlist(target)]
+    if known and str(mcpu) not in known:
+        from ...diagnostics import did_you_mean
+
+        examples = ", ".join(known[:6])
+        hint = did_you_mean(str(mcpu), known) or f"LLVM knows {len(known)} CPUs for this triple: {examples}, ..."
+        raise UsageError(f"target mcpu {str(mcpu)!r} is not a CPU LLVM knows; {hint}")
 
 
 def _host_cpu() -> str:
@@ -64,21 +82,30 @@ def compile_lowered(lowered: Lowered, target: tvm.target.Target, database: ms.da
     return compile_program(module, target, chosen, database)
 
 
+def check_artifact_target(out_dir: Path) -> None:
+    """UsageError unless an artifact may be written to `out_dir` (absent, empty or a previous artifact)."""
+    check_directory_target(out_dir, "artifact directory", is_artifact)
+
+
 def write_artifact(program: Program, lowered: Lowered, target: tvm.target.Target, out_dir: Path, network: str,
                    graph_sha256: str, tuning: TuningReport | None) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    program.executable.export_library(str(out_dir / LIBRARY))
-    np.savez(out_dir / PARAMS, **dict(zip(program.param_names, program.param_values, strict=True)))  # type: ignore[arg-type]
-    manifest: dict[str, Any] = {
-        "format": "cnndsl-tvm-artifact", "version": ARTIFACT_VERSION, "network": network,
-        "graph_sha256": graph_sha256, "target": str(target), "target_kind": target.kind.name,
-        "device": "cuda" if target.kind.name == "cuda" else "cpu", "dtype": "float32", "layout": program.layout,
-        "inputs": {name: list(shape) for name, shape in lowered.input_shapes.items()},
-        "outputs": {name: list(shape) for name, shape in lowered.output_shapes.items()},
-        "params": program.param_names, "tuning": asdict(tuning) if tuning else None,
-        "tvm": tvm.__version__,
-    }
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    """Write the artifact into a temporary directory beside `out_dir`, then swap it in whole: a reader
+    (or a compile interrupted half-way) never sees a mix of two builds."""
+    with atomic_directory(out_dir, "artifact directory", is_artifact) as staging:
+        program.executable.export_library(str(staging / LIBRARY))
+        arrays = dict(zip(program.param_names, program.param_values, strict=True))
+        np.savez(staging / PARAMS, **arrays, **{GRAPH_KEY: np.array(graph_sha256)})  # type: ignore[arg-type]
+        manifest: dict[str, Any] = {
+            "format": FORMAT, "version": VERSION, "network": network,
+            "graph_sha256": graph_sha256, "target": str(target), "target_kind": target.kind.name,
+            "device": "cuda" if target.kind.name == "cuda" else "cpu", "dtype": "float32", "layout": program.layout,
+            "inputs": {name: list(shape) for name, shape in lowered.input_shapes.items()},
+            "outputs": {name: list(shape) for name, shape in lowered.output_shapes.items()},
+            "params": program.param_names, "tuning": asdict(tuning) if tuning else None,
+            "tvm": tvm.__version__,
+            "files": {name: file_sha256(staging / name) for name in (LIBRARY, PARAMS)},
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return out_dir
 
 

@@ -19,13 +19,15 @@ same gradient rule. And a record file cut mid-line by a killed process is repair
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,7 @@ import tvm
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
+from ...diagnostics import UsageError
 from .pipeline import fuse
 
 # Trials per task per round. The task scheduler first gives every task one round, then spends the
@@ -54,11 +57,42 @@ def default_database_dir() -> Path:
 WORKLOADS, RECORDS = "database_workload.json", "database_tuning_record.json"
 
 
+LOCK = ".cnndsl-lock"
+_HELD: set[Path] = set()  # databases this process has locked (flock is per open file, not per process)
+
+
+@contextmanager
+def database_lock(directory: Path) -> Iterator[None]:
+    """Hold the database for this process: two tuning runs appending to one database at once would
+    interleave their records mid-line, and a repair would rewrite the file under a writer. A second run
+    fails at once with a clear message rather than waiting behind a 40-minute tuning."""
+    key = directory.resolve()
+    if key in _HELD:
+        yield
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = (directory / LOCK).open("a")
+    except OSError as exc:
+        raise UsageError(f"tuning database {directory} cannot be opened: {exc.strerror}") from exc
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise UsageError(f"tuning database {directory} is in use by another cnndsl run (tune, compile or bench); "
+                             "wait for it to finish, or give this one another --tune-db") from exc
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
+
+
 def open_database(directory: Path) -> ms.database.JSONDatabase:
-    directory.mkdir(parents=True, exist_ok=True)
-    repair_database(directory)
-    return ms.database.JSONDatabase(path_workload=str(directory / WORKLOADS),
-                                    path_tuning_record=str(directory / RECORDS), allow_missing=True)
+    with database_lock(directory):
+        repair_database(directory)
+        return ms.database.JSONDatabase(path_workload=str(directory / WORKLOADS),
+                                        path_tuning_record=str(directory / RECORDS), allow_missing=True)
 
 
 def repair_database(directory: Path) -> list[str]:
@@ -299,7 +333,14 @@ def tune(module: tvm.IRModule, target: tvm.target.Target, database_dir: Path, tr
          show_progress: bool = False) -> tuple[ms.database.Database, TuningReport]:
     """Tune every task of `module` (a `pipeline.prepare`d module) not yet in the database, up to `trials`
     measurements in all and `trials_per_task` for one task. `log` gets a line per round (and
-    `show_progress` sends them to standard error)."""
+    `show_progress` sends them to standard error). The database is locked for the run."""
+    with database_lock(database_dir):
+        return _tune(module, target, database_dir, trials, seed, trials_per_task, log, show_progress)
+
+
+def _tune(module: tvm.IRModule, target: tvm.target.Target, database_dir: Path, trials: int, seed: int,
+          trials_per_task: int | None, log: Callable[[str], None] | None,
+          show_progress: bool) -> tuple[ms.database.Database, TuningReport]:
     if show_progress and log is None:
         import sys
 
