@@ -73,12 +73,15 @@ def run_benchmark(network: Any, target: str, batches: tuple[int, ...], trials: i
     import torch
 
     from .backends.torch.export import example_inputs
+    from .backends.tvm import check_indexable
     from .backends.tvm.build import build_relax, check_supported
     from .backends.tvm.compile import make_target
     from .backends.tvm.pipeline import prepared
     from .backends.tvm.tune import default_database_dir, open_database, tune
 
     check_supported(network.graph)
+    for batch in batches:
+        check_indexable(network.graph, batch)
     device = "cuda" if target == "cuda" else "cpu"
     rows: list[Row] = []
     module = network.to_torch(seed=0).to(device)
@@ -97,8 +100,8 @@ def run_benchmark(network: Any, target: str, batches: tuple[int, ...], trials: i
         notes: dict[str, str] = {}
         database_dir = tune_db or default_database_dir()
         if trials > 0:
-            module, _ = prepared(lowered, make_target(target), layout, winograd, tuned=True)
-            _, report = tune(module, make_target(target), database_dir, trials, log=log)
+            relax_module, _ = prepared(lowered, make_target(target), layout, winograd, tuned=True)
+            _, report = tune(relax_module, make_target(target), database_dir, trials, log=log)
             notes["TVM tuned"] = report.summary()
         database = open_database(database_dir)
         if len(database) > 0:

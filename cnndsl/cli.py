@@ -434,6 +434,12 @@ def _reported_errors(color: bool | None, debug: bool, doing: str) -> Iterator[No
         raise
     except MemoryError:
         _fail_usage(f"out of memory while {doing}; a smaller --batch or input size may fit", debug)
+    except ModuleNotFoundError as exc:
+        if debug:
+            raise
+        package = _PACKAGES.get((exc.name or "").split(".")[0], exc.name)
+        _fail_usage(f"{doing} needs the Python package `{package}`, which is not installed here "
+                    f"(pip install {package})", debug)
     except Exception as exc:
         if debug:
             raise
@@ -443,6 +449,11 @@ def _reported_errors(color: bool | None, debug: bool, doing: str) -> Iterator[No
         _fail_usage(f"{doing} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
                     "this is a bug in cnndsl or the backend; rerun with --debug for the traceback and report it",
                     debug)
+
+
+# import name -> PyPI name, for the packages of optional features
+_PACKAGES = {"tvm": "apache-tvm", "tvm_ffi": "apache-tvm-ffi", "torch": "torch", "onnx": "onnx",
+             "onnxscript": "onnxscript", "xgboost": "xgboost", "psutil": "psutil"}
 
 
 def _artifact_format(fmt: str | None, output: Path | None) -> str:

@@ -229,3 +229,10 @@ def test_an_import_of_a_fifo_inside_the_tree_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         cnndsl.load(spec)
     assert "is a FIFO" in info.value.diagnostics[0].message
+
+
+def test_a_missing_optional_package_is_a_usage_error(specs: SpecFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "cnndsl.backends.tvm", raising=False)  # imported again, as if TVM were
+    monkeypatch.setitem(sys.modules, "tvm", None)  # not installed
+    result = CliRunner().invoke(main, ["compile", str(specs.write(NET)), "--to", "tvm"])
+    assert result.exit_code == 2 and "(pip install apache-tvm)" in result.output, result.output

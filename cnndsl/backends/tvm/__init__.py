@@ -21,8 +21,8 @@ from .compile import check_artifact_target, make_target, write_artifact
 from .pipeline import LAYOUT_CHOICES, Layout, compile_program, prepared
 from .tune import TuningReport, default_database_dir, tune
 
-__all__ = ["LAYOUT_CHOICES", "Compiled", "Lowered", "build_relax", "check_supported", "compile_network",
-           "default_database_dir", "graph_hash", "make_target", "tune_network"]
+__all__ = ["LAYOUT_CHOICES", "Compiled", "Lowered", "build_relax", "check_indexable", "check_supported",
+           "compile_network", "default_database_dir", "graph_hash", "make_target", "tune_network"]
 
 
 @dataclass
