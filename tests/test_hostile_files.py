@@ -264,3 +264,9 @@ def test_the_api_reads_weights_from_regular_files_only(specs: SpecFiles) -> None
     network = specs.load(NET)
     with pytest.raises(UsageError, match="is a device"):
         network.to_torch(weights="/dev/zero")
+
+
+def test_adaptive_max_pooling_past_the_tvm_window_limit_is_e600(specs: SpecFiles) -> None:
+    spec = specs.write("input x: 1 x 8\noutput y = x -> adaptive_maxpool(5000)\n")
+    result = runner.invoke(main, ["compile", str(spec), "--to", "tvm"])
+    assert result.exit_code == 1 and "E600" in result.output and "at most 1,024" in result.output, result.output

@@ -236,3 +236,10 @@ def test_a_missing_optional_package_is_a_usage_error(specs: SpecFiles, monkeypat
     monkeypatch.setitem(sys.modules, "tvm", None)  # not installed
     result = CliRunner().invoke(main, ["compile", str(specs.write(NET)), "--to", "tvm"])
     assert result.exit_code == 2 and "(pip install apache-tvm)" in result.output, result.output
+
+
+def test_fuzz_finding_groupnorm_of_single_values_is_an_error(specs: SpecFiles) -> None:
+    """tools/fuzz.py found it: the check passed and PyTorch refused to run the network."""
+    errors = specs.errors("input x: 1 x 32 x 5\nt0 = x -> crop(1, offset=1)\noutput y = t0 -> groupnorm(1)\n")
+    assert errors[0].code == "E306" and "normalises groups of a single value" in errors[0].message
+    assert specs.load("input x: 2 x 1 x 1\noutput y = x -> groupnorm(1)\n")  # two values per group

@@ -74,6 +74,11 @@ class GroupNorm(Op):
         if x[0] % p.groups:
             raise ShapeError("E305", f"groupnorm groups={p.groups} must divide the {x[0]} input channels",
                              hint="choose a divisor of the channel count")
+        if x[0] // p.groups * prod(x[1:]) == 1:
+            # each group is one value: its normalised value is always 0 (the output is the shift), and
+            # PyTorch refuses to run it ("Expected more than 1 value per channel")
+            raise ShapeError("E306", f"groupnorm({p.groups}) on {fmt_shape(x)} normalises groups of a single value",
+                             hint="use fewer groups, or normalise before the spatial size shrinks to 1")
         return x
 
     def param_count(self, p: GroupNormParams, inputs: list[Shape], out: Shape) -> ParamCount:

@@ -12,8 +12,9 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from ...diagnostics import SpecError
+from ...diagnostics import Diagnostic, SpecError
 from ...graph.model import INPUT, Graph
+from ...ops import REGISTRY
 from .. import unsupported_ops
 from .lowerings import DTYPE, LOWERINGS, Emitter, lower_layer
 
@@ -27,8 +28,23 @@ class Lowered:
     output_shapes: dict[str, tuple[int, ...]]  # batched
 
 
+# Relax has no adaptive max pooling: it is lowered one output cell at a time (`lowerings.adaptive_maxpool`),
+# so its output size along an axis bounds the number of ops it emits.
+MAX_ADAPTIVE_MAX_CELLS = 1024
+
+
 def check_supported(graph: Graph) -> None:
     missing = unsupported_ops(graph, LOWERINGS, "TVM")
+    for node in graph.nodes():
+        if node.op == INPUT or REGISTRY[node.op].kind != "adaptive_maxpool":
+            continue
+        cells = [m for n, m in zip(graph.meta(node.inputs[0])["shape"][1:], graph.meta(node.name)["shape"][1:],
+                                   strict=True) if n != m]
+        if cells and max(cells) > MAX_ADAPTIVE_MAX_CELLS:
+            missing.append(Diagnostic("E600", f"`{node.name}` pools to {max(cells):,} positions along an axis; the "
+                                      f"TVM backend lowers adaptive max pooling window by window, at most "
+                                      f"{MAX_ADAPTIVE_MAX_CELLS:,}", node.location,
+                                      "pool to fewer positions, or use adaptive_avgpool", node.trail))
     if missing:
         raise SpecError(missing)
 
