@@ -204,8 +204,8 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
 
             compiled = compile_network(network, target, output or Path("build") / spec.stem, batch, seed,
                                        str(weights) if weights else None, trials if tune else 0, tune_db,
-                                       show_progress=True, layout=layout, trials_per_task=trials_per_task,
-                                       winograd=winograd)
+                                       log=lambda line: click.echo(line, err=True), layout=layout,
+                                       trials_per_task=trials_per_task, winograd=winograd)
             tuned = (f", {compiled.tuning.summary()}" if tune and compiled.tuning else
                      f", records from {tune_db}" if tune_db else "")
             click.echo(f"wrote {compiled.path}/ (TVM {compiled.target}, {compiled.layout.upper()}{tuned}) in "

@@ -198,11 +198,24 @@ def test_max_layers_raises_the_limit(specs: SpecFiles) -> None:
     assert _cnndsl("check", str(path), "--max-layers", "20000").returncode == 0
 
 
+def _wait_for_cpu_seconds(pid: int, seconds: float) -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return  # finished already
+        if (int(fields[11]) + int(fields[12])) / ticks >= seconds:  # utime + stime
+            return
+        time.sleep(0.05)
+
+
 def test_ctrl_c_exits_130(specs: SpecFiles) -> None:
     path = specs.write("input x: 1 x 8\noutput y = x -> relu x 10000\n")
     process = subprocess.Popen([sys.executable, "-m", "cnndsl.cli", "check", str(path), "--max-layers", "10000"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # imports done, expanding
+    _wait_for_cpu_seconds(process.pid, 1.0)  # past the imports (a third of that), expanding the layers
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     if process.returncode == 0:

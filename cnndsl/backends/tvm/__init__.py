@@ -64,10 +64,11 @@ def check_indexable(graph: Graph, batch: int) -> None:
 
 def compile_network(network: object, target_name: str, out_dir: Path, batch: int = 1, seed: int | None = 0,
                     weights: str | None = None, trials: int = 0, database_dir: Path | None = None,
-                    show_progress: bool = True, layout: str = "auto", trials_per_task: int | None = None,
-                    winograd: str = "auto") -> Compiled:
+                    log: Callable[[str], None] | None = None, layout: str = "auto",
+                    trials_per_task: int | None = None, winograd: str = "auto") -> Compiled:
     """Lower, (tune,) compile and write the artifact of a checked `cnndsl.Network`. Tuning records are
-    applied when tuning now (`trials`) or when a database is named (`database_dir`, from `cnndsl tune`)."""
+    applied when tuning now (`trials`) or when a database is named (`database_dir`, from `cnndsl tune`);
+    `log` gets tuning's progress lines."""
     start = time.perf_counter()
     check_artifact_target(out_dir)  # a bad -o fails now, not after minutes of tuning
     tuned = trials > 0 or database_dir is not None
@@ -76,7 +77,7 @@ def compile_network(network: object, target_name: str, out_dir: Path, batch: int
     report, database = None, None
     if tuned:
         database, report = tune(module, target, database_dir or default_database_dir(), trials,
-                                seed=seed or 0, show_progress=show_progress, trials_per_task=trials_per_task)
+                                seed=seed or 0, log=log, trials_per_task=trials_per_task)
         if trials <= 0 and report.left_untuned:
             warnings.warn(f"{report.left_untuned} of {report.tasks} kernels have no tuning record in {database_dir} "
                           f"for this target, batch and layout: they keep default schedules (tune them with "
@@ -89,13 +90,12 @@ def compile_network(network: object, target_name: str, out_dir: Path, batch: int
 
 def tune_network(network: object, target_name: str, trials: int, database_dir: Path | None = None,
                  batch: int = 1, layout: str = "auto", trials_per_task: int | None = None,
-                 show_progress: bool = True, log: Callable[[str], None] | None = None,
-                 winograd: str = "auto") -> TuningReport:
+                 log: Callable[[str], None] | None = None, winograd: str = "auto") -> TuningReport:
     """Tune the kernels `compile_network` would build for `target_name` (the same layout and weights
     folding, so the records match) into the database, without compiling."""
     _, target, _, _, module = _prepared(network, target_name, batch, 0, None, layout, winograd, tuned=True)
-    _, report = tune(module, target, database_dir or default_database_dir(), trials, show_progress=show_progress,
-                     trials_per_task=trials_per_task, log=log)
+    _, report = tune(module, target, database_dir or default_database_dir(), trials, trials_per_task=trials_per_task,
+                     log=log)
     return report
 
 

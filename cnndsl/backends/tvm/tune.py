@@ -329,24 +329,18 @@ class TuningReport:
 
 
 def tune(module: tvm.IRModule, target: tvm.target.Target, database_dir: Path, trials: int, seed: int = 0,
-         trials_per_task: int | None = None, log: Callable[[str], None] | None = None,
-         show_progress: bool = False) -> tuple[ms.database.Database, TuningReport]:
+         trials_per_task: int | None = None, log: Callable[[str], None] | None = None
+         ) -> tuple[ms.database.Database, TuningReport]:
     """Tune every task of `module` (a `pipeline.prepare`d module) not yet in the database, up to `trials`
-    measurements in all and `trials_per_task` for one task. `log` gets a line per round (and
-    `show_progress` sends them to standard error). The database is locked for the run."""
+    measurements in all and `trials_per_task` for one task. `log` gets a line per round (the caller
+    decides where progress goes). The database is locked for the run."""
     with database_lock(database_dir):
-        return _tune(module, target, database_dir, trials, seed, trials_per_task, log, show_progress)
+        return _tune(module, target, database_dir, trials, seed, trials_per_task, log)
 
 
 def _tune(module: tvm.IRModule, target: tvm.target.Target, database_dir: Path, trials: int, seed: int,
-          trials_per_task: int | None, log: Callable[[str], None] | None,
-          show_progress: bool) -> tuple[ms.database.Database, TuningReport]:
-    if show_progress and log is None:
-        import sys
-
-        def log(line: str) -> None:
-            print(line, file=sys.stderr, flush=True)
-
+          trials_per_task: int | None, log: Callable[[str], None] | None
+          ) -> tuple[ms.database.Database, TuningReport]:
     database = open_database(database_dir)
     tasks = ms.relax_integration.extract_tasks(fuse(module, target), target)
     pending = untuned_tasks(tasks, database, target)
