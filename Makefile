@@ -14,7 +14,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint docs golden bench bench-torch bench-tvm bench-gpu bench-hostile fuzz mnist1d clean
+.PHONY: install demo test test-fast lint docs golden bench bench-torch bench-tvm bench-gpu bench-hostile fuzz mnist1d clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ demo: install
 
 test: install lint
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# the edit loop: everything but TVM compiles, tuning and the fuzz run
+test-fast: install
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not tvm and not fuzz"
 
 lint: install
 	$(VENV)/bin/ruff check cnndsl tests benchmarks tools examples

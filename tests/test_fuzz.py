@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tools.fuzz import FINDINGS, fuzz
+
+pytestmark = pytest.mark.fuzz  # two minutes of fuzzing: not in `make test-fast`
 
 CI_INPUTS = 16_000  # about 2 minutes on two cores
 

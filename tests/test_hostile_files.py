@@ -24,6 +24,8 @@ from cnndsl.runtime import MANIFEST, PARAMS, ArtifactError, file_sha256
 from cnndsl.runtime import load as load_artifact
 from tests.conftest import SpecFiles
 
+pytestmark = pytest.mark.tvm  # compiles with TVM: not in `make test-fast`
+
 runner = CliRunner()
 NET = "input x: 4 x 6\noutput y = x -> conv1d(8, 3) -> relu\n"
 

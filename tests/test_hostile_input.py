@@ -256,3 +256,14 @@ def test_fuzz_finding_groupnorm_of_single_values_is_an_error(specs: SpecFiles) -
     errors = specs.errors("input x: 1 x 32 x 5\nt0 = x -> crop(1, offset=1)\noutput y = t0 -> groupnorm(1)\n")
     assert errors[0].code == "E306" and "normalises groups of a single value" in errors[0].message
     assert specs.load("input x: 2 x 1 x 1\noutput y = x -> groupnorm(1)\n")  # two values per group
+
+
+@pytest.mark.parametrize("text", [
+    "t = x -> relu x 1 as n -> relu x 1 as n\noutput y = t\n",  # found by tools/fuzz.py: an invariant error
+    "t = x -> relu x 3 as n\nu = t -> relu x 2 as n\noutput y = u\n",
+    "a = x -> twice as blk\nc = x -> twice as blk\noutput y = [a, c] -> add\n",
+    "a = x -> twice x 2 as blk\nc = x -> relu x 2 as blk\noutput y = [a, c] -> add\n",
+])
+def test_names_reused_by_repeats_and_blocks_are_e202(specs: SpecFiles, text: str) -> None:
+    errors = specs.errors("block twice() {\n  return in -> relu -> relu\n}\ninput x: 1 x 8\n" + text)
+    assert [e.code for e in errors] == ["E202"], [e.headline() for e in errors]

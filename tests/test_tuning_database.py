@@ -12,6 +12,8 @@ from tvm.s_tir import meta_schedule as ms
 
 from cnndsl.backends.tvm.tune import RECORDS, WORKLOADS, open_database, repair_database
 
+pytestmark = pytest.mark.tvm  # compiles with TVM: not in `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def workload_and_trace() -> tuple[object, object]:

@@ -32,6 +32,8 @@ from tests.conftest import SPECS, SpecFiles, assert_artifact_runs_without_the_co
 from tests.test_ops import CASES
 from tests.test_torch_backend import EXTRA_CASES, SPEC_FILES
 
+pytestmark = pytest.mark.tvm  # compiles with TVM: not in `make test-fast`
+
 runner = CliRunner()
 LLVM = "llvm"
 

@@ -104,6 +104,7 @@ class _Builder:
         self.limits = limits
         self.import_roots = [_resolved(root) for root in import_roots]
         self.failed: set[str] = set()  # constants whose definition failed (already reported)
+        self.instances: dict[str, Location] = {}  # block instances by qualified name: their names are taken
         self.layers = 0  # layers added to the graph
         self.steps = 0  # layers and block instances expanded: the work `limits.layers` bounds
         self.depth = 0  # bodies (blocks, `if`) being run inside one another
@@ -494,7 +495,8 @@ class _Builder:
                                self.loc(env, layer.repeat), frame)
             copies = count
         base = layer.alias.name if layer.alias else self.auto_name(op.kind if op else callee, frame)
-        if layer.alias and self.taken(frame.prefix + base, self.loc(env, layer.alias), frame):
+        first = base if layer.repeat is None else f"{base}.0"  # a repeat names its copies base.0, base.1, ...
+        if layer.alias and self.taken(frame.prefix + first, self.loc(env, layer.alias), frame):
             return [POISON]
         for index in range(copies):
             name = base if layer.repeat is None else f"{base}.{index}"
@@ -527,13 +529,15 @@ class _Builder:
         while True:
             n += 1
             name = f"{callee}{n}"
-            if name not in frame.reserved and frame.prefix + name not in self.graph:
+            qualified = frame.prefix + name
+            if name not in frame.reserved and qualified not in self.graph and qualified not in self.instances:
                 frame.counters[callee] = n
                 return name
 
     def taken(self, qualified: str, where: Location, frame: Frame) -> bool:
-        if qualified in self.graph:
-            other = self.graph.node(qualified).location
+        """Whether a layer or block instance already has this name (E202 when it does)."""
+        other = self.graph.node(qualified).location if qualified in self.graph else self.instances.get(qualified)
+        if other is not None:
             self.sink.emit("E202", f"layer name `{qualified}` is already used at {other}", where,
                            hint="names given with `as` must be unique in their block", notes=frame.trail)
             return True
@@ -564,6 +568,8 @@ class _Builder:
         if self.layers > self.limits.layers:
             self.too_large(f"the network expands to more than {self.limits.layers:,} layers", where, frame)
         qualified = frame.prefix + name
+        if self.taken(qualified, where, frame):  # e.g. a repeat's copies meeting another repeat's, `as` both
+            return [POISON]
         self.graph.add(Node(name=qualified, op=callee, params=params, inputs=tuple(current), location=where,
                             block_path=frame.block_path, trail=frame.trail))
         return [qualified]
@@ -677,6 +683,9 @@ class _Builder:
                     return [POISON]
                 values[param.name.name] = default
         qualified = frame.prefix + name
+        if self.taken(qualified, where, frame):
+            return [POISON]
+        self.instances[qualified] = where
         inner = Frame(
             env=info.env,
             values=ChainMap(values, info.env.consts),
