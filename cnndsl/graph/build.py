@@ -571,7 +571,7 @@ class _Builder:
         if self.taken(qualified, where, frame):  # e.g. a repeat's copies meeting another repeat's, `as` both
             return [POISON]
         self.graph.add(Node(name=qualified, op=callee, params=params, inputs=tuple(current), location=where,
-                            block_path=frame.block_path, trail=frame.trail))
+                            block_path=frame.block_path, block_kinds=frame.block_stack, trail=frame.trail))
         return [qualified]
 
     def arity_ok(self, callee: str, low: int, high: int | None, got: int, where: Location, frame: Frame) -> bool:

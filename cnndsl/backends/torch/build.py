@@ -9,7 +9,6 @@ which is what lets the compiled module match hand-written PyTorch's speed and ex
 from __future__ import annotations
 
 import keyword
-import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -53,8 +52,7 @@ def _layers(graph: Graph) -> Block:
     for node in graph.nodes():
         if node.op == INPUT:
             continue
-        for note in node.trail:  # "in block `basic` called as `layer1.0` at ..." names each container
-            kinds.update({instance: block for block, instance in _BLOCK_CALL.findall(note)})
+        kinds.update(zip(node.block_path, node.block_kinds, strict=True))  # each container's block
         meta = graph.meta(node.name)
         inputs = [graph.meta(source)["shape"] for source in node.inputs]
         layer = lower_layer(node.op, node.params, inputs, meta["shape"])
@@ -90,9 +88,6 @@ def _sole_reader(graph: Graph, node: Node) -> bool:
     return (producer.op != INPUT and REGISTRY[producer.op].kind in _OVERWRITABLE
             and graph.dag.out_degree(source) == 1 and node.inputs.count(source) == 1
             and source not in graph.outputs.values())
-
-
-_BLOCK_CALL = re.compile(r"in block `([^`]+)` called as `([^`]+)`")
 
 
 def _forward(graph: Graph) -> fx.Graph:
