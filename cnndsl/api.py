@@ -18,6 +18,7 @@ from .report.build import BYTES_PER_ELEMENT, build_report
 from .report.model import Report
 
 if TYPE_CHECKING:
+    import numpy as np
     from torch import fx
 
 
@@ -56,6 +57,13 @@ class Network:
         if weights is not None:
             load_weights(module, self.graph, Path(weights))
         return module
+
+    def weights(self, seed: int | None = 0, weights: str | Path | None = None) -> dict[str, np.ndarray]:
+        """The parameters and buffers as numpy arrays, named as `to_torch()`'s state_dict: PyTorch's
+        default initialisation drawn from `seed`, or the state_dict file `weights`. What the TVM backend
+        compiles with (the same numbers as the PyTorch module, by construction)."""
+        module = self.to_torch(seed=seed, weights=weights)
+        return {key: tensor.detach().cpu().numpy() for key, tensor in module.state_dict().items()}
 
 
 def load(path: str | Path, inputs: dict[str, tuple[int, ...]] | None = None, limits: Limits = DEFAULT_LIMITS,

@@ -202,10 +202,10 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
         if backend == "tvm":
             from .backends.tvm import compile_network
 
-            compiled = compile_network(network, target, output or Path("build") / spec.stem, batch, seed,
-                                       str(weights) if weights else None, trials if tune else 0, tune_db,
+            compiled = compile_network(network.graph, network.weights(seed, weights), target,
+                                       output or Path("build") / spec.stem, batch, trials if tune else 0, tune_db,
                                        log=lambda line: click.echo(line, err=True), layout=layout,
-                                       trials_per_task=trials_per_task, winograd=winograd)
+                                       trials_per_task=trials_per_task, winograd=winograd, seed=seed)
             tuned = (f", {compiled.tuning.summary()}" if tune and compiled.tuning else
                      f", records from {tune_db}" if tune_db else "")
             click.echo(f"wrote {compiled.path}/ (TVM {compiled.target}, {compiled.layout.upper()}{tuned}) in "
@@ -258,8 +258,8 @@ def tune_spec(spec: Path, target: str, trials: int, trials_per_task: int | None,
         from .backends.tvm import default_database_dir, tune_network
 
         database = tune_db or default_database_dir()
-        report = tune_network(network, target, trials, database, batch, layout, trials_per_task,
-                              log=lambda line: click.echo(line, err=True), winograd=winograd)
+        report = tune_network(network.graph, network.weights(), target, trials, database, batch, layout,
+                              trials_per_task, log=lambda line: click.echo(line, err=True), winograd=winograd)
     estimate = f"; network estimate {report.estimate_ms:.4g} ms" if report.estimate_ms is not None else ""
     click.echo(f"{report.summary()}{estimate}; database {database} ({time.perf_counter() - start:.0f} s)")
 

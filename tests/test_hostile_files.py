@@ -179,7 +179,7 @@ def test_an_artifact_is_replaced_whole_or_not_at_all(specs: SpecFiles, tmp_path:
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     network = specs.load(NET)
     out = tmp_path / "build" / "net"
-    tvm_backend.compile_network(network, "llvm", out, seed=1)
+    tvm_backend.compile_network(network.graph, network.weights(seed=1), "llvm", out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def crash(*args: object, **kwargs: object) -> None:
@@ -187,11 +187,11 @@ def test_an_artifact_is_replaced_whole_or_not_at_all(specs: SpecFiles, tmp_path:
 
     monkeypatch.setattr("cnndsl.backends.tvm.compile.np.savez", crash)
     with pytest.raises(UsageError, match="No space left on device"):
-        tvm_backend.compile_network(network, "llvm", out, seed=2)
+        tvm_backend.compile_network(network.graph, network.weights(seed=2), "llvm", out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in out.parent.iterdir()] == ["net"]  # no temporary directory left behind
     monkeypatch.undo()
-    tvm_backend.compile_network(network, "llvm", out, seed=2)
+    tvm_backend.compile_network(network.graph, network.weights(seed=2), "llvm", out)
     assert (out / PARAMS).read_bytes() != before[PARAMS]
     load_artifact(out)
 

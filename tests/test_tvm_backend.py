@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import cnndsl
 from cnndsl.backends import tvm as tvm_backend
 from cnndsl.backends.torch.export import example_inputs
-from cnndsl.backends.tvm.build import build_relax, torch_state
+from cnndsl.backends.tvm.build import build_relax
 from cnndsl.backends.tvm.compile import compile_lowered, make_target, nvcc_available
 from cnndsl.backends.tvm.pipeline import (
     bind_weights,
@@ -46,7 +46,7 @@ def tvm_outputs(network: cnndsl.Network, inputs: tuple[torch.Tensor, ...], seed:
     from tvm import relax
 
     batch = inputs[0].shape[0]
-    lowered = build_relax(network.graph, torch_state(network, seed), batch)
+    lowered = build_relax(network.graph, network.weights(seed), batch)
     program = compile_lowered(lowered, make_target(LLVM), layout=layout, winograd=winograd)
     if layout == "nhwc":
         assert_weights_stored_in_kernel_layout(prepare(lowered, "nhwc"))
@@ -148,7 +148,7 @@ def test_networks_in_the_tuned_cpu_layout_compute_what_pytorch_computes(name: st
 ])
 def test_winograd_convolutions_compute_what_pytorch_computes(specs: SpecFiles, conv: str, shape: str) -> None:
     network = specs.load(f"input x: {shape}\noutput y = x -> {conv} as c -> batchnorm -> relu\n")
-    lowered = build_relax(network.graph, torch_state(network), 2)
+    lowered = build_relax(network.graph, network.weights(), 2)
     from tvm import relax
 
     calls: list[str] = []
@@ -162,7 +162,7 @@ def test_winograd_convolutions_compute_what_pytorch_computes(specs: SpecFiles, c
                                   "conv(16, 3, padding=1, groups=2)", "conv(16, 5, padding=2)"])
 def test_only_3x3_stride_1_convolutions_use_winograd(specs: SpecFiles, conv: str) -> None:
     network = specs.load(f"input x: 16 x 8 x 8\noutput y = x -> {conv}\n")
-    prepared = prepare(build_relax(network.graph, torch_state(network), 1), "nhwc", winograd=True)
+    prepared = prepare(build_relax(network.graph, network.weights(), 1), "nhwc", winograd=True)
     assert len(_conv_weights(prepared)) == 1  # still a direct convolution
 
 
@@ -199,7 +199,7 @@ def _conv_weights(module: object) -> list[np.ndarray]:
 @pytest.mark.parametrize("bias", ["false", "true"])
 def test_batch_norm_folds_into_the_convolution_before_it(specs: SpecFiles, bias: str) -> None:
     network = specs.load(f"input x: 3 x 8 x 8\noutput y = x -> conv(4, 3, bias={bias}) as c -> batchnorm as bn\n")
-    state = torch_state(network)
+    state = network.weights()
     state["bn.running_var"] = np.linspace(0.5, 2.0, 4).astype(np.float32)
     state["bn.weight"] = np.linspace(-1.0, 1.0, 4).astype(np.float32)
     prepared = prepare(build_relax(network.graph, state, 1), "nchw")
@@ -218,7 +218,7 @@ def test_a_conv_read_elsewhere_keeps_its_own_weights(specs: SpecFiles) -> None:
     """Folding the scale into a convolution whose output another layer also reads would change that reader."""
     network = specs.load("input x: 3 x 8 x 8\nc = x -> conv(4, 3) as c\nb = c -> batchnorm as bn\n"
                          "output y = [b, c] -> add\n")
-    state = torch_state(network)
+    state = network.weights()
     state["bn.weight"] = np.full(4, 3.0, np.float32)
     lowered = build_relax(network.graph, state, 1)
     (weight,) = _conv_weights(fold_scales_into_convs(bind_weights(lowered)))
@@ -228,8 +228,8 @@ def test_a_conv_read_elsewhere_keeps_its_own_weights(specs: SpecFiles) -> None:
 
 def test_artifact_params_are_what_the_kernels_read(specs: SpecFiles, tmp_path: Path) -> None:
     """Batch norm folded: ResNet-18 stores one weight and one bias per convolution, none per batch norm."""
-    compiled = tvm_backend.compile_network(cnndsl.load(SPECS / "resnet18.cnn", inputs={"image": (3, 32, 32)}),
-                                           LLVM, tmp_path / "r18")
+    network = cnndsl.load(SPECS / "resnet18.cnn", inputs={"image": (3, 32, 32)})
+    compiled = tvm_backend.compile_network(network.graph, network.weights(), LLVM, tmp_path / "r18")
     manifest = json.loads((compiled.path / "manifest.json").read_text())
     assert manifest["layout"] == "nchw" and len(manifest["params"]) == 2 * 21  # 20 convolutions and fc
     with np.load(compiled.path / "params.npz") as stored:
@@ -253,7 +253,7 @@ ONE_CONV = "input x: 3 x 8 x 8\noutput y = x -> conv(4, 3) -> relu\n"
 @pytest.mark.usefixtures("failing_layout_conversion")
 def test_a_failed_layout_conversion_keeps_nchw_with_a_warning(specs: SpecFiles) -> None:
     network = specs.load(ONE_CONV)
-    lowered = build_relax(network.graph, torch_state(network), 1)
+    lowered = build_relax(network.graph, network.weights(), 1)
     with pytest.warns(UserWarning, match="keeping NCHW convolutions.*Index -1 out of bounds 5"):
         prepared = prepare(lowered, "nhwc")
     assert [w.shape for w in _conv_weights(prepared)] == [(4, 3, 3, 3)]
@@ -303,7 +303,7 @@ def test_batch_norm_statistics_are_used(specs: SpecFiles, tmp_path: Path) -> Non
     module.batchnorm1.running_var.uniform_(0.5, 2)
     torch.save(module.state_dict(), tmp_path / "w.pt")
     inputs = example_inputs(network.graph, batch=2)
-    lowered = build_relax(network.graph, torch_state(network, weights=str(tmp_path / "w.pt")), 2)
+    lowered = build_relax(network.graph, network.weights(weights=tmp_path / "w.pt"), 2)
     import tvm
     from tvm import relax
 
@@ -322,7 +322,7 @@ def test_unsupported_ops_stop_before_lowering(specs: SpecFiles, monkeypatch: pyt
     network = specs.load("input x: 3 x 8 x 8\noutput y = x -> conv(4, 3) -> gelu\n    -> conv(4, 3) -> gelu\n")
     monkeypatch.delitem(tvm_backend.lowerings.LOWERINGS, "gelu")
     with pytest.raises(SpecError) as info:
-        tvm_backend.compile_network(network, LLVM, Path("unused"))
+        tvm_backend.compile_network(network.graph, network.weights(), LLVM, Path("unused"))
     found = [(d.code, d.location.line if d.location else 0) for d in info.value.diagnostics]
     assert found == [("E600", 2), ("E600", 3)]
     assert "has no TVM lowering" in info.value.diagnostics[0].message
@@ -380,7 +380,7 @@ def test_cuda_code_generation_for_resnet18(tmp_path: Path) -> None:
     """No GPU needed: lower ResNet-18 for CUDA (DLight's default GPU schedules), then compile every
     generated kernel with nvcc to a fatbin, as the TVM runtime does when it loads the module."""
     network = cnndsl.load(SPECS / "resnet18.cnn")
-    lowered = build_relax(network.graph, torch_state(network), 1)
+    lowered = build_relax(network.graph, network.weights(), 1)
     executable = compile_lowered(lowered, make_target('{"kind": "cuda", "arch": "sm_80"}')).executable
     device_modules = [m for host in executable.mod.imports for m in host.imports if m.kind == "cuda"]
     assert len(device_modules) == 1

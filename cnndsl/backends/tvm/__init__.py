@@ -8,15 +8,16 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import tvm
 
 from ...diagnostics import UsageError
 from ...graph.model import Graph
-from .build import Lowered, build_relax, check_supported, torch_state
+from .build import Lowered, build_relax, check_supported
 from .compile import check_artifact_target, make_target, write_artifact
 from .pipeline import LAYOUT_CHOICES, Layout, compile_program, prepared
 from .tune import TuningReport, default_database_dir, tune
@@ -34,15 +35,14 @@ class Compiled:
     seconds: float
 
 
-def _prepared(network: object, target_name: str, batch: int, seed: int | None, weights: str | None, layout: str,
-              winograd: str, tuned: bool) -> tuple[Graph, tvm.target.Target, Lowered, Layout, tvm.IRModule]:
-    graph: Graph = network.graph  # type: ignore[attr-defined]
-    check_supported(graph)  # before any weights are drawn: every unsupported op, located
+def _prepared(graph: Graph, state: Mapping[str, np.ndarray], target_name: str, batch: int, layout: str,
+              winograd: str, tuned: bool) -> tuple[tvm.target.Target, Lowered, Layout, tvm.IRModule]:
+    check_supported(graph)  # every unsupported op, located
     check_indexable(graph, batch)
     target = make_target(target_name)
-    lowered = build_relax(graph, torch_state(network, seed, weights), batch)
+    lowered = build_relax(graph, state, batch)
     module, chosen = prepared(lowered, target, layout, winograd, tuned)
-    return graph, target, lowered, chosen, module
+    return target, lowered, chosen, module
 
 
 INT32_ELEMENTS = 2**31 - 1
@@ -62,22 +62,22 @@ def check_indexable(graph: Graph, batch: int) -> None:
                          f"most {INT32_ELEMENTS:,} (2^31 - 1): choose a smaller --batch")
 
 
-def compile_network(network: object, target_name: str, out_dir: Path, batch: int = 1, seed: int | None = 0,
-                    weights: str | None = None, trials: int = 0, database_dir: Path | None = None,
-                    log: Callable[[str], None] | None = None, layout: str = "auto",
-                    trials_per_task: int | None = None, winograd: str = "auto") -> Compiled:
-    """Lower, (tune,) compile and write the artifact of a checked `cnndsl.Network`. Tuning records are
-    applied when tuning now (`trials`) or when a database is named (`database_dir`, from `cnndsl tune`);
-    `log` gets tuning's progress lines."""
+def compile_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: str, out_dir: Path, batch: int = 1,
+                    trials: int = 0, database_dir: Path | None = None, log: Callable[[str], None] | None = None,
+                    layout: str = "auto", trials_per_task: int | None = None, winograd: str = "auto",
+                    seed: int = 0) -> Compiled:
+    """Lower, (tune,) compile and write the artifact of a checked network's `graph` with the weights
+    `state` (named as the PyTorch module's state_dict: `Network.weights()`). Tuning records are applied
+    when tuning now (`trials`, searching from `seed`) or when a database is named (`database_dir`, from
+    `cnndsl tune`); `log` gets tuning's progress lines."""
     start = time.perf_counter()
     check_artifact_target(out_dir)  # a bad -o fails now, not after minutes of tuning
     tuned = trials > 0 or database_dir is not None
-    graph, target, lowered, chosen, module = _prepared(network, target_name, batch, seed, weights, layout, winograd,
-                                                       tuned)
+    target, lowered, chosen, module = _prepared(graph, state, target_name, batch, layout, winograd, tuned)
     report, database = None, None
     if tuned:
         database, report = tune(module, target, database_dir or default_database_dir(), trials,
-                                seed=seed or 0, log=log, trials_per_task=trials_per_task)
+                                seed=seed, log=log, trials_per_task=trials_per_task)
         if trials <= 0 and report.left_untuned:
             warnings.warn(f"{report.left_untuned} of {report.tasks} kernels have no tuning record in {database_dir} "
                           f"for this target, batch and layout: they keep default schedules (tune them with "
@@ -88,12 +88,14 @@ def compile_network(network: object, target_name: str, out_dir: Path, batch: int
     return Compiled(path, str(target), chosen, report, time.perf_counter() - start)
 
 
-def tune_network(network: object, target_name: str, trials: int, database_dir: Path | None = None,
-                 batch: int = 1, layout: str = "auto", trials_per_task: int | None = None,
-                 log: Callable[[str], None] | None = None, winograd: str = "auto") -> TuningReport:
+def tune_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: str, trials: int,
+                 database_dir: Path | None = None, batch: int = 1, layout: str = "auto",
+                 trials_per_task: int | None = None, log: Callable[[str], None] | None = None,
+                 winograd: str = "auto") -> TuningReport:
     """Tune the kernels `compile_network` would build for `target_name` (the same layout and weights
-    folding, so the records match) into the database, without compiling."""
-    _, target, _, _, module = _prepared(network, target_name, batch, 0, None, layout, winograd, tuned=True)
+    folding, so the records match; the weights' values do not matter) into the database, without
+    compiling."""
+    target, _, _, module = _prepared(graph, state, target_name, batch, layout, winograd, tuned=True)
     _, report = tune(module, target, database_dir or default_database_dir(), trials, trials_per_task=trials_per_task,
                      log=log)
     return report

@@ -6,6 +6,7 @@ order `Lowered.param_names` lists them; it returns one tensor, or a tuple for se
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +50,7 @@ def check_supported(graph: Graph) -> None:
         raise SpecError(missing)
 
 
-def build_relax(graph: Graph, state: dict[str, np.ndarray], batch: int = 1) -> Lowered:
+def build_relax(graph: Graph, state: Mapping[str, np.ndarray], batch: int = 1) -> Lowered:
     """Lower every layer (after checking they all can be) with `state` (the PyTorch backend's state_dict
     as numpy arrays) as the weights."""
     check_supported(graph)
@@ -85,8 +86,3 @@ def _input_name(graph: Graph, node: str) -> str:
     return next(name for name, n in graph.inputs.items() if n == node)
 
 
-def torch_state(network: object, seed: int | None = 0, weights: str | None = None) -> dict[str, np.ndarray]:
-    """The weights both backends share: the PyTorch backend's initialisation (same seed, same numbers)
-    or a state_dict file."""
-    module = network.to_torch(seed=seed, weights=weights)  # type: ignore[attr-defined]
-    return {key: tensor.detach().cpu().numpy() for key, tensor in module.state_dict().items()}

@@ -9,7 +9,7 @@ weight is stored transposed for a plain matmul.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ class Emitter:
     """What converters share: the BlockBuilder, the state_dict, and the parameters created so far."""
 
     builder: relax.BlockBuilder
-    state: dict[str, np.ndarray]
+    state: Mapping[str, np.ndarray]
     batch: int
     params: list[relax.Var] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
