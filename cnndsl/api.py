@@ -73,7 +73,7 @@ def load(path: str | Path, inputs: dict[str, tuple[int, ...]] | None = None, lim
 
     Imports resolve inside the spec's directory tree and the `import_path` directories only; `limits`
     bounds the work a spec may ask for (see cnndsl.limits)."""
-    sink = DiagnosticSink(max_errors=limits.errors)
+    sink = DiagnosticSink(max_errors=limits.errors, max_per_line=limits.per_line, max_per_code=limits.per_code)
     # The builder allocates many small objects that all stay alive until the graph is done; the cyclic
     # garbage collector would rescan them over and over (quadratic on long specs), so pause it.
     collecting = gc.isenabled()

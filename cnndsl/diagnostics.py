@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .limits import DEFAULT_LIMITS
+
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -147,8 +149,8 @@ class DiagnosticSink:
 
     items: list[Diagnostic] = field(default_factory=list)
     max_errors: int | None = None
-    max_per_line: int = 10
-    max_per_code: int = 50
+    max_per_line: int = DEFAULT_LIMITS.per_line
+    max_per_code: int = DEFAULT_LIMITS.per_code
     stopped: str | None = None  # why checking stopped early, when it did
     _seen: set[tuple[str, Location | None, str]] = field(default_factory=set)
     _per_line: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -241,7 +243,7 @@ class UsageError(Exception):
         super().__init__(message)
 
 
-def did_you_mean(name: str, candidates: Iterable[str], most: int = 2_000) -> str | None:
+def did_you_mean(name: str, candidates: Iterable[str], most: int = DEFAULT_LIMITS.suggestion_candidates) -> str | None:
     """A hint naming the closest candidate, or None when nothing is close. Only names of about the same
     length are compared, at most `most` of them: a hint is a convenience, and difflib over every name of
     a 3,000-tensor spec for each of 3,000 errors took 41 s."""

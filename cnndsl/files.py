@@ -21,7 +21,8 @@ from pathlib import Path
 from .diagnostics import UsageError
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for messages: `a FIFO`, `a device`, ..."""
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):
@@ -51,7 +52,7 @@ def readable_file(path: Path, what: str) -> Path:
     if status is None:
         raise UsageError(f"{what} {path}: no such file")
     if not stat.S_ISREG(status.st_mode):
-        raise UsageError(f"{what} {path} is {_kind(status.st_mode)}; cnndsl reads regular files only")
+        raise UsageError(f"{what} {path} is {file_kind(status.st_mode)}; cnndsl reads regular files only")
     return path
 
 
@@ -59,7 +60,7 @@ def _target(path: Path, what: str) -> None:
     status = _stat(path, what)
     if status is not None and not stat.S_ISREG(status.st_mode):
         hint = "; name a file inside it" if stat.S_ISDIR(status.st_mode) else ""
-        raise UsageError(f"{what} {path} is {_kind(status.st_mode)}; cnndsl writes regular files only{hint}")
+        raise UsageError(f"{what} {path} is {file_kind(status.st_mode)}; cnndsl writes regular files only{hint}")
 
 
 def _make_parent(path: Path, what: str) -> Path:
@@ -120,7 +121,7 @@ def check_directory_target(path: Path, what: str, replaceable: Callable[[Path], 
     if status is None:
         return
     if not stat.S_ISDIR(status.st_mode):
-        raise UsageError(f"{what} {path} is {_kind(status.st_mode)}; it must be a directory (or not exist yet)")
+        raise UsageError(f"{what} {path} is {file_kind(status.st_mode)}; it must be a directory (or not exist yet)")
     try:
         empty = not any(path.iterdir())
     except OSError as exc:

@@ -37,6 +37,10 @@ class Limits:
     layers: int = 10_000
     # Errors reported before checking stops (a file of 20,000 mistakes needs its first ones fixed first).
     errors: int = 100
+    # Diagnostics kept for one source line (20,000 extra arguments on one line printed 1.8 GB).
+    per_line: int = 10
+    # Warnings and notes kept of one code (10,000 unused tensors are one habit, not 10,000 findings).
+    per_code: int = 50
     # Characters of a source line quoted under a diagnostic, around the column it points at.
     quoted_line: int = 120
     # Names compared for a did-you-mean hint (difflib is quadratic in name length, linear in names).

@@ -240,7 +240,6 @@ def _lower_small(path: Path) -> str | None:
 
 def run_one(index: int, seed: int, workdir: Path, deadline: float, lower: bool) -> dict[str, Any]:
     rng = Rng(seed * 1_000_003 + index)
-    global _OPS, _SEED_TEXTS
     if index % 2 == 0:
         text, origin = generate(rng, _OPS), "generated"
     else:

@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ..diagnostics import Diagnostic, Location, UsageError
+from ..files import file_kind
 from ..limits import DEFAULT_LIMITS
 
 
@@ -61,9 +62,7 @@ def read_source(path: Path, shown_as: str | None = None, max_bytes: int = DEFAUL
         if stat.S_ISDIR(mode):
             raise fail("is a directory, not a .cnn spec file")
         if not stat.S_ISREG(mode):
-            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
-                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
-            raise fail(f"is {kind}, not a .cnn spec file; specs are read from regular files only")
+            raise fail(f"is {file_kind(mode)}, not a .cnn spec file; specs are read from regular files only")
         with os.fdopen(os.dup(fd), "rb") as file:
             data = file.read(max_bytes + 1)
     except OSError as exc:
