@@ -87,7 +87,7 @@ def largest_conv_spec(network: cnndsl.Network) -> tuple[str, int]:
     layer = max((row for row in report.layers if row.op.startswith("conv")), key=lambda row: row.macs or 0)
     node = network.graph.node(layer.name)
     source = network.graph.node(node.inputs[0])
-    shape = network.graph.meta(source.name)["shape"]
+    shape = network.graph.shape(source.name)
     params = node.params
     text = (f"input x: {' x '.join(map(str, shape))}\noutput y = x -> conv({params.channels}, {params.kernel}, "
             f"stride={params.stride}, padding={params.padding}, bias={str(params.bias).lower()})\n")

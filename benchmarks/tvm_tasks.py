@@ -26,20 +26,17 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from cpu_peak import measure_peak_gflops  # noqa: E402
 
 import cnndsl  # noqa: E402
-from cnndsl.ops import REGISTRY  # noqa: E402
+from cnndsl.ops.conv import ConvAttrs  # noqa: E402
 
 
 def conv_layers(network: cnndsl.Network) -> dict[tuple[int, ...], dict[str, object]]:
     """(H, W, C_in, kh, kw, C_out, Ho, Wo) -> the layer's PyTorch conv2d arguments, for every 2-D conv."""
     graph, found = network.graph, {}
     for node in graph.nodes():
-        shape = graph.meta(node.name).get("shape")
-        if node.op not in REGISTRY or REGISTRY[node.op].kind != "conv" or not shape or len(shape) != 3:
+        a = graph.facts(node.name).attrs
+        if not isinstance(a, ConvAttrs) or len(a.out) != 3:
             continue
-        source = graph.meta(node.inputs[0])["shape"]
-        op = REGISTRY[node.op]
-        g = op.geometry(node.params, source)  # type: ignore[attr-defined]
-        groups = source[0] if node.params.groups == "depthwise" else node.params.groups
+        shape, source, g, groups = a.out, a.x, a.geometry, a.groups
         key = (source[1], source[2], source[0], *g.kernel, shape[0], shape[1], shape[2])
         found.setdefault(key, {"x": (1, *source), "w": (shape[0], source[0] // groups, *g.kernel),
                                "stride": g.stride, "padding": g.padding, "dilation": g.dilation,

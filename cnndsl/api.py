@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class Network:
-    """A checked network: its expanded graph (analysis results in each node's meta) and the
+    """A checked network: its expanded graph (with each node's analysed facts) and the
     warnings and notes found while checking it."""
 
     def __init__(self, graph: Graph, diagnostics: list[Diagnostic]):

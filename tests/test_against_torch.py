@@ -39,7 +39,7 @@ def _torch_shape(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...] |
 
 def _ours(op: str, params: object, shape: tuple[int, ...]) -> tuple[int, ...] | None:
     try:
-        out = REGISTRY[op].infer_shape(params, [shape])
+        out = REGISTRY[op].resolve(params, (shape,)).out
     except ShapeError:
         return None
     return out if all(d > 0 for d in out) else None
@@ -67,7 +67,7 @@ def test_conv_shapes_and_params(data: st.DataObject) -> None:
     expected = _torch_shape(module, shape)
     assert _ours("conv", params, shape) == expected
     if expected is not None:
-        count = REGISTRY["conv"].param_count(params, [shape], (cout, *expected[1:]))
+        count = REGISTRY["conv"].param_count(REGISTRY["conv"].resolve(params, (shape,)))
         assert count.params == sum(p.numel() for p in module.parameters())
 
 
@@ -101,7 +101,8 @@ def test_conv_transpose_shapes(data: st.DataObject) -> None:
         expected = _torch_shape(module, shape)
     assert _ours("conv_transpose", params, shape) == expected
     if expected is not None:
-        assert REGISTRY["conv_transpose"].param_count(params, [shape], expected).params == sum(
+        op = REGISTRY["conv_transpose"]
+        assert op.param_count(op.resolve(params, (shape,))).params == sum(
             p.numel() for p in module.parameters())
 
 

@@ -62,7 +62,7 @@ SMALLER_FOR_TORCH = {"fcn32s.cnn": {"image": (3, 200, 200)}}
 def test_every_layer_has_the_checked_shape_and_parameters(path: Path) -> None:
     network = cnndsl.load(path, inputs=SMALLER_FOR_TORCH.get(path.name))
     module = network.to_torch()
-    inferred = {node.name: network.graph.meta(node.name)["shape"] for node in network.graph.nodes()
+    inferred = {node.name: network.graph.shape(node.name) for node in network.graph.nodes()
                 if node.op != INPUT}
     assert shapes_seen(module, network, example_inputs(network.graph, batch=2)) == inferred
     totals = network.report().totals

@@ -1,13 +1,13 @@
-"""Analysis passes over the graph, in topological order, one pass per file. Each writes its results
-into the nodes' meta: shape, label, params/trainable/buffers, macs (per convention), rf, elements."""
+"""Analysis passes over the graph, in topological order, one pass per file. Each records what it finds
+in the nodes' `NodeFacts` (graph/facts.py): attributes and shape, parameters, MACs, receptive field."""
 
 from __future__ import annotations
 
 from ..diagnostics import DiagnosticSink
 from ..graph.model import Graph
-from . import lints, macs, memory, params, receptive_field, shapes
+from . import lints, macs, params, receptive_field, shapes
 
-PASSES = (shapes.run, params.run, macs.run, receptive_field.run, memory.run)
+PASSES = (shapes.run, params.run, macs.run, receptive_field.run)
 
 
 def analyse(graph: Graph, sink: DiagnosticSink) -> None:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
+from ..graph.facts import NodeFacts
 from ..graph.model import Graph, Node
-from ..ops.base import Shape
 
 
-def analysed_nodes(graph: Graph) -> Iterator[tuple[Node, dict[str, Any], list[Shape]]]:
-    """Nodes whose shape is known (no upstream error), with their meta and input shapes."""
-    meta_of = graph.meta
+def analysed_nodes(graph: Graph) -> Iterator[tuple[Node, NodeFacts]]:
+    """Nodes the shape pass checked (no error here or upstream), with their facts, in graph order."""
+    checked = graph.checked
     for node in graph.nodes():
-        meta = meta_of(node.name)
-        if meta.get("shape") is None:
-            continue
-        yield node, meta, [meta_of(source)["shape"] for source in node.inputs]
+        facts = checked(node.name)
+        if facts is not None:
+            yield node, facts

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from ..diagnostics import DiagnosticSink
 from ..graph.model import INPUT, Graph
-from ..ops import REGISTRY
-from ..ops.base import fmt_shape
-from ..ops.conv import Conv, ConvTranspose, LocallyConnected
+from ..layout import channels, fmt_shape, spatial
+from ..ops import REGISTRY, WindowAttrs
 from ..ops.formulas import unread_tail
-from ..ops.pool import _AdaptivePool, _WindowPool
 from .common import analysed_nodes
 
 
@@ -18,39 +16,38 @@ def run(graph: Graph, sink: DiagnosticSink) -> None:
     unused_tensors(graph, sink)
     whole_input_coverage(graph, sink)
     channel_alignment(graph, sink)
-    uneven_adaptive_pools(graph, sink)
+    uneven_windows(graph, sink)
 
 
 def stride_tails(graph: Graph, sink: DiagnosticSink) -> None:
     """W100: the last input positions are never read because the stride does not fit (the notes'
     7x7 input, 3x3 kernel, stride 3 case). Kernels smaller than their stride skip positions everywhere
-    by design and are not reported."""
-    for node, meta, inputs in analysed_nodes(graph):
-        op = REGISTRY.get(node.op)
-        if not isinstance(op, Conv | LocallyConnected | _WindowPool):
+    by design and are not reported. Every op with a sliding window (`WindowAttrs`) is checked."""
+    for node, facts in analysed_nodes(graph):
+        a = facts.attrs
+        if not isinstance(a, WindowAttrs):
             continue
-        g = op.geometry(node.params, inputs[0])  # type: ignore[arg-type]
-        ceil_mode = getattr(node.params, "ceil", False)
-        for axis, n in enumerate(inputs[0][1:]):
+        g = a.geometry
+        for axis, n in enumerate(spatial(a.x)):
             if g.effective[axis] < g.stride[axis]:
                 continue
-            tail = unread_tail(n, g.kernel[axis], g.stride[axis], *g.padding[axis], g.dilation[axis], ceil_mode)
+            tail = unread_tail(n, g.kernel[axis], g.stride[axis], *g.padding[axis], g.dilation[axis], g.ceil)
             if tail:
                 pads = g.padding[axis]
                 sink.emit("W100", f"`{node.name}`: stride {g.stride[axis]} does not fit axis {axis + 1} (input {n}, "
                           f"kernel {g.effective[axis]}, padding {pads[0]}+{pads[1]}): the last {tail} input "
-                          f"position(s) are never read; output {meta['shape'][axis + 1]}",
+                          f"position(s) are never read; output {g.out[axis]}",
                           node.location, "pad the input or pick sizes where (input + padding - kernel) is a "
                           "multiple of the stride", node.trail)
 
 
 def oversized_padding(graph: Graph, sink: DiagnosticSink) -> None:
-    """W102: padding beyond half the (dilated) kernel adds output positions that see only padding."""
-    for node, _meta, inputs in analysed_nodes(graph):
-        op = REGISTRY.get(node.op)
-        if not isinstance(op, Conv | LocallyConnected):
+    """W102: padding beyond half the (dilated) kernel adds output positions that see only padding. (Pooling
+    padding is at most half the kernel, E306, so in practice this concerns convolutions.)"""
+    for node, facts in analysed_nodes(graph):
+        if not isinstance(facts.attrs, WindowAttrs):
             continue
-        g = op.geometry(node.params, inputs[0])  # type: ignore[arg-type]
+        g = facts.attrs.geometry
         for axis, (before, after) in enumerate(g.padding):
             half = g.effective[axis] // 2
             if max(before, after) > half:
@@ -78,12 +75,13 @@ def unused_tensors(graph: Graph, sink: DiagnosticSink) -> None:
 
 def whole_input_coverage(graph: Graph, sink: DiagnosticSink) -> None:
     """I100: the first layer whose receptive field covers the whole (first spatial) input."""
-    spatial = [name for name in graph.inputs.values() if len(graph.meta(name).get("shape") or ()) > 1]
-    if not spatial:
+    images = [facts.shape for name in graph.inputs.values()
+              if (facts := graph.checked(name)) is not None and len(facts.shape) > 1]
+    if not images:
         return
-    size = graph.meta(spatial[0])["shape"][1:]
-    for node, meta, _inputs in analysed_nodes(graph):
-        field = meta.get("rf")
+    size = spatial(images[0])
+    for node, facts in analysed_nodes(graph):
+        field = facts.field
         if node.op == INPUT or field is None or len(field) != len(size):
             continue
         if all(axis.pixels >= n for axis, n in zip(field, size, strict=True)):
@@ -95,24 +93,26 @@ def whole_input_coverage(graph: Graph, sink: DiagnosticSink) -> None:
 
 def channel_alignment(graph: Graph, sink: DiagnosticSink) -> None:
     """I101: convolution channel counts that are not multiples of 8 leave tensor cores idle. The
-    network's own input channels (3 for RGB) are not reported."""
-    for node, meta, inputs in analysed_nodes(graph):
-        if not isinstance(REGISTRY.get(node.op), Conv | ConvTranspose):
+    network's own input channels (3 for RGB) are not reported. Ops that declare `tensor_core_channels`."""
+    for node, facts in analysed_nodes(graph):
+        if node.op == INPUT or not REGISTRY[node.op].tensor_core_channels:
             continue
-        counts = [("output", meta["shape"][0])]
+        counts = [("output", channels(facts.shape))]
         if graph.node(node.inputs[0]).op != INPUT:
-            counts.append(("input", inputs[0][0]))
+            counts.append(("input", channels(facts.attrs.x)))
         odd = [f"{what} {c}" for what, c in counts if c % 8]
         if odd:
             sink.emit("I101", f"`{node.name}`: {' and '.join(odd)} channels are not a multiple of 8", node.location,
                       "multiples of 8 let GPU tensor cores run at full rate", node.trail)
 
 
-def uneven_adaptive_pools(graph: Graph, sink: DiagnosticSink) -> None:
-    """I102: adaptive pooling with windows of different sizes: the field reported is the widest."""
-    for node, meta, inputs in analysed_nodes(graph):
-        op = REGISTRY.get(node.op)
-        if isinstance(op, _AdaptivePool) and op.uneven(inputs, meta["shape"]):
-            sink.emit("I102", f"`{node.name}`: {fmt_shape(inputs[0])} -> {fmt_shape(meta['shape'])} pools windows of "
+def uneven_windows(graph: Graph, sink: DiagnosticSink) -> None:
+    """I102: windows of different sizes (adaptive pooling): the field reported is the widest."""
+    for node, facts in analysed_nodes(graph):
+        if node.op == INPUT:
+            continue
+        windows = REGISTRY[node.op].windows(facts.attrs) or []
+        if any(w.uneven for w in windows):
+            sink.emit("I102", f"`{node.name}`: {fmt_shape(facts.attrs.x)} -> {fmt_shape(facts.shape)} pools windows of "
                       "different sizes; the receptive field reported is the widest window's", node.location,
                       None, node.trail)

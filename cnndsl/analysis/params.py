@@ -9,10 +9,8 @@ from .common import analysed_nodes
 
 
 def run(graph: Graph, sink: DiagnosticSink) -> None:
-    for node, meta, inputs in analysed_nodes(graph):
+    for node, facts in analysed_nodes(graph):
         if node.op == INPUT:
-            meta["params"] = meta["trainable"] = meta["buffers"] = 0
             continue
-        count = REGISTRY[node.op].param_count(node.params, inputs, meta["shape"])
-        meta["params"], meta["buffers"] = count.params, count.buffers
-        meta["trainable"] = 0 if getattr(node.params, "frozen", False) else count.params
+        facts.params = REGISTRY[node.op].param_count(facts.attrs)
+        facts.trainable = 0 if getattr(node.params, "frozen", False) else facts.params.params

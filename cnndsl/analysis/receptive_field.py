@@ -10,62 +10,28 @@ differ are misaligned (W103).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from fractions import Fraction
-from math import ceil
-
 from ..diagnostics import DiagnosticSink
+from ..graph.facts import INPUT_AXIS, AxisField, Field, exact
 from ..graph.model import INPUT, Graph, Node
 from ..ops import REGISTRY
-from ..ops.base import Number, Window
+from ..ops.base import Number
 from .common import analysed_nodes
 
 
-@dataclass(frozen=True)
-class AxisField:
-    size: Number  # exact extent, in input pixels
-    stride: Number
-    padding: Number
-
-    @property
-    def pixels(self) -> int:
-        return ceil(self.size)
-
-    @property
-    def centre_offset(self) -> Number:
-        return _exact((Fraction(self.size) - 1) / 2 - self.padding)
-
-    def through(self, w: Window) -> AxisField:
-        return AxisField(_exact(self.size + (w.kernel - 1) * self.stride), _exact(self.stride * w.stride),
-                         _exact(self.padding + w.padding * self.stride))
-
-
-Field = tuple[AxisField, ...]
-INPUT_AXIS = AxisField(1, 1, 0)
-
-
-def _exact(x: Number) -> Number:
-    """Fractions with denominator 1 become ints, so integer-only networks stay in fast int arithmetic."""
-    if isinstance(x, Fraction) and x.denominator == 1:
-        return x.numerator
-    return x
-
-
 def run(graph: Graph, sink: DiagnosticSink) -> None:
-    for node, meta, inputs in analysed_nodes(graph):
-        shape = meta["shape"]
+    for node, facts in analysed_nodes(graph):
         if node.op == INPUT:
-            meta["rf"] = (INPUT_AXIS,) * (len(shape) - 1) if len(shape) > 1 else None
+            rank = len(facts.shape) - 1
+            facts.field = (INPUT_AXIS,) * rank if rank > 0 else None
             continue
-        meta["rf"] = None
         op = REGISTRY[node.op]
-        windows = op.windows(node.params, inputs, shape)
+        windows = op.windows(facts.attrs)
         sources = node.inputs if op.data_inputs is None else node.inputs[: op.data_inputs]
-        fields = [graph.meta(source)["rf"] for source in sources]
-        if windows is None or any(f is None or len(f) != len(windows) for f in fields):
+        fields = [field for source in sources if (field := graph.facts(source).field) is not None]
+        if windows is None or len(fields) < len(sources) or any(len(f) != len(windows) for f in fields):
             continue
         base = fields[0] if len(fields) == 1 else merge(fields, node, sink)
-        meta["rf"] = tuple(axis.through(w) for axis, w in zip(base, windows, strict=True))
+        facts.field = tuple(axis.through(w) for axis, w in zip(base, windows, strict=True))
 
 
 def merge(fields: list[Field], node: Node, sink: DiagnosticSink) -> Field:
@@ -83,7 +49,7 @@ def merge(fields: list[Field], node: Node, sink: DiagnosticSink) -> Field:
             misaligned.append(f"axis {axis + 1}: centre offsets {', '.join(_show(c) for c in sorted(centres))} px")
         padding = max(f.padding for f in per_path)
         size = max(f.size - f.padding for f in per_path) + padding
-        merged.append(AxisField(_exact(size), per_path[0].stride, _exact(padding)))
+        merged.append(AxisField(exact(size), per_path[0].stride, exact(padding)))
     if misaligned:
         sink.emit("W103", f"paths merged at `{node.name}` see the input differently ({'; '.join(misaligned)}); "
                   "the receptive field reported is their union", node.location,
@@ -92,4 +58,4 @@ def merge(fields: list[Field], node: Node, sink: DiagnosticSink) -> Field:
 
 
 def _show(x: Number) -> str:
-    return str(_exact(x))
+    return str(exact(x))

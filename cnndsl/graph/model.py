@@ -1,19 +1,20 @@
 """The graph IR: one node per primitive op (blocks are expanded), in a networkx DiGraph.
 
 Nodes are immutable pydantic models that remember where they came from (source location and the
-block calls that produced them). Analysis passes write their results into each node's ``meta``.
+block calls that produced them). Analysis passes record what they find about each node in its typed
+`NodeFacts` (graph/facts.py), or why it could not be checked (`Unchecked`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
 from ..diagnostics import Location
 from ..ops import OpParams
+from .facts import NodeFacts, Unchecked
 
 INPUT = "input"  # the op name of graph inputs (not a registry op: it cannot be called in a chain)
 
@@ -44,13 +45,11 @@ class Graph:
         # Plain dicts beside the DiGraph (which holds the same objects): passes read every node several
         # times, and networkx's views cost more than the analysis itself.
         self._nodes: dict[str, Node] = {}
-        self._meta: dict[str, dict[str, Any]] = {}
+        self._facts: dict[str, NodeFacts | Unchecked] = {}  # by node; absent until the shape pass ran
 
     def add(self, node: Node) -> None:
-        meta: dict[str, Any] = {}
         self._nodes[node.name] = node
-        self._meta[node.name] = meta
-        self.dag.add_node(node.name, node=node, meta=meta)
+        self.dag.add_node(node.name, node=node)
         for source in node.inputs:
             self.dag.add_edge(source, node.name)
 
@@ -63,8 +62,29 @@ class Graph:
     def node(self, name: str) -> Node:
         return self._nodes[name]
 
-    def meta(self, name: str) -> dict[str, Any]:
-        return self._meta[name]
+    def record(self, name: str, facts: NodeFacts | Unchecked) -> None:
+        """What the shape pass found about node `name`: its facts, or why it has none."""
+        self._facts[name] = facts
+
+    def checked(self, name: str) -> NodeFacts | None:
+        """The facts of node `name`, or None when it could not be checked (or was not analysed)."""
+        facts = self._facts.get(name)
+        return facts if isinstance(facts, NodeFacts) else None
+
+    def unchecked(self, name: str) -> Unchecked | None:
+        facts = self._facts.get(name)
+        return facts if isinstance(facts, Unchecked) else None
+
+    def facts(self, name: str) -> NodeFacts:
+        """The facts of a node of a checked network (a network with errors never reaches the backends)."""
+        facts = self._facts.get(name)
+        if not isinstance(facts, NodeFacts):
+            raise LookupError(f"node `{name}` was not checked ({facts.value if facts else 'not analysed'})")
+        return facts
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The per-sample output shape of node `name` of a checked network."""
+        return self.facts(name).shape
 
     def nodes(self) -> Iterator[Node]:
         """Nodes in creation order, a topological order (checked by graph.lint)."""

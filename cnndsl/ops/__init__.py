@@ -1,7 +1,8 @@
-"""Ops: one registry entry per op kind (schema, shape rule, costs, receptive field)."""
+"""Ops: one registry entry per op kind (schema, resolved attributes, shape rule, costs, receptive field)."""
 
 from . import activation, conv, linear, merge, norm, pool, resize, structure  # noqa: F401  (registration)
-from .base import Op, OpParams, ParamCount, Shape, ShapeError, Window
+from .base import Attrs, Convention, Geometry, Macs, Op, OpParams, ParamCount, Shape, ShapeError, Window, WindowAttrs
 from .registry import REGISTRY, lookup
 
-__all__ = ["REGISTRY", "Op", "OpParams", "ParamCount", "Shape", "ShapeError", "Window", "lookup"]
+__all__ = ["REGISTRY", "Attrs", "Convention", "Geometry", "Macs", "Op", "OpParams", "ParamCount", "Shape",
+           "ShapeError", "Window", "WindowAttrs", "lookup"]

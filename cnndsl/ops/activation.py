@@ -6,7 +6,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
-from .base import DESCRIBE_PROBABILITY, NoParams, Op, OpParams, Shape, ShapeError, fmt_shape
+from ..layout import fmt_shape
+from .base import DESCRIBE_PROBABILITY, NoParams, Op, OpParams, Shape, ShapeError
 from .registry import register
 
 
@@ -30,7 +31,7 @@ class _Elementwise(Op):
     Params: ClassVar[type[OpParams]] = NoParams
     family = "activation"
 
-    def infer_shape(self, p: Any, inputs: list[Shape]) -> Shape:
+    def output_shape(self, p: Any, inputs: tuple[Shape, ...]) -> Shape:
         return inputs[0]
 
 
@@ -69,7 +70,7 @@ class Softmax(_Elementwise):
     summary = "softmax along a per-sample axis (default 0: channels/features)"
     descriptions = {"dim": "an integer axis of the per-sample shape (negative counts from the end)"}
 
-    def infer_shape(self, p: SoftmaxParams, inputs: list[Shape]) -> Shape:
+    def output_shape(self, p: SoftmaxParams, inputs: tuple[Shape, ...]) -> Shape:
         x = inputs[0]
         if not -len(x) <= p.dim < len(x):
             raise ShapeError("E205", f"`softmax` dim {p.dim} is out of range for a per-sample shape {fmt_shape(x)}",

@@ -1,20 +1,28 @@
-"""What every op is: a parameter schema and the rules the analysis passes and backends call.
+"""What every op is: a parameter schema, its arguments resolved once, and the rules that read them.
 
 One op = one ``Op`` subclass, registered by name with ``@register``. It owns its schema (a strict
-pydantic model), its shape rule, parameter count, MACs in each counting convention and its
-receptive-field rule. The backends (PyTorch, TVM) will add their lowering to the same entry.
+pydantic model), and `resolve`, which turns the validated arguments and the input shapes into a frozen
+`Attrs` record (the output shape and whatever the op derives from its arguments: geometry with padding
+resolved, groups, crop offsets). Its parameter count, MACs, receptive-field windows and label, the
+lints and both backends' lowerings all read that record: nobody re-derives an op's geometry.
+
+Per-op facts the backends need are class attributes here (`overwritable_output`, `spatial_ranks`), not
+tables kept elsewhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from fractions import Fraction
 from math import prod
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Shape = tuple[int, ...]
+from ..layout import Shape, fmt_shape, spatial_names
+from .formulas import conv_output_size, effective_kernel, same_padding
+
 Number = int | Fraction
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -56,12 +64,14 @@ class Window:
 
     Output position j reads `kernel` input positions starting at -padding + j*stride. Up-sampling ops
     have a fractional stride (1/factor) and a fractional padding (their centres follow the half-pixel
-    correspondence), kept exact as Fractions.
+    correspondence), kept exact as Fractions. `uneven`: the windows differ in size (adaptive pooling)
+    and this is the widest, an upper bound (I102 says so).
     """
 
     kernel: int
     stride: Number
     padding: Number
+    uneven: bool = False
 
 
 IDENTITY_WINDOW = Window(1, 1, 0)
@@ -76,8 +86,96 @@ class ParamCount:
 NO_PARAMS = ParamCount(0)
 
 
+P = TypeVar("P", bound=OpParams)
+
+
+@dataclass(frozen=True)
+class Attrs(Generic[P]):
+    """An op's arguments resolved against its input shapes, once, by `Op.resolve`. Subclasses add what
+    an op derives (`WindowAttrs.geometry`, `ConvAttrs.groups`)."""
+
+    p: P  # the validated arguments, as written
+    inputs: tuple[Shape, ...]  # per-sample input shapes
+    out: Shape  # per-sample output shape
+
+    @property
+    def x(self) -> Shape:
+        """The first (data) input's shape."""
+        return self.inputs[0]
+
+    @property
+    def rank(self) -> int:
+        """Spatial axes of the first input."""
+        return len(self.inputs[0]) - 1
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A window sweep (convolution or pooling) resolved against one input: everything per spatial axis."""
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]  # (before, after)
+    out: tuple[int, ...]
+    ceil: bool = False  # pooling's ceil mode: a partial last window is kept
+
+    @property
+    def effective(self) -> tuple[int, ...]:
+        return tuple(effective_kernel(k, d) for k, d in zip(self.kernel, self.dilation, strict=True))
+
+    @property
+    def padding_before(self) -> tuple[int, ...]:
+        return tuple(before for before, _ in self.padding)
+
+    @property
+    def symmetric(self) -> bool:
+        return all(before == after for before, after in self.padding)
+
+    def windows(self) -> list[Window]:
+        return [Window(k, s, p[0]) for k, s, p in zip(self.effective, self.stride, self.padding, strict=True)]
+
+
+@dataclass(frozen=True)
+class WindowAttrs(Attrs[P]):
+    """The attributes of an op with a sliding window: what the window lints (W100, W102) read. An op that
+    slides a window resolves to this (or a subclass), and gets the lints with it."""
+
+    geometry: Geometry
+
+
+class Convention(StrEnum):
+    """How peers count multiply-accumulates (see `Macs`)."""
+
+    TORCHVISION = "torchvision"
+    TORCHINFO = "torchinfo"
+    DARKNET = "darknet"
+
+
+@dataclass(frozen=True)
+class Macs:
+    """Multiply-accumulates per sample of one layer, in each peer's counting convention:
+
+    - torchvision: weight MACs of conv, transposed conv, locally connected and linear layers (papers);
+    - torchinfo: "Mult-Adds": conv layers count (weights + bias) x output positions; other layers with
+      parameters count their parameters once per sample;
+    - darknet: convolutional layers' weight MACs only (Darknet prints 2 x this as BFLOPs).
+    """
+
+    torchvision: int
+    torchinfo: int
+    darknet: int
+
+    def __getitem__(self, convention: Convention | str) -> int:
+        return int(getattr(self, Convention(convention).value))
+
+
+NO_MACS = Macs(0, 0, 0)
+
+
 class Op:
-    """An op kind. Subclasses set the class attributes and override the rules that apply."""
+    """An op kind. Subclasses set the class attributes and override the rules that apply: `output_shape`
+    when the output shape is all an op derives from its arguments, else `resolve` with its own `Attrs`."""
 
     kind: ClassVar[str]  # registry name, as written in specs
     Params: ClassVar[type[OpParams]]
@@ -89,62 +187,58 @@ class Op:
     summary: ClassVar[str] = ""
     descriptions: ClassVar[dict[str, str]] = {}  # argument -> human type description for errors
     data_inputs: ClassVar[int | None] = None  # inputs whose values flow through (None: all); crop's 2nd is a size
+    spatial_ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)  # what `spatial_rank` accepts
+    # The output is a fresh tensor that autograd does not keep for the backward: a sole reader may
+    # overwrite it in place. Not: views (flatten, crop, reshape), ops returning their input (identity,
+    # dropout at inference), activations that save their output (relu, sigmoid, tanh, softmax, ...).
+    overwritable_output: ClassVar[bool] = False
+    # A GEMM-like kernel whose speed on GPU tensor cores needs channel counts that are multiples of 8 (I101).
+    tensor_core_channels: ClassVar[bool] = False
 
     def __init__(self, rank: int | None = None, name: str | None = None):
         # rank: the spatial rank an alias fixes (conv2d -> 2); None accepts any.
         self.rank = rank
         self.name = name or self.kind
 
-    # ---- rules ------------------------------------------------------------------------------------
-    def infer_shape(self, p: Any, inputs: list[Shape]) -> Shape:
-        raise NotImplementedError
+    # ---- resolution: arguments + input shapes -> attributes (raises ShapeError) -------------------
+    def resolve(self, p: Any, inputs: tuple[Shape, ...]) -> Attrs[Any]:
+        return Attrs(p, inputs, self.output_shape(p, inputs))
 
-    def param_count(self, p: Any, inputs: list[Shape], out: Shape) -> ParamCount:
+    def output_shape(self, p: Any, inputs: tuple[Shape, ...]) -> Shape:
+        raise NotImplementedError(f"`{self.kind}` defines neither resolve nor output_shape")
+
+    # ---- rules over the resolved attributes -------------------------------------------------------
+    def param_count(self, a: Any) -> ParamCount:
         return NO_PARAMS
 
-    def weight_macs(self, p: Any, inputs: list[Shape], out: Shape) -> int:
-        """Multiply-accumulates of the weights (torchvision's `_ops`, papers): 0 for most ops."""
-        return 0
+    def macs(self, a: Any, params: int) -> Macs:
+        """MACs per convention; `params` is this layer's parameter count (torchinfo counts layers with
+        parameters once per sample by default)."""
+        return Macs(0, params, 0)
 
-    def torchinfo_macs(self, p: Any, inputs: list[Shape], out: Shape, params: int) -> int:
-        """torchinfo's Mult-Adds per sample: layers with parameters count their parameters once."""
-        return params
-
-    def darknet_macs(self, p: Any, inputs: list[Shape], out: Shape) -> int:
-        """Darknet counts convolutional layers only (BFLOPs = 2 x this / 1e9)."""
-        return 0
-
-    def windows(self, p: Any, inputs: list[Shape], out: Shape) -> list[Window] | None:
+    def windows(self, a: Any) -> list[Window] | None:
         """Receptive-field windows, one per output spatial axis; None when the output has none."""
-        return [IDENTITY_WINDOW] * (len(out) - 1) if len(out) > 1 else None
+        return [IDENTITY_WINDOW] * (len(a.out) - 1) if len(a.out) > 1 else None
 
-    def label(self, p: Any, inputs: list[Shape]) -> str:
+    def label(self, a: Any) -> str:
         """The name shown in reports (conv becomes conv2d on a 2-D input)."""
-        return f"{self.kind}{max(len(inputs[0]) - 1, 1)}d" if self.ranked_label else self.name
+        return f"{self.kind}{max(a.rank, 1)}d" if self.ranked_label else self.name
 
     # ---- helpers for subclasses -------------------------------------------------------------------
     def spatial_rank(self, x: Shape, minimum: int = 1) -> int:
         """Check a (C, *spatial) input against this op's rank and return the spatial rank."""
         rank = len(x) - 1
         if self.rank is not None and rank != self.rank:
-            raise ShapeError("E300", f"`{self.name}` expects a {self.rank}-D input (C x {_axes(self.rank)}); "
+            raise ShapeError("E300", f"`{self.name}` expects a {self.rank}-D input (C x {spatial_names(self.rank)}); "
                              f"got {fmt_shape(x)}",
                              hint=f"use `{self.kind}` to follow the input's rank" if self.kind != self.name else None)
         if rank < minimum:
             raise ShapeError("E300", f"`{self.name}` needs channels and at least {minimum} spatial axis; "
                              f"got {fmt_shape(x)}",
                              hint="convolution and pooling take C x L, C x H x W or C x D x H x W inputs")
-        if rank > 3:
+        if rank > max(self.spatial_ranks):
             raise ShapeError("E300", f"`{self.name}` supports 1, 2 or 3 spatial axes; got {fmt_shape(x)}")
         return rank
-
-
-def _axes(rank: int) -> str:
-    return {1: "L", 2: "H x W", 3: "D x H x W"}.get(rank, "...")
-
-
-def fmt_shape(shape: Shape) -> str:
-    return " x ".join(str(d) for d in shape) if shape else "scalar"
 
 
 def per_axis(value: int | tuple[int, ...], rank: int, name: str, op: str) -> tuple[int, ...]:
@@ -160,8 +254,6 @@ def per_axis(value: int | tuple[int, ...], rank: int, name: str, op: str) -> tup
 def resolve_padding(padding: Any, n: Shape, kernel: tuple[int, ...], stride: tuple[int, ...],
                     dilation: tuple[int, ...], op: str) -> tuple[tuple[int, int], ...]:
     """(before, after) padding per spatial axis for every accepted padding form."""
-    from .formulas import same_padding
-
     rank = len(n)
     if padding == "valid":
         return ((0, 0),) * rank
@@ -175,10 +267,29 @@ def resolve_padding(padding: Any, n: Shape, kernel: tuple[int, ...], stride: tup
     return tuple((p, p) if isinstance(p, int) else (p[0], p[1]) for p in padding)
 
 
-def batched_axis(dim: int) -> int:
-    """A per-sample axis (0 = channels, as softmax and concat take it) as an axis of the batched tensor
-    the backends compute on; negative axes count from the end and stay as they are."""
-    return dim + 1 if dim >= 0 else dim
+def sweep(op: Op, x: Shape, kernel: int | tuple[int, ...], stride: int | tuple[int, ...],
+          padding: object, dilation: int | tuple[int, ...], ceil_mode: bool = False) -> Geometry:
+    """Resolve a window sweep (convolution or pooling) over input x and check that it fits."""
+    rank = op.spatial_rank(x)
+    n = x[1:]
+    k = per_axis(kernel, rank, "kernel", op.name)
+    s = per_axis(stride, rank, "stride", op.name)
+    d = per_axis(dilation, rank, "dilation", op.name)
+    pads = resolve_padding(padding, n, k, s, d, op.name)
+    out = []
+    for axis in range(rank):
+        padded = n[axis] + sum(pads[axis])
+        k_eff = effective_kernel(k[axis], d[axis])
+        size = conv_output_size(n[axis], k[axis], s[axis], *pads[axis], d[axis], ceil_mode)
+        # PyTorch's rule: a window wider than the padded input is an error, except that pooling in ceil
+        # mode keeps one output when the rounding up still leaves a window.
+        if k_eff > padded and (not ceil_mode or size < 1):
+            dilated = f" (dilated {k_eff})" if d[axis] > 1 else ""
+            raise ShapeError("E303", f"kernel {k[axis]}{dilated} exceeds padded input {padded} along axis "
+                             f"{axis + 1} of {fmt_shape(x)}",
+                             hint="reduce the kernel or dilation, add padding, or downsample less before it")
+        out.append(size)
+    return Geometry(k, s, d, pads, tuple(out), ceil_mode)
 
 
 def spatial_size(shape: Shape) -> int:

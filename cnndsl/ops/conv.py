@@ -8,11 +8,14 @@ from fractions import Fraction
 from math import prod
 from typing import Literal
 
+from ..layout import fmt_shape
 from .base import (
     DESCRIBE_BOOL,
     DESCRIBE_PADDING,
     DESCRIBE_POSITIVE,
     DESCRIBE_POSITIVE_AXES,
+    Attrs,
+    Macs,
     Op,
     OpParams,
     Padding,
@@ -22,12 +25,12 @@ from .base import (
     Shape,
     ShapeError,
     Window,
-    fmt_shape,
+    WindowAttrs,
     per_axis,
-    resolve_padding,
     spatial_size,
+    sweep,
 )
-from .formulas import conv_output_size, conv_transpose_output_size, effective_kernel
+from .formulas import conv_transpose_output_size, effective_kernel
 from .registry import register
 
 
@@ -50,51 +53,8 @@ _CONV_DESCRIPTIONS = {
 }
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """A window sweep resolved against one input: everything per spatial axis."""
-
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
-    padding: tuple[tuple[int, int], ...]
-    out: tuple[int, ...]
-
-    @property
-    def effective(self) -> tuple[int, ...]:
-        return tuple(effective_kernel(k, d) for k, d in zip(self.kernel, self.dilation, strict=True))
-
-
-def sweep(op: Op, x: Shape, kernel: int | tuple[int, ...], stride: int | tuple[int, ...],
-          padding: object, dilation: int | tuple[int, ...], ceil_mode: bool = False) -> Geometry:
-    """Resolve a window sweep (convolution or pooling) over input x and check that it fits."""
-    rank = op.spatial_rank(x)
-    n = x[1:]
-    k = per_axis(kernel, rank, "kernel", op.name)
-    s = per_axis(stride, rank, "stride", op.name)
-    d = per_axis(dilation, rank, "dilation", op.name)
-    pads = resolve_padding(padding, n, k, s, d, op.name)
-    out = []
-    for axis in range(rank):
-        padded = n[axis] + sum(pads[axis])
-        k_eff = effective_kernel(k[axis], d[axis])
-        size = conv_output_size(n[axis], k[axis], s[axis], *pads[axis], d[axis], ceil_mode)
-        # PyTorch's rule: a window wider than the padded input is an error, except that pooling in ceil
-        # mode keeps one output when the rounding up still leaves a window.
-        if k_eff > padded and (not ceil_mode or size < 1):
-            dilated = f" (dilated {k_eff})" if d[axis] > 1 else ""
-            raise ShapeError("E303", f"kernel {k[axis]}{dilated} exceeds padded input {padded} along axis "
-                             f"{axis + 1} of {fmt_shape(x)}",
-                             hint="reduce the kernel or dilation, add padding, or downsample less before it")
-        out.append(size)
-    return Geometry(k, s, d, pads, tuple(out))
-
-
-def sweep_windows(g: Geometry) -> list[Window]:
-    return [Window(k, s, p[0]) for k, s, p in zip(g.effective, g.stride, g.padding, strict=True)]
-
-
-def _groups(p: ConvParams, in_channels: int, op: Op) -> int:
+def _groups(p: ConvParams, in_channels: int) -> int:
+    """The group count, with `depthwise` resolved to one group per input channel."""
     groups = in_channels if p.groups == "depthwise" else p.groups
     if in_channels % groups or p.channels % groups:
         raise ShapeError("E305", f"groups={groups} must divide both input channels {in_channels} and output "
@@ -102,6 +62,16 @@ def _groups(p: ConvParams, in_channels: int, op: Op) -> int:
                          hint="for a depthwise convolution use `groups=depthwise` and a channel count "
                               "that is a multiple of the input's")
     return groups
+
+
+@dataclass(frozen=True)
+class ConvAttrs(WindowAttrs[ConvParams]):
+    groups: int  # `depthwise` resolved
+
+    @property
+    def weights(self) -> int:
+        """Elements of the weight tensor: C_out x C_in/groups x kernel."""
+        return self.p.channels * (self.x[0] // self.groups) * prod(self.geometry.kernel)
 
 
 @register("conv1d", "conv2d", "conv3d")
@@ -114,33 +84,23 @@ class Conv(Op):
     summary = "Convolution over 1, 2 or 3 spatial axes (follows the input's rank; conv1d/2d/3d fix it)."
     descriptions = _CONV_DESCRIPTIONS
 
-    def geometry(self, p: ConvParams, x: Shape) -> Geometry:
-        return sweep(self, x, p.kernel, p.stride, p.padding, p.dilation)
+    overwritable_output = True
+    tensor_core_channels = True
 
-    def infer_shape(self, p: ConvParams, inputs: list[Shape]) -> Shape:
+    def resolve(self, p: ConvParams, inputs: tuple[Shape, ...]) -> ConvAttrs:
         x = inputs[0]
-        g = self.geometry(p, x)
-        _groups(p, x[0], self)
-        return (p.channels, *g.out)
+        g = sweep(self, x, p.kernel, p.stride, p.padding, p.dilation)
+        return ConvAttrs(p, inputs, (p.channels, *g.out), g, _groups(p, x[0]))
 
-    def _weights(self, p: ConvParams, x: Shape) -> int:
-        k = per_axis(p.kernel, len(x) - 1, "kernel", self.name)
-        return p.channels * (x[0] // _groups(p, x[0], self)) * prod(k)
+    def param_count(self, a: ConvAttrs) -> ParamCount:
+        return ParamCount(a.weights + (a.p.channels if a.p.bias else 0))
 
-    def param_count(self, p: ConvParams, inputs: list[Shape], out: Shape) -> ParamCount:
-        return ParamCount(self._weights(p, inputs[0]) + (p.channels if p.bias else 0))
+    def macs(self, a: ConvAttrs, params: int) -> Macs:
+        weight_macs = a.weights * spatial_size(a.out)
+        return Macs(weight_macs, params * spatial_size(a.out), weight_macs)  # torchinfo: (weight + bias) x positions
 
-    def weight_macs(self, p: ConvParams, inputs: list[Shape], out: Shape) -> int:
-        return self._weights(p, inputs[0]) * spatial_size(out)
-
-    def torchinfo_macs(self, p: ConvParams, inputs: list[Shape], out: Shape, params: int) -> int:
-        return params * spatial_size(out)  # torchinfo: (weight + bias) x output positions
-
-    def darknet_macs(self, p: ConvParams, inputs: list[Shape], out: Shape) -> int:
-        return self.weight_macs(p, inputs, out)
-
-    def windows(self, p: ConvParams, inputs: list[Shape], out: Shape) -> list[Window]:
-        return sweep_windows(self.geometry(p, inputs[0]))
+    def windows(self, a: ConvAttrs) -> list[Window]:
+        return a.geometry.windows()
 
 
 class ConvTransposeParams(OpParams):
@@ -155,6 +115,22 @@ class ConvTransposeParams(OpParams):
     frozen: bool = False
 
 
+@dataclass(frozen=True)
+class ConvTransposeAttrs(Attrs[ConvTransposeParams]):
+    """Per spatial axis: kernel, stride, padding (symmetric, as PyTorch's), output padding, dilation."""
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    output_padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+
+    @property
+    def weights(self) -> int:
+        """Elements of the weight tensor: C_in x C_out/groups x kernel."""
+        return self.x[0] * (self.p.channels // self.p.groups) * prod(self.kernel)
+
+
 @register("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 class ConvTranspose(Op):
     kind = "conv_transpose"
@@ -166,18 +142,17 @@ class ConvTranspose(Op):
     descriptions = {**_CONV_DESCRIPTIONS, "padding": "a non-negative integer or a tuple of them, one per axis",
                     "groups": "a positive integer dividing both channel counts"}
 
-    def _axes(self, p: ConvTransposeParams, x: Shape) -> tuple[tuple[int, ...], ...]:
+    overwritable_output = True
+    tensor_core_channels = True
+
+    def resolve(self, p: ConvTransposeParams, inputs: tuple[Shape, ...]) -> ConvTransposeAttrs:
+        x = inputs[0]
         rank = self.spatial_rank(x)
         k = per_axis(p.kernel, rank, "kernel", self.name)
         s = per_axis(p.stride, rank, "stride", self.name)
         pad = per_axis(p.padding, rank, "padding", self.name)
         opad = per_axis(p.output_padding, rank, "output_padding", self.name)
         d = per_axis(p.dilation, rank, "dilation", self.name)
-        return k, s, pad, opad, d
-
-    def infer_shape(self, p: ConvTransposeParams, inputs: list[Shape]) -> Shape:
-        x = inputs[0]
-        k, s, pad, opad, d = self._axes(p, x)
         if x[0] % p.groups or p.channels % p.groups:
             raise ShapeError("E305", f"groups={p.groups} must divide both input channels {x[0]} and output "
                              f"channels {p.channels}")
@@ -196,32 +171,24 @@ class ConvTranspose(Op):
                                  f"(input {fmt_shape(x)}, padding {pad[axis]})",
                                  hint="padding of a transposed convolution removes output positions; reduce it")
             out.append(size)
-        return (p.channels, *out)
+        return ConvTransposeAttrs(p, inputs, (p.channels, *out), k, s, pad, opad, d)
 
-    def _weights(self, p: ConvTransposeParams, x: Shape) -> int:
-        k = per_axis(p.kernel, len(x) - 1, "kernel", self.name)
-        return x[0] * (p.channels // p.groups) * prod(k)
+    def param_count(self, a: ConvTransposeAttrs) -> ParamCount:
+        return ParamCount(a.weights + (a.p.channels if a.p.bias else 0))
 
-    def param_count(self, p: ConvTransposeParams, inputs: list[Shape], out: Shape) -> ParamCount:
-        return ParamCount(self._weights(p, inputs[0]) + (p.channels if p.bias else 0))
-
-    def weight_macs(self, p: ConvTransposeParams, inputs: list[Shape], out: Shape) -> int:
+    def macs(self, a: ConvTransposeAttrs, params: int) -> Macs:
         # every input element is multiplied by the (C_out/groups x kernel) weights it scatters to
-        return self._weights(p, inputs[0]) * spatial_size(inputs[0])
+        return Macs(a.weights * spatial_size(a.x), params * spatial_size(a.out), 0)
 
-    def torchinfo_macs(self, p: ConvTransposeParams, inputs: list[Shape], out: Shape, params: int) -> int:
-        return params * spatial_size(out)
-
-    def windows(self, p: ConvTransposeParams, inputs: list[Shape], out: Shape) -> list[Window]:
+    def windows(self, a: ConvTransposeAttrs) -> list[Window]:
         # Output j reads the inputs i with i*s = j + pad - t*d for t < k: at most floor((k_eff-1)/s)+1 of them,
         # centred (half-pixel) at (j + pad - (k_eff-1)/2) / s, i.e. a window at stride 1/s.
-        k, s, pad, _, d = self._axes(p, inputs[0])
         result = []
-        for axis in range(len(k)):
-            k_eff = effective_kernel(k[axis], d[axis])
-            reads = (k_eff - 1) // s[axis] + 1
-            padding = Fraction(reads - 1, 2) - Fraction(2 * pad[axis] - (k_eff - 1), 2 * s[axis])
-            result.append(Window(reads, Fraction(1, s[axis]), padding))
+        for k, s, pad, d in zip(a.kernel, a.stride, a.padding, a.dilation, strict=True):
+            k_eff = effective_kernel(k, d)
+            reads = (k_eff - 1) // s + 1
+            padding = Fraction(reads - 1, 2) - Fraction(2 * pad - (k_eff - 1), 2 * s)
+            result.append(Window(reads, Fraction(1, s), padding))
         return result
 
 
@@ -245,23 +212,21 @@ class LocallyConnected(Op):
     summary = ("Locally connected layer: a convolution's windows with separate (unshared) weights and bias at "
                "every output position.")
     descriptions = _CONV_DESCRIPTIONS
+    overwritable_output = True
 
-    def geometry(self, p: LocallyConnectedParams, x: Shape) -> Geometry:
-        return sweep(self, x, p.kernel, p.stride, p.padding, p.dilation)
+    def resolve(self, p: LocallyConnectedParams, inputs: tuple[Shape, ...]) -> WindowAttrs[LocallyConnectedParams]:
+        g = sweep(self, inputs[0], p.kernel, p.stride, p.padding, p.dilation)
+        return WindowAttrs(p, inputs, (p.channels, *g.out), g)
 
-    def infer_shape(self, p: LocallyConnectedParams, inputs: list[Shape]) -> Shape:
-        return (p.channels, *self.geometry(p, inputs[0]).out)
+    def _weights(self, a: WindowAttrs[LocallyConnectedParams]) -> int:
+        """One weight per output position, output channel, input channel and kernel offset."""
+        return spatial_size(a.out) * a.p.channels * a.x[0] * prod(a.geometry.kernel)
 
-    def param_count(self, p: LocallyConnectedParams, inputs: list[Shape], out: Shape) -> ParamCount:
-        x = inputs[0]
-        k = per_axis(p.kernel, len(x) - 1, "kernel", self.name)
-        positions = spatial_size(out)
-        weights = positions * p.channels * x[0] * prod(k)
-        return ParamCount(weights + (positions * p.channels if p.bias else 0))
+    def param_count(self, a: WindowAttrs[LocallyConnectedParams]) -> ParamCount:
+        return ParamCount(self._weights(a) + (spatial_size(a.out) * a.p.channels if a.p.bias else 0))
 
-    def weight_macs(self, p: LocallyConnectedParams, inputs: list[Shape], out: Shape) -> int:
-        x = inputs[0]
-        return spatial_size(out) * p.channels * x[0] * prod(per_axis(p.kernel, len(x) - 1, "kernel", self.name))
+    def macs(self, a: WindowAttrs[LocallyConnectedParams], params: int) -> Macs:
+        return Macs(self._weights(a), params, 0)
 
-    def windows(self, p: LocallyConnectedParams, inputs: list[Shape], out: Shape) -> list[Window]:
-        return sweep_windows(self.geometry(p, inputs[0]))
+    def windows(self, a: WindowAttrs[LocallyConnectedParams]) -> list[Window]:
+        return a.geometry.windows()

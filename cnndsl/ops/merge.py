@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import NoParams, Op, OpParams, Shape, ShapeError, fmt_shape
+from ..layout import fmt_shape
+from .base import NoParams, Op, OpParams, Shape, ShapeError
 from .registry import register
 
 
@@ -26,8 +27,9 @@ class Add(Op):
     max_inputs = None
     family = "merge"
     summary = "Element-wise sum of two or more tensors of the same shape (residual connections)."
+    overwritable_output = True
 
-    def infer_shape(self, p: NoParams, inputs: list[Shape]) -> Shape:
+    def output_shape(self, p: NoParams, inputs: tuple[Shape, ...]) -> Shape:
         first = inputs[0]
         for other in inputs[1:]:
             if len(other) != len(first):
@@ -47,8 +49,9 @@ class Concat(Op):
     family = "merge"
     summary = "Concatenation along a per-sample axis (default 0: channels); other axes must match."
     descriptions = {"dim": "an integer axis of the per-sample shape (0: channels)"}
+    overwritable_output = True
 
-    def infer_shape(self, p: ConcatParams, inputs: list[Shape]) -> Shape:
+    def output_shape(self, p: ConcatParams, inputs: tuple[Shape, ...]) -> Shape:
         first = inputs[0]
         dim = p.dim + len(first) if p.dim < 0 else p.dim
         if not 0 <= dim < len(first):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import prod
 from typing import Annotated
 
 from pydantic import Field
 
-from .base import DESCRIBE_BOOL, DESCRIBE_POSITIVE, Op, OpParams, ParamCount, PositiveInt, Shape, ShapeError, fmt_shape
+from ..layout import fmt_shape
+from .base import DESCRIBE_BOOL, DESCRIBE_POSITIVE, Attrs, Op, OpParams, ParamCount, PositiveInt, Shape, ShapeError
 from .registry import register
 
 Eps = Annotated[float, Field(gt=0.0)]
@@ -48,16 +50,17 @@ class BatchNorm(Op):
     summary = "Batch normalisation over channels: 2C parameters (scale, shift), 2C running statistics."
     descriptions = _DESCRIPTIONS
 
-    def infer_shape(self, p: BatchNormParams, inputs: list[Shape]) -> Shape:
+    overwritable_output = True
+
+    def output_shape(self, p: BatchNormParams, inputs: tuple[Shape, ...]) -> Shape:
         x = inputs[0]
         if self.rank is not None:
             self.spatial_rank(x)
         return x
 
-    def param_count(self, p: BatchNormParams, inputs: list[Shape], out: Shape) -> ParamCount:
-        c = inputs[0][0]
-        return ParamCount(2 * c if p.affine else 0, buffers=2 * c)
-
+    def param_count(self, a: Attrs[BatchNormParams]) -> ParamCount:
+        c = a.x[0]
+        return ParamCount(2 * c if a.p.affine else 0, buffers=2 * c)
 
 
 @register()
@@ -69,7 +72,9 @@ class GroupNorm(Op):
     summary = "Group normalisation: channels split into `groups`; 2C parameters when affine."
     descriptions = _DESCRIPTIONS
 
-    def infer_shape(self, p: GroupNormParams, inputs: list[Shape]) -> Shape:
+    overwritable_output = True
+
+    def output_shape(self, p: GroupNormParams, inputs: tuple[Shape, ...]) -> Shape:
         x = inputs[0]
         if x[0] % p.groups:
             raise ShapeError("E305", f"groupnorm groups={p.groups} must divide the {x[0]} input channels",
@@ -81,8 +86,13 @@ class GroupNorm(Op):
                              hint="use fewer groups, or normalise before the spatial size shrinks to 1")
         return x
 
-    def param_count(self, p: GroupNormParams, inputs: list[Shape], out: Shape) -> ParamCount:
-        return ParamCount(2 * inputs[0][0] if p.affine else 0)
+    def param_count(self, a: Attrs[GroupNormParams]) -> ParamCount:
+        return ParamCount(2 * a.x[0] if a.p.affine else 0)
+
+
+@dataclass(frozen=True)
+class LayerNormAttrs(Attrs[LayerNormParams]):
+    normalized_shape: Shape  # the trailing per-sample axes normalised over (PyTorch's normalized_shape)
 
 
 @register()
@@ -94,15 +104,14 @@ class LayerNorm(Op):
                "2 x their size parameters when affine.")
     descriptions = _DESCRIPTIONS
 
-    def normalized_shape(self, p: LayerNormParams, x: Shape) -> Shape:
+    overwritable_output = True
+
+    def resolve(self, p: LayerNormParams, inputs: tuple[Shape, ...]) -> LayerNormAttrs:
+        x = inputs[0]
         dims = len(x) if p.dims is None else p.dims
         if dims > len(x):
             raise ShapeError("E205", f"layernorm dims={dims} exceeds the {len(x)} per-sample axes of {fmt_shape(x)}")
-        return x[len(x) - dims:]
+        return LayerNormAttrs(p, inputs, x, x[len(x) - dims:])
 
-    def infer_shape(self, p: LayerNormParams, inputs: list[Shape]) -> Shape:
-        self.normalized_shape(p, inputs[0])
-        return inputs[0]
-
-    def param_count(self, p: LayerNormParams, inputs: list[Shape], out: Shape) -> ParamCount:
-        return ParamCount(2 * prod(self.normalized_shape(p, inputs[0])) if p.affine else 0)
+    def param_count(self, a: LayerNormAttrs) -> ParamCount:
+        return ParamCount(2 * prod(a.normalized_shape) if a.p.affine else 0)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from ..layout import fmt_shape
 from .base import (
     DESCRIBE_BOOL,
     DESCRIBE_PADDING,
     DESCRIBE_POSITIVE_AXES,
+    Attrs,
+    Geometry,
     NoParams,
     Op,
     OpParams,
@@ -16,10 +19,10 @@ from .base import (
     Shape,
     ShapeError,
     Window,
-    fmt_shape,
+    WindowAttrs,
     per_axis,
+    sweep,
 )
-from .conv import Geometry, sweep, sweep_windows
 from .formulas import widest_adaptive_window
 from .registry import register
 
@@ -40,6 +43,8 @@ class AvgPoolParams(OpParams):
     count_include_pad: bool = True
 
 
+PoolAttrs = WindowAttrs[PoolParams | AvgPoolParams]
+
 _POOL_DESCRIPTIONS = {
     "kernel": DESCRIBE_POSITIVE_AXES, "stride": DESCRIBE_POSITIVE_AXES + " (default: the kernel)",
     "padding": DESCRIBE_PADDING, "dilation": DESCRIBE_POSITIVE_AXES, "ceil": DESCRIBE_BOOL,
@@ -52,6 +57,12 @@ class _WindowPool(Op):
     family = "pooling"
     ranked_label = True
     descriptions = _POOL_DESCRIPTIONS
+    overwritable_output = True
+
+    def resolve(self, p: PoolParams | AvgPoolParams, inputs: tuple[Shape, ...]) -> PoolAttrs:
+        x = inputs[0]
+        g = self.geometry(p, x)
+        return WindowAttrs(p, inputs, (x[0], *g.out), g)
 
     def geometry(self, p: PoolParams | AvgPoolParams, x: Shape) -> Geometry:
         stride = p.kernel if p.stride is None else p.stride
@@ -64,12 +75,8 @@ class _WindowPool(Op):
                                  hint="pooling padding must be at most kernel // 2")
         return g
 
-    def infer_shape(self, p: PoolParams, inputs: list[Shape]) -> Shape:
-        x = inputs[0]
-        return (x[0], *self.geometry(p, x).out)
-
-    def windows(self, p: PoolParams, inputs: list[Shape], out: Shape) -> list[Window]:
-        return sweep_windows(self.geometry(p, inputs[0]))
+    def windows(self, a: PoolAttrs) -> list[Window]:
+        return a.geometry.windows()
 
 
 @register("maxpool1d", "maxpool2d", "maxpool3d")
@@ -99,14 +106,15 @@ class AvgPool(_WindowPool):
 class _GlobalPool(Op):
     Params = NoParams
     family = "pooling"
+    overwritable_output = True
 
-    def infer_shape(self, p: NoParams, inputs: list[Shape]) -> Shape:
+    def output_shape(self, p: NoParams, inputs: tuple[Shape, ...]) -> Shape:
         x = inputs[0]
         rank = self.spatial_rank(x)
         return (x[0],) + (1,) * rank  # keeps unit spatial axes, like AdaptiveAvgPool(1)
 
-    def windows(self, p: NoParams, inputs: list[Shape], out: Shape) -> list[Window]:
-        return [Window(n, n, 0) for n in inputs[0][1:]]
+    def windows(self, a: Attrs[NoParams]) -> list[Window]:
+        return [Window(n, n, 0) for n in a.x[1:]]
 
 
 @register()
@@ -131,25 +139,23 @@ class _AdaptivePool(Op):
     family = "pooling"
     ranked_label = True
     descriptions = {"size": DESCRIBE_POSITIVE_AXES}
+    overwritable_output = True
 
-    def infer_shape(self, p: AdaptivePoolParams, inputs: list[Shape]) -> Shape:
+    def output_shape(self, p: AdaptivePoolParams, inputs: tuple[Shape, ...]) -> Shape:
         x = inputs[0]
         size = per_axis(p.size, self.spatial_rank(x), "size", self.name)
         return (x[0], *size)
 
-    def windows(self, p: AdaptivePoolParams, inputs: list[Shape], out: Shape) -> list[Window]:
+    def windows(self, a: Attrs[AdaptivePoolParams]) -> list[Window]:
         result = []
-        for n, m in zip(inputs[0][1:], out[1:], strict=True):
+        for n, m in zip(a.x[1:], a.out[1:], strict=True):
             if n % m == 0:
                 result.append(Window(n // m, n // m, 0))
                 continue
             # Uneven windows: the widest one bounds the field; positions advance by n/m on average.
             widest, first = widest_adaptive_window(n, m), -(-n // m)
-            result.append(Window(widest, Fraction(n, m), Fraction(widest - first, 2)))
+            result.append(Window(widest, Fraction(n, m), Fraction(widest - first, 2), uneven=True))
         return result
-
-    def uneven(self, inputs: list[Shape], out: Shape) -> bool:
-        return any(n % m for n, m in zip(inputs[0][1:], out[1:], strict=True))
 
 
 @register()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from .base import DESCRIBE_BOOL, Op, OpParams, PositiveInts, Shape, ShapeError, Window, fmt_shape, per_axis
+from ..layout import fmt_shape
+from .base import DESCRIBE_BOOL, Attrs, Op, OpParams, PositiveInts, Shape, ShapeError, Window, per_axis
 from .registry import register
 
 _LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
@@ -17,6 +19,16 @@ class UpsampleParams(OpParams):
     size: PositiveInts | None = None
     mode: Literal["nearest", "linear", "bilinear", "trilinear"] = "nearest"
     align_corners: bool = False
+
+
+@dataclass(frozen=True)
+class UpsampleAttrs(Attrs[UpsampleParams]):
+    factors: tuple[Fraction, ...]  # output size / input size per spatial axis (exact)
+
+    @property
+    def mode(self) -> str:
+        """`nearest`, or the linear interpolation for the input's rank (`bilinear` on 2-D)."""
+        return self.p.mode if self.p.mode != "linear" else _LINEAR_MODES.get(self.rank, "linear")
 
 
 @register()
@@ -31,7 +43,14 @@ class Upsample(Op):
                     "size": "a positive integer or a tuple of them, one per spatial axis",
                     "mode": "`nearest`, `linear`, `bilinear` or `trilinear`", "align_corners": DESCRIBE_BOOL}
 
-    def factors(self, p: UpsampleParams, x: Shape) -> tuple[Fraction, ...]:
+    overwritable_output = True
+
+    def resolve(self, p: UpsampleParams, inputs: tuple[Shape, ...]) -> UpsampleAttrs:
+        x = inputs[0]
+        factors = self._factors(p, x)
+        return UpsampleAttrs(p, inputs, (x[0], *(int(n * f) for n, f in zip(x[1:], factors, strict=True))), factors)
+
+    def _factors(self, p: UpsampleParams, x: Shape) -> tuple[Fraction, ...]:
         rank = self.spatial_rank(x)
         if (p.scale is None) == (p.size is None):
             raise ShapeError("E205", "`upsample` takes exactly one of `scale` and `size`",
@@ -45,17 +64,11 @@ class Upsample(Op):
         size = per_axis(p.size, rank, "size", self.name)  # type: ignore[arg-type]
         return tuple(Fraction(m, n) for n, m in zip(x[1:], size, strict=True))
 
-    def infer_shape(self, p: UpsampleParams, inputs: list[Shape]) -> Shape:
-        x = inputs[0]
-        factors = self.factors(p, x)
-        return (x[0], *(int(n * f) for n, f in zip(x[1:], factors, strict=True)))
-
-    def windows(self, p: UpsampleParams, inputs: list[Shape], out: Shape) -> list[Window]:
+    def windows(self, a: UpsampleAttrs) -> list[Window]:
         # Output j maps to input coordinate (j + 1/2)/f - 1/2 (half-pixel): nearest reads 1 input there,
         # linear interpolation reads 2.
-        reads = 1 if p.mode == "nearest" else 2
-        return [Window(reads, 1 / f, Fraction(reads, 2) - 1 / (2 * f)) for f in self.factors(p, inputs[0])]
+        reads = 1 if a.p.mode == "nearest" else 2
+        return [Window(reads, 1 / f, Fraction(reads, 2) - 1 / (2 * f)) for f in a.factors]
 
-    def label(self, p: UpsampleParams, inputs: list[Shape]) -> str:
-        mode = p.mode if p.mode != "linear" else _LINEAR_MODES.get(len(inputs[0]) - 1, "linear")
-        return f"upsample_{mode}"
+    def label(self, a: UpsampleAttrs) -> str:
+        return f"upsample_{a.mode}"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import prod
 
+from ..layout import fmt_shape
 from .base import (
+    Attrs,
     NonNegativeInt,
     NoParams,
     Op,
@@ -13,7 +16,6 @@ from .base import (
     Shape,
     ShapeError,
     Window,
-    fmt_shape,
     per_axis,
 )
 from .registry import register
@@ -26,7 +28,7 @@ class Identity(Op):
     family = "structure"
     summary = "Passes its input through unchanged (a named placeholder)."
 
-    def infer_shape(self, p: NoParams, inputs: list[Shape]) -> Shape:
+    def output_shape(self, p: NoParams, inputs: tuple[Shape, ...]) -> Shape:
         return inputs[0]
 
 
@@ -37,7 +39,7 @@ class Flatten(Op):
     family = "structure"
     summary = "Flattens the per-sample shape to one axis (C*H*W features)."
 
-    def infer_shape(self, p: NoParams, inputs: list[Shape]) -> Shape:
+    def output_shape(self, p: NoParams, inputs: tuple[Shape, ...]) -> Shape:
         return (prod(inputs[0]),)
 
 
@@ -60,18 +62,20 @@ class Reshape(Op):
                "outputs as `reshape((30, 7, 7))`.")
     descriptions = {"shape": "a positive integer or a tuple of them: the per-sample shape"}
 
-    def target(self, p: ReshapeParams) -> Shape:
-        return (p.shape,) if isinstance(p.shape, int) else tuple(p.shape)
-
-    def infer_shape(self, p: ReshapeParams, inputs: list[Shape]) -> Shape:
-        x, shape = inputs[0], self.target(p)
+    def output_shape(self, p: ReshapeParams, inputs: tuple[Shape, ...]) -> Shape:
+        x, shape = inputs[0], (p.shape,) if isinstance(p.shape, int) else tuple(p.shape)
         if prod(shape) != prod(x):
             raise ShapeError("E306", f"`reshape` to {fmt_shape(shape)} ({prod(shape):,} elements) cannot hold "
                              f"{fmt_shape(x)} ({prod(x):,} elements)", hint="the sizes' products must be equal")
         return shape
 
-    def windows(self, p: ReshapeParams, inputs: list[Shape], out: Shape) -> list[Window] | None:
+    def windows(self, a: Attrs[ReshapeParams]) -> list[Window] | None:
         return None  # positions are reinterpreted: no spatial correspondence survives
+
+
+@dataclass(frozen=True)
+class CropAttrs(Attrs[CropParams]):
+    starts: tuple[int, ...]  # the first kept position per spatial axis (centred, or `offset`)
 
 
 @register()
@@ -88,14 +92,24 @@ class Crop(Op):
     descriptions = {"size": "a positive integer or a tuple of them, one per spatial axis",
                     "offset": "a non-negative integer or a tuple of them, one per spatial axis"}
 
-    def starts(self, p: CropParams, inputs: list[Shape], out: Shape) -> tuple[int, ...]:
-        """The first kept position per spatial axis."""
+    def resolve(self, p: CropParams, inputs: tuple[Shape, ...]) -> CropAttrs:
         x = inputs[0]
+        size = self._size(p, inputs)
+        for axis, (n, m) in enumerate(zip(x[1:], size, strict=True)):
+            if m > n:
+                raise ShapeError("E306", f"`crop` to {m} exceeds the input size {n} along axis {axis + 1} of "
+                                 f"{fmt_shape(x)}", hint="crop the larger tensor to the smaller one's size")
         if p.offset is None:
-            return tuple((n - m) // 2 for n, m in zip(x[1:], out[1:], strict=True))
-        return per_axis(p.offset, len(x) - 1, "offset", self.name)
+            starts = tuple((n - m) // 2 for n, m in zip(x[1:], size, strict=True))
+        else:
+            starts = per_axis(p.offset, len(x) - 1, "offset", self.name)
+        for axis, (start, n, m) in enumerate(zip(starts, x[1:], size, strict=True)):
+            if start + m > n:
+                raise ShapeError("E306", f"`crop` offset {start} + size {m} exceeds the input size {n} along axis "
+                                 f"{axis + 1} of {fmt_shape(x)}", hint=f"use an offset of at most {n - m}")
+        return CropAttrs(p, inputs, (x[0], *size), starts)
 
-    def target(self, p: CropParams, inputs: list[Shape]) -> tuple[int, ...]:
+    def _size(self, p: CropParams, inputs: tuple[Shape, ...]) -> tuple[int, ...]:
         x = inputs[0]
         rank = self.spatial_rank(x)
         if (p.size is None) == (len(inputs) == 1):
@@ -108,19 +122,5 @@ class Crop(Op):
             raise ShapeError("E300", f"`crop` input {fmt_shape(x)} and reference {fmt_shape(like)} differ in rank")
         return like[1:]
 
-    def infer_shape(self, p: CropParams, inputs: list[Shape]) -> Shape:
-        x = inputs[0]
-        size = self.target(p, inputs)
-        for axis, (n, m) in enumerate(zip(x[1:], size, strict=True)):
-            if m > n:
-                raise ShapeError("E306", f"`crop` to {m} exceeds the input size {n} along axis {axis + 1} of "
-                                 f"{fmt_shape(x)}", hint="crop the larger tensor to the smaller one's size")
-        out = (x[0], *size)
-        for axis, (start, n, m) in enumerate(zip(self.starts(p, inputs, out), x[1:], size, strict=True)):
-            if start + m > n:
-                raise ShapeError("E306", f"`crop` offset {start} + size {m} exceeds the input size {n} along axis "
-                                 f"{axis + 1} of {fmt_shape(x)}", hint=f"use an offset of at most {n - m}")
-        return out
-
-    def windows(self, p: CropParams, inputs: list[Shape], out: Shape) -> list[Window]:
-        return [Window(1, 1, -start) for start in self.starts(p, inputs, out)]
+    def windows(self, a: CropAttrs) -> list[Window]:
+        return [Window(1, 1, -start) for start in a.starts]

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 from ..diagnostics import Diagnostic
 from ..graph.model import INPUT, Graph
-from ..ops.base import Number
+from ..ops.base import Convention, Number
 from . import model as M
 
 BYTES_PER_ELEMENT = 4  # fp32
@@ -18,34 +18,34 @@ def fraction_text(x: Number) -> int | str:
     return x
 
 
-def build_report(graph: Graph, diagnostics: list[Diagnostic], convention: str = "torchvision",
+def build_report(graph: Graph, diagnostics: list[Diagnostic], convention: Convention | str = Convention.TORCHVISION,
                  batch: int = 1) -> M.Report:
     layers = []
     params = trainable = buffers = macs = activations = 0
     for node in graph.nodes():
-        meta = graph.meta(node.name)
-        if node.op == INPUT or meta.get("shape") is None:
+        facts = graph.checked(node.name)
+        if node.op == INPUT or facts is None:
             continue
-        field = meta.get("rf")
+        field = facts.field
         rf = None if field is None else M.ReceptiveField(
             size=[a.pixels for a in field], stride=[fraction_text(a.stride) for a in field],
             padding=[fraction_text(a.padding) for a in field])
-        layer_macs = meta["macs"][convention] * batch
-        layers.append(M.Layer(name=node.name, op=meta["label"], inputs=list(node.inputs), shape=list(meta["shape"]),
-                              params=meta["params"], macs=layer_macs, rf=rf, line=node.location.line))
-        params += meta["params"]
-        trainable += meta["trainable"]
-        buffers += meta["buffers"]
+        layer_macs = facts.macs[convention] * batch
+        layers.append(M.Layer(name=node.name, op=facts.label, inputs=list(node.inputs), shape=list(facts.shape),
+                              params=facts.params.params, macs=layer_macs, rf=rf, line=node.location.line))
+        params += facts.params.params
+        trainable += facts.trainable
+        buffers += facts.params.buffers
         macs += layer_macs
-        activations += meta["elements"] * batch
+        activations += facts.elements * batch
     totals = M.Totals(params=params, trainable_params=trainable, macs=macs,
                       param_bytes=(params + buffers) * BYTES_PER_ELEMENT,
                       activation_bytes=activations * BYTES_PER_ELEMENT)
     return M.Report(
         network=graph.name,
-        inputs={name: list(graph.meta(node).get("shape") or graph.node(node).shape or ())
-                for name, node in graph.inputs.items()},
-        outputs={name: list(graph.meta(node).get("shape") or ()) for name, node in graph.outputs.items()},
+        inputs={name: list(graph.node(node).shape or ()) for name, node in graph.inputs.items()},
+        outputs={name: list(facts.shape if (facts := graph.checked(node)) else ())
+                 for name, node in graph.outputs.items()},
         layers=layers, totals=totals, diagnostics=[diagnostic_entry(d) for d in diagnostics])
 
 

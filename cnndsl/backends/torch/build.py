@@ -53,9 +53,7 @@ def _layers(graph: Graph) -> Block:
         if node.op == INPUT:
             continue
         kinds.update(zip(node.block_path, node.block_kinds, strict=True))  # each container's block
-        meta = graph.meta(node.name)
-        inputs = [graph.meta(source)["shape"] for source in node.inputs]
-        layer = lower_layer(node.op, node.params, inputs, meta["shape"])
+        layer = lower_layer(node.op, graph.facts(node.name).attrs)
         if hasattr(layer, "inplace") and _sole_reader(graph, node):
             setattr(layer, "inplace", True)  # noqa: B010  (ReLU, LeakyReLU, SiLU, Dropout, Add)
         *path, leaf = node.name.split(".")
@@ -70,22 +68,14 @@ def _layers(graph: Graph) -> Block:
     return root
 
 
-# Ops whose output is a fresh tensor that autograd does not keep for their backward: a sole reader may
-# overwrite it. Not: views (flatten, crop, reshape), ops returning their input (identity, dropout at
-# inference) and activations that save their output (relu, sigmoid, tanh, softmax, ...).
-_OVERWRITABLE = {"conv", "conv_transpose", "locally_connected", "linear", "batchnorm", "groupnorm", "layernorm",
-                 "add", "concat", "maxpool", "avgpool", "global_avgpool", "global_maxpool", "adaptive_avgpool",
-                 "adaptive_maxpool", "upsample"}
-
-
 def _sole_reader(graph: Graph, node: Node) -> bool:
     """True when `node` may overwrite its first input in place (as torchvision's ReLU(inplace=True) and
     `out += identity` do, saving an allocation and a pass over memory per layer): nothing else reads it,
     it is not a network input or output, and its producer neither returns a view nor keeps it for
-    backward."""
+    backward (`Op.overwritable_output`)."""
     source = node.inputs[0]
     producer = graph.node(source)
-    return (producer.op != INPUT and REGISTRY[producer.op].kind in _OVERWRITABLE
+    return (producer.op != INPUT and REGISTRY[producer.op].overwritable_output
             and graph.dag.out_degree(source) == 1 and node.inputs.count(source) == 1
             and source not in graph.outputs.values())
 

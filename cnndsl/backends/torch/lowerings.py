@@ -1,8 +1,9 @@
-"""PyTorch lowering: one converter per op kind, from a checked layer to a torch.nn module.
+"""PyTorch lowering: one converter per op kind, from a checked layer's resolved attributes to a
+torch.nn module.
 
-A converter receives the op entry (for its geometry rules), the validated parameters, the per-sample
-input shapes and the inferred output shape. Padding, groups and sizes are resolved by the same rules
-the checker used (``sweep``, ``resolve_padding``), so the module cannot disagree with the report.
+A converter receives the layer's `Attrs` (ops/base.py): the validated arguments, the per-sample input
+and output shapes, and what the op resolved from them (geometry with padding, groups, crop offsets).
+They are the very values the checker reported, so the module cannot disagree with the report.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from typing import Any
 
 from torch import nn
 
-from ...ops import REGISTRY
-from ...ops.base import Op, Shape, batched_axis, per_axis
-from ...ops.conv import Geometry
+from ...layout import batched_axis, channels, spatial, spatial_rank
+from ...ops import REGISTRY, Attrs
+from ...ops.base import WindowAttrs
+from ...ops.conv import ConvAttrs, ConvTransposeAttrs
+from ...ops.norm import LayerNormAttrs
+from ...ops.resize import UpsampleAttrs
+from ...ops.structure import CropAttrs
 from .modules import (
     PADDED_CONV,
     PADDED_MAXPOOL,
@@ -24,10 +29,9 @@ from .modules import (
     LocallyConnected,
     PaddedAvgPool,
     Reshape,
-    is_symmetric,
 )
 
-Converter = Callable[[Op, Any, list[Shape], Shape], nn.Module]
+Converter = Callable[[Any], nn.Module]  # takes the op's Attrs (each converter names its own subclass)
 ByRank = dict[int, Callable[..., nn.Module]]  # torch.nn's classes by spatial rank
 
 _CONV: ByRank = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -37,11 +41,6 @@ _AVGPOOL: ByRank = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
 _ADAPTIVE_AVG: ByRank = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
 _ADAPTIVE_MAX: ByRank = {1: nn.AdaptiveMaxPool1d, 2: nn.AdaptiveMaxPool2d, 3: nn.AdaptiveMaxPool3d}
 _BATCHNORM: ByRank = {0: nn.BatchNorm1d, 1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-_LINEAR_MODE = {1: "linear", 2: "bilinear", 3: "trilinear"}
-
-
-def _rank(x: Shape) -> int:
-    return len(x) - 1
 
 
 def _freeze(module: nn.Module, p: Any) -> nn.Module:
@@ -50,98 +49,82 @@ def _freeze(module: nn.Module, p: Any) -> nn.Module:
     return module
 
 
-def _before(g: Geometry) -> tuple[int, ...]:
-    return tuple(before for before, _ in g.padding)
+def conv(a: ConvAttrs) -> nn.Module:
+    g, p = a.geometry, a.p
+    options: dict[str, Any] = {"stride": g.stride, "dilation": g.dilation, "groups": a.groups, "bias": p.bias}
+    if g.symmetric:
+        return _freeze(_CONV[a.rank](channels(a.x), p.channels, g.kernel, padding=g.padding_before, **options), p)
+    return _freeze(PADDED_CONV[a.rank](g.padding, channels(a.x), p.channels, g.kernel, padding=0, **options), p)
 
 
-def conv(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
-    x = inputs[0]
-    g: Geometry = op.geometry(p, x)  # type: ignore[attr-defined]
-    groups = x[0] if p.groups == "depthwise" else p.groups
-    options: dict[str, Any] = {"stride": g.stride, "dilation": g.dilation, "groups": groups, "bias": p.bias}
-    if is_symmetric(g.padding):
-        return _freeze(_CONV[_rank(x)](x[0], p.channels, g.kernel, padding=_before(g), **options), p)
-    return _freeze(PADDED_CONV[_rank(x)](g.padding, x[0], p.channels, g.kernel, padding=0, **options), p)
+def conv_transpose(a: ConvTransposeAttrs) -> nn.Module:
+    module = _CONV_TRANSPOSE[a.rank](channels(a.x), a.p.channels, a.kernel, stride=a.stride, padding=a.padding,
+                                     output_padding=a.output_padding, groups=a.p.groups, bias=a.p.bias,
+                                     dilation=a.dilation)
+    return _freeze(module, a.p)
 
 
-def conv_transpose(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
-    x = inputs[0]
-    k, s, pad, opad, d = op._axes(p, x)  # type: ignore[attr-defined]
-    module = _CONV_TRANSPOSE[_rank(x)](x[0], p.channels, k, stride=s, padding=pad, output_padding=opad,
-                                       groups=p.groups, bias=p.bias, dilation=d)
-    return _freeze(module, p)
+def locally_connected(a: WindowAttrs[Any]) -> nn.Module:
+    g = a.geometry
+    module = LocallyConnected(channels(a.x), a.p.channels, g.out, g.kernel, g.stride, g.padding, g.dilation, a.p.bias)
+    return _freeze(module, a.p)
 
 
-def locally_connected(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
-    x = inputs[0]
-    g: Geometry = op.geometry(p, x)  # type: ignore[attr-defined]
-    module = LocallyConnected(x[0], p.channels, g.out, g.kernel, g.stride, g.padding, g.dilation, p.bias)
-    return _freeze(module, p)
-
-
-def maxpool(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
-    x = inputs[0]
-    g: Geometry = op.geometry(p, x)  # type: ignore[attr-defined]
+def maxpool(a: WindowAttrs[Any]) -> nn.Module:
+    g = a.geometry
     args = (g.kernel, g.stride)
-    if is_symmetric(g.padding):
-        return _MAXPOOL[_rank(x)](*args, padding=_before(g), dilation=g.dilation, ceil_mode=p.ceil)
-    return PADDED_MAXPOOL[_rank(x)](g.padding, *args, padding=0, dilation=g.dilation, ceil_mode=p.ceil)
+    if g.symmetric:
+        return _MAXPOOL[a.rank](*args, padding=g.padding_before, dilation=g.dilation, ceil_mode=g.ceil)
+    return PADDED_MAXPOOL[a.rank](g.padding, *args, padding=0, dilation=g.dilation, ceil_mode=g.ceil)
 
 
-def avgpool(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
-    x = inputs[0]
-    g: Geometry = op.geometry(p, x)  # type: ignore[attr-defined]
-    if is_symmetric(g.padding):
-        return _AVGPOOL[_rank(x)](g.kernel, g.stride, _before(g), ceil_mode=p.ceil,
-                                  count_include_pad=p.count_include_pad)
-    return PaddedAvgPool(_rank(x), g.padding, g.kernel, g.stride, p.ceil, p.count_include_pad)
+def avgpool(a: WindowAttrs[Any]) -> nn.Module:
+    g = a.geometry
+    if g.symmetric:
+        return _AVGPOOL[a.rank](g.kernel, g.stride, g.padding_before, ceil_mode=g.ceil,
+                                count_include_pad=a.p.count_include_pad)
+    return PaddedAvgPool(a.rank, g.padding, g.kernel, g.stride, g.ceil, a.p.count_include_pad)
 
 
 def _global(table: Mapping[int, Callable[..., nn.Module]]) -> Converter:
-    return lambda op, p, inputs, out: table[_rank(inputs[0])](1)
+    return lambda a: table[a.rank](1)
 
 
 def _adaptive(table: Mapping[int, Callable[..., nn.Module]]) -> Converter:
-    def convert(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
-        return table[_rank(inputs[0])](out[1:])
-    return convert
+    return lambda a: table[a.rank](spatial(a.out))
 
 
-def upsample(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
-    rank = _rank(inputs[0])
-    mode = "nearest" if p.mode == "nearest" else _LINEAR_MODE[rank]
-    align = None if mode == "nearest" else p.align_corners
-    if p.scale is not None:  # a factor keeps exported graphs size-generic, as the spec is
-        scale = tuple(float(f) for f in per_axis(p.scale, rank, "scale", op.name))
-        return nn.Upsample(scale_factor=scale, mode=mode, align_corners=align)
-    return nn.Upsample(size=out[1:], mode=mode, align_corners=align)
+def upsample(a: UpsampleAttrs) -> nn.Module:
+    align = None if a.mode == "nearest" else a.p.align_corners
+    if a.p.scale is not None:  # a factor keeps exported graphs size-generic, as the spec is
+        return nn.Upsample(scale_factor=tuple(float(f) for f in a.factors), mode=a.mode, align_corners=align)
+    return nn.Upsample(size=spatial(a.out), mode=a.mode, align_corners=align)
 
 
-def batchnorm(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
-    x = inputs[0]
-    return _freeze(_BATCHNORM[_rank(x)](x[0], eps=p.eps, momentum=p.momentum, affine=p.affine), p)
+def batchnorm(a: Attrs[Any]) -> nn.Module:
+    return _freeze(_BATCHNORM[spatial_rank(a.x)](channels(a.x), eps=a.p.eps, momentum=a.p.momentum,
+                                                 affine=a.p.affine), a.p)
 
 
-def groupnorm(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
-    return _freeze(nn.GroupNorm(p.groups, inputs[0][0], eps=p.eps, affine=p.affine), p)
+def groupnorm(a: Attrs[Any]) -> nn.Module:
+    return _freeze(nn.GroupNorm(a.p.groups, channels(a.x), eps=a.p.eps, affine=a.p.affine), a.p)
 
 
-def layernorm(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
-    shape = op.normalized_shape(p, inputs[0])  # type: ignore[attr-defined]
-    return _freeze(nn.LayerNorm(shape, eps=p.eps, elementwise_affine=p.affine), p)
+def layernorm(a: LayerNormAttrs) -> nn.Module:
+    return _freeze(nn.LayerNorm(a.normalized_shape, eps=a.p.eps, elementwise_affine=a.p.affine), a.p)
 
 
-def linear(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
-    return _freeze(nn.Linear(inputs[0][0], p.features, bias=p.bias), p)
+def linear(a: Attrs[Any]) -> nn.Module:
+    return _freeze(nn.Linear(a.x[0], a.p.features, bias=a.p.bias), a.p)
 
 
-def crop(op: Op, p: Any, inputs: list[Shape], out: Shape) -> nn.Module:
-    return Crop(op.starts(p, inputs, out), out[1:])  # type: ignore[attr-defined]
+def crop(a: CropAttrs) -> nn.Module:
+    return Crop(a.starts, spatial(a.out))
 
 
 def _simple(factory: Callable[[Any], nn.Module]) -> Converter:
-    """A converter for ops whose module depends on their parameters only."""
-    return lambda op, p, inputs, out: factory(p)
+    """A converter for ops whose module depends on their arguments only."""
+    return lambda a: factory(a.p)
 
 
 LOWERINGS: dict[str, Converter] = {
@@ -170,12 +153,11 @@ LOWERINGS: dict[str, Converter] = {
     "layernorm": layernorm,
     "identity": _simple(lambda p: nn.Identity()),
     "crop": crop,
-    "reshape": lambda op, p, inputs, out: Reshape(out),
+    "reshape": lambda a: Reshape(a.out),
     "add": _simple(lambda p: Add()),
     "concat": _simple(lambda p: Concat(batched_axis(p.dim))),
 }
 
 
-def lower_layer(op_name: str, params: Any, inputs: list[Shape], out: Shape) -> nn.Module:
-    op = REGISTRY[op_name]
-    return LOWERINGS[op.kind](op, params, inputs, out)
+def lower_layer(op_name: str, attrs: Attrs[Any]) -> nn.Module:
+    return LOWERINGS[REGISTRY[op_name].kind](attrs)

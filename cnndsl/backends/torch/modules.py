@@ -23,10 +23,6 @@ def flat_pad(pads: Pads) -> tuple[int, ...]:
     return tuple(v for before, after in reversed(pads) for v in (before, after))
 
 
-def is_symmetric(pads: Pads) -> bool:
-    return all(before == after for before, after in pads)
-
-
 class Block(nn.Module):
     """A block instance or a repeat of the spec: a container whose children are its layers. It prints
     as the spec's block name (`(layer2): stage(`), as torchvision's containers print `BasicBlock(`."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -53,8 +52,8 @@ def check_indexable(graph: Graph, batch: int) -> None:
     indices for shapes that fit them, and fail deep in lowering on one that does not)."""
     largest, name = 0, ""
     for node in graph.nodes():
-        shape = graph.meta(node.name).get("shape") or ()
-        elements = batch * math.prod(shape)
+        facts = graph.checked(node.name)
+        elements = batch * facts.elements if facts else 0
         if elements > largest:
             largest, name = elements, node.name
     if largest > INT32_ELEMENTS:
@@ -107,7 +106,7 @@ def graph_hash(graph: Graph) -> str:
     digest = hashlib.sha256()
     for node in graph.nodes():
         params = node.params.model_dump(mode="json") if node.params is not None else None
-        digest.update(json.dumps([node.name, node.op, params, node.inputs, graph.meta(node.name)["shape"]],
+        digest.update(json.dumps([node.name, node.op, params, node.inputs, graph.shape(node.name)],
                                  sort_keys=True, default=str).encode())
     return digest.hexdigest()
 

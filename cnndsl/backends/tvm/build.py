@@ -15,6 +15,7 @@ from tvm import relax
 
 from ...diagnostics import Diagnostic, SpecError
 from ...graph.model import INPUT, Graph
+from ...layout import batched, spatial
 from ...ops import REGISTRY
 from .. import unsupported_ops
 from .lowerings import DTYPE, LOWERINGS, Emitter, lower_layer
@@ -39,8 +40,8 @@ def check_supported(graph: Graph) -> None:
     for node in graph.nodes():
         if node.op == INPUT or REGISTRY[node.op].kind != "adaptive_maxpool":
             continue
-        cells = [m for n, m in zip(graph.meta(node.inputs[0])["shape"][1:], graph.meta(node.name)["shape"][1:],
-                                   strict=True) if n != m]
+        a = graph.facts(node.name).attrs
+        cells = [m for n, m in zip(spatial(a.x), spatial(a.out), strict=True) if n != m]
         if cells and max(cells) > MAX_ADAPTIVE_MAX_CELLS:
             missing.append(Diagnostic("E600", f"`{node.name}` pools to {max(cells):,} positions along an axis; the "
                                       f"TVM backend lowers adaptive max pooling window by window, at most "
@@ -56,8 +57,8 @@ def build_relax(graph: Graph, state: Mapping[str, np.ndarray], batch: int = 1) -
     check_supported(graph)
     builder = relax.BlockBuilder()
     emitter = Emitter(builder, state, batch)
-    inputs = {name: relax.Var(name, relax.TensorType((batch, *(graph.node(node).shape or ())), DTYPE))
-              for name, node in graph.inputs.items()}
+    input_shapes = {name: batched(graph.shape(node), batch) for name, node in graph.inputs.items()}
+    inputs = {name: relax.Var(name, relax.TensorType(shape, DTYPE)) for name, shape in input_shapes.items()}
     with builder.function("main"):
         with builder.dataflow():
             values: dict[str, relax.Expr] = {}
@@ -65,9 +66,8 @@ def build_relax(graph: Graph, state: Mapping[str, np.ndarray], batch: int = 1) -
                 if node.op == INPUT:
                     values[node.name] = inputs[_input_name(graph, node.name)]
                     continue
-                shapes = [graph.meta(source)["shape"] for source in node.inputs]
-                values[node.name] = lower_layer(emitter, node.name, node.op, node.params, shapes,
-                                                graph.meta(node.name)["shape"], [values[s] for s in node.inputs])
+                values[node.name] = lower_layer(emitter, node.name, node.op, graph.facts(node.name).attrs,
+                                                [values[s] for s in node.inputs])
             results = [values[node] for node in graph.outputs.values()]
             output = builder.emit_output(results[0] if len(results) == 1 else relax.Tuple(results))
         builder.emit_func_output(output, params=[*inputs.values(), *emitter.params])
@@ -77,8 +77,8 @@ def build_relax(graph: Graph, state: Mapping[str, np.ndarray], batch: int = 1) -
         module=module,
         param_names=emitter.names,
         param_values=emitter.values,
-        input_shapes={name: (batch, *(graph.node(node).shape or ())) for name, node in graph.inputs.items()},
-        output_shapes={name: (batch, *graph.meta(node)["shape"]) for name, node in graph.outputs.items()},
+        input_shapes=input_shapes,
+        output_shapes={name: batched(graph.shape(node), batch) for name, node in graph.outputs.items()},
     )
 
 

@@ -1,4 +1,5 @@
-"""TVM Relax lowering: one converter per op kind, from a checked layer to relax.op calls emitted
+"""TVM Relax lowering: one converter per op kind, from a checked layer's resolved attributes (`Attrs`,
+ops/base.py: the same geometry the checker and the PyTorch backend use) to relax.op calls emitted
 through a BlockBuilder.
 
 Weights arrive as the PyTorch backend's state_dict (so both backends compute with the same numbers) and
@@ -17,9 +18,20 @@ import numpy as np
 from tvm import relax
 from tvm.relax import op as R
 
-from ...ops import REGISTRY
-from ...ops.base import Op, Shape, batched_axis
-from ...ops.conv import Geometry
+from ...layout import (
+    BATCHED_CHANNEL_AXIS,
+    batched,
+    batched_axis,
+    batched_spatial_axes,
+    channels,
+    per_channel_shape,
+    spatial,
+)
+from ...ops import REGISTRY, Attrs
+from ...ops.base import WindowAttrs
+from ...ops.conv import ConvAttrs, ConvTransposeAttrs
+from ...ops.norm import LayerNormAttrs
+from ...ops.structure import CropAttrs
 
 DTYPE = "float32"
 
@@ -52,25 +64,21 @@ class Emitter:
 
 @dataclass(frozen=True)
 class Layer:
-    """One node as its converter sees it."""
+    """One node as its converter sees it: its name (for its weights) and its resolved attributes."""
 
     name: str
-    op: Op
-    p: Any
-    inputs: list[Shape]
-    out: Shape
+    a: Any  # the op's Attrs subclass; each converter names the one it reads
+
+    @property
+    def p(self) -> Any:
+        return self.a.p
 
     @property
     def rank(self) -> int:
-        return len(self.inputs[0]) - 1
+        return int(self.a.rank)
 
 
 Converter = Callable[[Emitter, Layer, list[relax.Expr]], relax.Expr]
-
-
-def _channel_shape(channels: int, rank: int) -> tuple[int, ...]:
-    """(1, C, 1, ...): broadcasts a per-channel vector over a batched tensor of `rank` spatial axes."""
-    return (1, channels, *(1,) * rank)
 
 
 def _pad_list(pads: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
@@ -97,21 +105,21 @@ _KERNEL_LAYOUT = {1: "OIW", 2: "OIHW", 3: "OIDHW"}
 
 
 def conv(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    x, rank = layer.inputs[0], layer.rank
-    g: Geometry = layer.op.geometry(layer.p, x)  # type: ignore[attr-defined]
-    groups = x[0] if layer.p.groups == "depthwise" else layer.p.groups
+    a: ConvAttrs = layer.a
+    g, rank = a.geometry, layer.rank
     w = e.param(f"{layer.name}.weight", e.weight(layer.name, "weight"))
     y = e.emit(_CONV[rank](args[0], w, strides=g.stride, padding=_pad_list(g.padding), dilation=g.dilation,
-                           groups=groups, data_layout=_LAYOUT[rank], kernel_layout=_KERNEL_LAYOUT[rank]))
+                           groups=a.groups, data_layout=_LAYOUT[rank], kernel_layout=_KERNEL_LAYOUT[rank]))
     return _add_bias(e, layer, y, rank)
 
 
 def conv_transpose(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    a: ConvTransposeAttrs = layer.a
     rank = layer.rank
-    k, s, pad, opad, d = layer.op._axes(layer.p, layer.inputs[0])  # type: ignore[attr-defined]
     w = e.param(f"{layer.name}.weight", e.weight(layer.name, "weight"))
-    y = e.emit(_CONV_TRANSPOSE[rank](args[0], w, strides=s, padding=tuple(pad) * 2, output_padding=opad,
-                                     dilation=d, groups=layer.p.groups, data_layout=_LAYOUT[rank],
+    y = e.emit(_CONV_TRANSPOSE[rank](args[0], w, strides=a.stride, padding=a.padding * 2,
+                                     output_padding=a.output_padding, dilation=a.dilation, groups=a.p.groups,
+                                     data_layout=_LAYOUT[rank],
                                      kernel_layout="IO" + _KERNEL_LAYOUT[rank][2:]))
     return _add_bias(e, layer, y, rank)
 
@@ -119,19 +127,19 @@ def conv_transpose(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Ex
 def locally_connected(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     """Gather each kernel offset's strided slice, stack them as features, and contract with the
     position-wise weights: y[n, o, *j] = sum_f x_windows[n, *j, f] * w[o, *j, f]."""
-    x, rank = layer.inputs[0], layer.rank
-    g: Geometry = layer.op.geometry(layer.p, x)  # type: ignore[attr-defined]
+    a: WindowAttrs[Any] = layer.a
+    x, rank, g = a.x, layer.rank, a.geometry
     padded = e.emit(R.nn.pad(args[0], (0, 0, 0, 0, *(v for pair in g.padding for v in pair))))
     slices = []
     for offset in np.ndindex(*g.kernel):
         begin = [o * d for o, d in zip(offset, g.dilation, strict=True)]
         end = [b + (n - 1) * s + 1 for b, n, s in zip(begin, g.out, g.stride, strict=True)]
-        axes = list(range(2, 2 + rank))
+        axes = batched_spatial_axes(rank)
         slices.append(e.emit(R.strided_slice(padded, axes, begin, end, list(g.stride))))
     # (N, C, K, *out): features ordered channel-major, kernel offsets minor, as the weight's last axis
     # concat of expand_dims, not R.stack: TVM 0.27's ConvertLayout (tuned CPU builds) crashes on stack
     stacked = e.emit(R.concat([e.emit(R.expand_dims(piece, 2)) for piece in slices], axis=2))
-    features = e.emit(R.reshape(stacked, (e.batch, x[0] * len(slices), *g.out)))
+    features = e.emit(R.reshape(stacked, (e.batch, channels(x) * len(slices), *g.out)))
     w = e.param(f"{layer.name}.weight", e.weight(layer.name, "weight"))
     y = e.emit(R.einsum([features, w], "nf" + _AXES[:rank] + ",o" + _AXES[:rank] + "f->no" + _AXES[:rank]))
     return _add_bias(e, layer, y, rank)
@@ -141,28 +149,28 @@ _AXES = "hwd"
 
 
 def maxpool(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    g: Geometry = layer.op.geometry(layer.p, layer.inputs[0])  # type: ignore[attr-defined]
+    g = layer.a.geometry
     return e.emit(_MAXPOOL[layer.rank](args[0], g.kernel, g.stride, _pad_list(g.padding), g.dilation,
-                                       ceil_mode=layer.p.ceil, layout=_LAYOUT[layer.rank]))
+                                       ceil_mode=g.ceil, layout=_LAYOUT[layer.rank]))
 
 
 def avgpool(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    g: Geometry = layer.op.geometry(layer.p, layer.inputs[0])  # type: ignore[attr-defined]
+    g = layer.a.geometry
     return e.emit(_AVGPOOL[layer.rank](args[0], g.kernel, g.stride, _pad_list(g.padding), (1,) * layer.rank,
-                                       ceil_mode=layer.p.ceil, count_include_pad=layer.p.count_include_pad,
+                                       ceil_mode=g.ceil, count_include_pad=layer.p.count_include_pad,
                                        layout=_LAYOUT[layer.rank]))
 
 
 def global_avgpool(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    return e.emit(R.mean(args[0], axis=list(range(2, 2 + layer.rank)), keepdims=True))
+    return e.emit(R.mean(args[0], axis=batched_spatial_axes(layer.rank), keepdims=True))
 
 
 def global_maxpool(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    return e.emit(R.max(args[0], axis=list(range(2, 2 + layer.rank)), keepdims=True))
+    return e.emit(R.max(args[0], axis=batched_spatial_axes(layer.rank), keepdims=True))
 
 
 def adaptive_avgpool(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    return e.emit(_ADAPTIVE_AVG[layer.rank](args[0], layer.out[1:], layout=_LAYOUT[layer.rank]))
+    return e.emit(_ADAPTIVE_AVG[layer.rank](args[0], spatial(layer.a.out), layout=_LAYOUT[layer.rank]))
 
 
 def adaptive_maxpool(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
@@ -171,19 +179,19 @@ def adaptive_maxpool(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.
     from ...ops.formulas import adaptive_windows
 
     x = args[0]
-    for axis, (n, m) in enumerate(zip(layer.inputs[0][1:], layer.out[1:], strict=True)):
+    for axis, n, m in zip(batched_spatial_axes(layer.rank), spatial(layer.a.x), spatial(layer.a.out), strict=True):
         if n == m:
             continue
-        cells = [e.emit(R.max(e.emit(R.strided_slice(x, [2 + axis], [start], [end])), axis=[2 + axis], keepdims=True))
+        cells = [e.emit(R.max(e.emit(R.strided_slice(x, [axis], [start], [end])), axis=[axis], keepdims=True))
                  for start, end in adaptive_windows(n, m)]
-        x = e.emit(R.concat(cells, axis=2 + axis)) if len(cells) > 1 else cells[0]
+        x = e.emit(R.concat(cells, axis=axis)) if len(cells) > 1 else cells[0]
     return x
 
 
 def upsample(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     """image.resize with PyTorch's coordinate rules: nearest reads floor(j * n / m) ("asymmetric",
     floor); linear uses half-pixel centres, or the corners with align_corners."""
-    rank, size = layer.rank, layer.out[1:]
+    rank, size = layer.rank, spatial(layer.a.out)
     if layer.p.mode == "nearest":
         options = {"method": "nearest_neighbor", "coordinate_transformation_mode": "asymmetric",
                    "rounding_method": "floor"}
@@ -196,10 +204,10 @@ def upsample(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     if rank == 2:
         return e.emit(R.image.resize2d(x, size, layout="NCHW", **options))
     # no 1-D resize in Relax: a height-1 image, resized in width only
-    channels, length = layer.inputs[0]
-    image = e.emit(R.reshape(x, (e.batch, channels, 1, length)))
+    count, length = layer.a.x
+    image = e.emit(R.reshape(x, (e.batch, count, 1, length)))
     resized = e.emit(R.image.resize2d(image, (1, size[0]), layout="NCHW", **options))
-    return e.emit(R.reshape(resized, (e.batch, channels, size[0])))
+    return e.emit(R.reshape(resized, (e.batch, count, size[0])))
 
 
 def batchnorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
@@ -209,7 +217,7 @@ def batchnorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     beta = e.weight(layer.name, "bias") if layer.p.affine else np.zeros_like(mean)
     scale = gamma / np.sqrt(var.astype(np.float64) + layer.p.eps)
     shift = beta - mean * scale
-    shape = _channel_shape(len(mean), max(layer.rank, 0))
+    shape = per_channel_shape(len(mean), max(layer.rank, 0))
     scaled = e.emit(R.multiply(args[0], e.param(f"{layer.name}.scale", scale.reshape(shape))))
     return e.emit(R.add(scaled, e.param(f"{layer.name}.shift", shift.reshape(shape))))
 
@@ -222,15 +230,16 @@ def _affine(e: Emitter, layer: Layer, shape: tuple[int, ...]) -> tuple[relax.Exp
 
 
 def groupnorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    gamma, beta = _affine(e, layer, (layer.inputs[0][0],))
-    return e.emit(R.nn.group_norm(args[0], gamma, beta, num_groups=layer.p.groups, channel_axis=1,
-                                  axes=list(range(2, 2 + layer.rank)), epsilon=layer.p.eps))
+    gamma, beta = _affine(e, layer, (channels(layer.a.x),))
+    return e.emit(R.nn.group_norm(args[0], gamma, beta, num_groups=layer.p.groups, channel_axis=BATCHED_CHANNEL_AXIS,
+                                  axes=batched_spatial_axes(layer.rank), epsilon=layer.p.eps))
 
 
 def layernorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    shape = layer.op.normalized_shape(layer.p, layer.inputs[0])  # type: ignore[attr-defined]
+    a: LayerNormAttrs = layer.a
+    shape = a.normalized_shape
     gamma, beta = _affine(e, layer, shape)
-    total = len(layer.inputs[0]) + 1
+    total = len(a.x) + 1  # batched
     return e.emit(R.nn.layer_norm(args[0], gamma, beta, axes=list(range(total - len(shape), total)),
                                   epsilon=layer.p.eps))
 
@@ -242,13 +251,13 @@ def linear(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
 
 
 def flatten(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    return e.emit(R.reshape(args[0], (e.batch, *layer.out)))
+    return e.emit(R.reshape(args[0], batched(layer.a.out, e.batch)))
 
 
 def crop(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    begin = list(layer.op.starts(layer.p, layer.inputs, layer.out))  # type: ignore[attr-defined]
-    end = [b + m for b, m in zip(begin, layer.out[1:], strict=True)]
-    return e.emit(R.strided_slice(args[0], list(range(2, 2 + layer.rank)), begin, end))
+    a: CropAttrs = layer.a
+    end = [b + m for b, m in zip(a.starts, spatial(a.out), strict=True)]
+    return e.emit(R.strided_slice(args[0], batched_spatial_axes(layer.rank), list(a.starts), end))
 
 
 def add(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
@@ -288,14 +297,12 @@ LOWERINGS: dict[str, Converter] = {
     "layernorm": layernorm,
     "identity": lambda e, layer, args: args[0],
     "crop": crop,
-    "reshape": lambda e, layer, args: e.emit(R.reshape(args[0], (e.batch, *layer.out))),
+    "reshape": flatten,  # both reinterpret the elements as the output shape
     "add": add,
     "concat": lambda e, layer, args: e.emit(R.concat(args, axis=batched_axis(layer.p.dim))),
 }
 
 
-def lower_layer(e: Emitter, name: str, op_name: str, params: Any, inputs: list[Shape], out: Shape,
-                args: list[relax.Expr]) -> relax.Expr:
-    op = REGISTRY[op_name]
-    return LOWERINGS[op.kind](e, Layer(name, op, params, inputs, out), args)
+def lower_layer(e: Emitter, name: str, op_name: str, attrs: Attrs[Any], args: list[relax.Expr]) -> relax.Expr:
+    return LOWERINGS[REGISTRY[op_name].kind](e, Layer(name, attrs), args)
 
