@@ -8,9 +8,10 @@ and a trail of notes (the block calls that led to it). Passes collect diagnostic
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Protocol
 
 from .limits import DEFAULT_LIMITS
 
@@ -110,6 +111,12 @@ class Location:
         return f"{self.file}:{self.line}:{self.col}"
 
 
+class SourceText(Protocol):
+    """A file diagnostics quote from (`syntax.source.SourceFile`)."""
+
+    def line(self, number: int) -> str: ...
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     code: str
@@ -117,6 +124,14 @@ class Diagnostic:
     location: Location | None
     hint: str | None = None
     notes: tuple[str, ...] = ()
+    excerpt: str = ""  # the source line at `location`, as read (renderers escape and cut it)
+
+    def quoting(self, sources: Mapping[str, SourceText]) -> Diagnostic:
+        """This diagnostic with the line it points at, when it has none yet and `sources` holds its file."""
+        loc = self.location
+        if self.excerpt or loc is None or loc.file not in sources:
+            return self
+        return replace(self, excerpt=sources[loc.file].line(loc.line))
 
     @property
     def severity(self) -> Severity:
@@ -148,6 +163,8 @@ class DiagnosticSink:
     """
 
     items: list[Diagnostic] = field(default_factory=list)
+    # The files of this run, by the path diagnostics show: each diagnostic kept quotes its line from here.
+    sources: dict[str, SourceText] = field(default_factory=dict)
     max_errors: int | None = None
     max_per_line: int = DEFAULT_LIMITS.per_line
     max_per_code: int = DEFAULT_LIMITS.per_code
@@ -176,7 +193,7 @@ class DiagnosticSink:
             if of_code == self.max_per_code:
                 diagnostic = _with_note(diagnostic, f"further {diagnostic.code} diagnostics are not shown")
         self._seen.add(key)
-        self.items.append(diagnostic)
+        self.items.append(diagnostic.quoting(self.sources))
         if diagnostic.is_error:
             self._errors += 1
             if self.max_errors is not None and self._errors >= self.max_errors:
@@ -216,8 +233,7 @@ class DiagnosticSink:
 
 
 def _with_note(diagnostic: Diagnostic, note: str) -> Diagnostic:
-    return Diagnostic(diagnostic.code, diagnostic.message, diagnostic.location, diagnostic.hint,
-                      (*diagnostic.notes, note))
+    return replace(diagnostic, notes=(*diagnostic.notes, note))
 
 
 def _sort_key(d: Diagnostic) -> tuple[int, str, int, int]:

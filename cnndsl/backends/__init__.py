@@ -21,7 +21,7 @@ def unsupported_ops(graph: Graph, table: Container[str], backend: str) -> list[D
             continue
         kind = REGISTRY[node.op].kind
         if kind not in table:
-            found.append(Diagnostic("E600", f"op `{node.op}` of `{node.name}` has no {backend} lowering",
-                                    node.location, f"the {backend} backend supports: "
-                                    f"{', '.join(sorted(k for k in REGISTRY if k in table))}", node.trail))
+            found.append(graph.diagnostic("E600", f"op `{node.op}` of `{node.name}` has no {backend} lowering",
+                                          node.location, f"the {backend} backend supports: "
+                                          f"{', '.join(sorted(k for k in REGISTRY if k in table))}", node.trail))
     return found

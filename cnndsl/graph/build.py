@@ -19,7 +19,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..ops import REGISTRY, Op
 from ..syntax import ast as A
 from ..syntax.parse import parse
-from ..syntax.source import read_source, register
+from ..syntax.source import read_source
 from .expr import EvalError, Symbol, Value, evaluate, fmt_value
 from .lint import lint
 from .model import INPUT, Graph, Node
@@ -94,6 +94,7 @@ def build_graph(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = No
         graph = builder.build(path, input_shapes or {})
     except CheckingStopped:
         graph = builder.graph
+    graph.sources = dict(sink.sources)
     lint(graph)
     return graph, sink
 
@@ -158,7 +159,7 @@ class _Builder:
                            hint="import paths are relative to the importing file, or to an --import-path directory")
             self.unloaded = True
             return None
-        register(source)
+        self.sink.sources[source.path] = source  # diagnostics quote their line from it
         try:
             module = parse(source, self.limits)
         except SpecError as exc:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
-from ..diagnostics import Location
+from ..diagnostics import Diagnostic, Location, SourceText
 from ..ops import OpParams
 from .facts import NodeFacts, Unchecked
 
@@ -46,6 +46,7 @@ class Graph:
         # times, and networkx's views cost more than the analysis itself.
         self._nodes: dict[str, Node] = {}
         self._facts: dict[str, NodeFacts | Unchecked] = {}  # by node; absent until the shape pass ran
+        self.sources: dict[str, SourceText] = {}  # the files the nodes come from, by the path locations show
 
     def add(self, node: Node) -> None:
         self._nodes[node.name] = node
@@ -61,6 +62,11 @@ class Graph:
 
     def node(self, name: str) -> Node:
         return self._nodes[name]
+
+    def diagnostic(self, code: str, message: str, location: Location | None, hint: str | None = None,
+                   notes: tuple[str, ...] = ()) -> Diagnostic:
+        """A diagnostic about this graph found after checking (a backend's E600, E601), quoting its line."""
+        return Diagnostic(code, message, location, hint, notes).quoting(self.sources)
 
     def record(self, name: str, facts: NodeFacts | Unchecked) -> None:
         """What the shape pass found about node `name`: its facts, or why it has none."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..diagnostics import Diagnostic, Location, SpecError
-from ..syntax.source import SourceFile, read_source, register
+from ..syntax.source import SourceFile, read_source
 
 # Keys that do not change the network's architecture at inference: known, accepted, not translated.
 TRAINING_KEYS = {
@@ -68,7 +68,8 @@ class CfgErrors:
         self.items: list[Diagnostic] = []
 
     def add(self, code: str, message: str, line: int, col: int = 1, hint: str | None = None) -> None:
-        self.items.append(Diagnostic(code, message, Location(self.source.path, line, col), hint))
+        where = Location(self.source.path, line, col)
+        self.items.append(Diagnostic(code, message, where, hint, excerpt=self.source.line(line)))
 
 
 def parse_cfg(source: SourceFile, errors: CfgErrors) -> list[Section]:
@@ -372,7 +373,6 @@ def write_spec(name: str, cfg_name: str, shape: tuple[int, int, int], layers: li
 def translate_cfg(path: Path, name: str | None = None) -> str:
     """The .cnn text for a Darknet cfg; SpecError with every located problem of the cfg."""
     source = read_source(path)
-    register(source)
     errors = CfgErrors(source)
     translator = Translator(source, errors)
     shape = translator.translate(parse_cfg(source, errors))

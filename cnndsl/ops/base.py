@@ -77,6 +77,18 @@ class Window:
 IDENTITY_WINDOW = Window(1, 1, 0)
 
 
+def upsampling_window(reads: int, factor: Number, offset: Number) -> Window:
+    """The window of an up-sampling by `factor` (stride 1/factor) whose output j reads `reads` input
+    positions centred at input coordinate (j + offset) / factor."""
+    return Window(reads, Fraction(1) / factor, Fraction(reads - 1, 2) - Fraction(offset) / factor)
+
+
+def half_pixel_window(reads: int, factor: Number) -> Window:
+    """Up-sampling with the half-pixel correspondence (output j's centre maps to (j + 1/2)/factor - 1/2):
+    nearest (1 read) and linear (2 reads) interpolation, pixel shuffle."""
+    return upsampling_window(reads, factor, Fraction(1 - factor, 2))
+
+
 @dataclass(frozen=True)
 class ParamCount:
     params: int  # learnable tensors' elements (what torchvision's num_params counts)
@@ -236,8 +248,10 @@ class Op:
             raise ShapeError("E300", f"`{self.name}` needs channels and at least {minimum} spatial axis; "
                              f"got {fmt_shape(x)}",
                              hint="convolution and pooling take C x L, C x H x W or C x D x H x W inputs")
-        if rank > max(self.spatial_ranks):
-            raise ShapeError("E300", f"`{self.name}` supports 1, 2 or 3 spatial axes; got {fmt_shape(x)}")
+        if rank not in self.spatial_ranks:
+            *most, last = (str(r) for r in self.spatial_ranks)
+            supported = f"{', '.join(most)} or {last}" if most else last
+            raise ShapeError("E300", f"`{self.name}` supports {supported} spatial axes; got {fmt_shape(x)}")
         return rank
 
 

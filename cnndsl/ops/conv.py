@@ -29,6 +29,7 @@ from .base import (
     per_axis,
     spatial_size,
     sweep,
+    upsampling_window,
 )
 from .formulas import conv_transpose_output_size, effective_kernel
 from .registry import register
@@ -186,9 +187,7 @@ class ConvTranspose(Op):
         result = []
         for k, s, pad, d in zip(a.kernel, a.stride, a.padding, a.dilation, strict=True):
             k_eff = effective_kernel(k, d)
-            reads = (k_eff - 1) // s + 1
-            padding = Fraction(reads - 1, 2) - Fraction(2 * pad - (k_eff - 1), 2 * s)
-            result.append(Window(reads, Fraction(1, s), padding))
+            result.append(upsampling_window((k_eff - 1) // s + 1, s, pad - Fraction(k_eff - 1, 2)))
         return result
 
 

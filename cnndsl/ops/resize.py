@@ -7,7 +7,18 @@ from fractions import Fraction
 from typing import Literal
 
 from ..layout import fmt_shape
-from .base import DESCRIBE_BOOL, Attrs, Op, OpParams, PositiveInts, Shape, ShapeError, Window, per_axis
+from .base import (
+    DESCRIBE_BOOL,
+    Attrs,
+    Op,
+    OpParams,
+    PositiveInts,
+    Shape,
+    ShapeError,
+    Window,
+    half_pixel_window,
+    per_axis,
+)
 from .registry import register
 
 _LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
@@ -68,7 +79,7 @@ class Upsample(Op):
         # Output j maps to input coordinate (j + 1/2)/f - 1/2 (half-pixel): nearest reads 1 input there,
         # linear interpolation reads 2.
         reads = 1 if a.p.mode == "nearest" else 2
-        return [Window(reads, 1 / f, Fraction(reads, 2) - 1 / (2 * f)) for f in a.factors]
+        return [half_pixel_window(reads, f) for f in a.factors]
 
     def label(self, a: UpsampleAttrs) -> str:
         return f"upsample_{a.mode}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from ..diagnostics import Diagnostic
 from ..limits import DEFAULT_LIMITS
-from ..syntax.source import source_line
 
 _COLORS = {"error": "red", "warning": "yellow", "info": "cyan"}
 
@@ -54,7 +53,7 @@ def render_diagnostic(d: Diagnostic, color: bool = False) -> str:
         headline = click.style(headline, fg=_COLORS[d.severity.value], bold=d.is_error)
     lines = [headline]
     loc = d.location
-    text = source_line(loc) if loc else ""
+    text = d.excerpt
     if loc and text:
         gutter = str(loc.line)
         width = 1

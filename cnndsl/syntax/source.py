@@ -79,17 +79,3 @@ def read_source(path: Path, shown_as: str | None = None, max_bytes: int = DEFAUL
     except UnicodeDecodeError as exc:
         raise fail(f"is not UTF-8 text (invalid byte at offset {exc.start})") from exc
     return SourceFile(shown, text.removeprefix("\ufeff"))
-
-
-# Parsed files, by resolved path, so that a program importing the same file twice (and every
-# diagnostic that quotes a source line) reads it once.
-SOURCES: dict[str, SourceFile] = {}
-
-
-def register(source: SourceFile) -> None:
-    SOURCES[source.path] = source
-
-
-def source_line(location: Location) -> str:
-    source = SOURCES.get(location.file)
-    return source.line(location.line) if source else ""

@@ -144,14 +144,14 @@ def weight_mismatches(expected: dict[str, torch.Tensor], given: dict[str, Any], 
     problems = []
     for key, tensor in expected.items():
         if key not in given:
-            problems.append(Diagnostic("E601", f"{path} has no `{key}` ({_shape(tensor)})", where(key),
-                                       "the weights were saved from a different network"))
+            problems.append(graph.diagnostic("E601", f"{path} has no `{key}` ({_shape(tensor)})", where(key),
+                                             "the weights were saved from a different network"))
         elif (problem := _unusable(given[key], tensor)) is not None:
-            problems.append(Diagnostic("E601", f"`{key}` in {path} {problem}", where(key),
-                                       "save the weights as dense float32 CPU tensors"))
+            problems.append(graph.diagnostic("E601", f"`{key}` in {path} {problem}", where(key),
+                                             "save the weights as dense float32 CPU tensors"))
         elif tuple(given[key].shape) != tuple(tensor.shape):
-            problems.append(Diagnostic("E601", f"`{key}` in {path} is {_shape(given[key])}; the spec needs "
-                                       f"{_shape(tensor)}", where(key)))
+            problems.append(graph.diagnostic("E601", f"`{key}` in {path} is {_shape(given[key])}; the spec needs "
+                                             f"{_shape(tensor)}", where(key)))
     unexpected = sorted(set(given) - set(expected))
     if unexpected:
         shown = ", ".join(f"`{k}`" for k in unexpected[:5]) + (" ..." if len(unexpected) > 5 else "")

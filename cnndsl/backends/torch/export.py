@@ -11,12 +11,16 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.export import Dim
 
 from ...graph.model import Graph
+
+if TYPE_CHECKING:
+    import onnx
 
 ONNX_OPSET = 18
 _EXAMPLE_BATCH_DYNAMIC = 2  # torch.export specialises a batch of 1, so trace a dynamic batch with 2
@@ -81,9 +85,9 @@ def save_onnx(module: nn.Module, graph: Graph, path: Path, batch: int = 1, dynam
     onnx.checker.check_model(str(path), full_check=True)
 
 
-def _name_batch_axis(model: object) -> None:
+def _name_batch_axis(model: onnx.ModelProto) -> None:
     """The exporter names the symbolic batch after an internal symbol (`s40`); call it `batch`."""
-    graph = model.graph  # type: ignore[attr-defined]
+    graph = model.graph
     for value in [*graph.input, *graph.output]:
         dim = value.type.tensor_type.shape.dim[0]
         if dim.dim_param:

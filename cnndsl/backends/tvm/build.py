@@ -13,7 +13,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from ...diagnostics import Diagnostic, SpecError
+from ...diagnostics import SpecError
 from ...graph.model import INPUT, Graph
 from ...layout import batched, spatial
 from ...ops import REGISTRY
@@ -43,10 +43,10 @@ def check_supported(graph: Graph) -> None:
         a = graph.facts(node.name).attrs
         cells = [m for n, m in zip(spatial(a.x), spatial(a.out), strict=True) if n != m]
         if cells and max(cells) > MAX_ADAPTIVE_MAX_CELLS:
-            missing.append(Diagnostic("E600", f"`{node.name}` pools to {max(cells):,} positions along an axis; the "
-                                      f"TVM backend lowers adaptive max pooling window by window, at most "
-                                      f"{MAX_ADAPTIVE_MAX_CELLS:,}", node.location,
-                                      "pool to fewer positions, or use adaptive_avgpool", node.trail))
+            missing.append(graph.diagnostic("E600", f"`{node.name}` pools to {max(cells):,} positions along an axis; "
+                                            f"the TVM backend lowers adaptive max pooling window by window, at most "
+                                            f"{MAX_ADAPTIVE_MAX_CELLS:,}", node.location,
+                                            "pool to fewer positions, or use adaptive_avgpool", node.trail))
     if missing:
         raise SpecError(missing)
 

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import tvm
 from tvm.ir.utils import derived_object
@@ -237,6 +238,9 @@ class EagerGradientScheduler(ms.task_scheduler.PyTaskScheduler):
     collected before the next task is picked: records reach the database as they are measured, and a
     round's timings never share the CPU with the next round's builds."""
 
+    # Set by TVM's @derived_object: the C++ TaskScheduler this Python object backs (its tasks and methods).
+    _outer: Callable[[], Any]
+
     def __init__(self, progress: TuningProgress, alpha: float = 0.2, window: int = 3) -> None:
         super().__init__()
         self.progress, self.alpha, self.window = progress, alpha, window
@@ -245,7 +249,7 @@ class EagerGradientScheduler(ms.task_scheduler.PyTaskScheduler):
         self.next_first_round = 0
 
     def next_task_id(self) -> int:
-        scheduler = self._outer()  # type: ignore[attr-defined]  # the TVM object: its tasks and C++ methods
+        scheduler = self._outer()
         tasks = scheduler.tasks_
         if self.running is not None and not tasks[self.running].is_terminated:
             scheduler.join_running_task(self.running)  # measure callbacks run here: database, progress
