@@ -240,3 +240,35 @@ def test_misaligned_merge_reports_the_union_and_warns(specs: SpecFiles) -> None:
     module = _Sum(nn.Sequential(nn.ConstantPad1d((2, 0), 0.0), nn.Conv1d(1, 1, 3)), nn.Conv1d(1, 1, 1))
     first, last = _gradient_extent(module, 50, 10)
     assert rf is not None and (last - first + 1, first) == (rf.size[0], 10 - rf.padding[0])  # type: ignore[operator]
+
+
+def _rows_read(module: nn.Module, channels: int, n: int, j: int) -> tuple[int, int]:
+    """First and last input row that output (j, j) of a 2-D `module` depends on (any channel, any column)."""
+    for parameter in module.parameters():
+        nn.init.ones_(parameter) if parameter.dim() > 1 else nn.init.zeros_(parameter)
+    x = torch.ones(1, channels, n, n, requires_grad=True)
+    module(x)[0, 0, j, j].backward()
+    assert x.grad is not None
+    rows = torch.nonzero(x.grad[0].abs().sum(dim=(0, 2))).flatten().tolist()
+    return rows[0], rows[-1]
+
+
+@pytest.mark.parametrize(("factor", "kernel"), [(2, 3), (2, 4), (3, 5)])
+def test_receptive_field_through_pixel_shuffle_and_unshuffle(specs: SpecFiles, factor: int, kernel: int) -> None:
+    """Pixel shuffle reads like nearest up-sampling: the field is the widest window over `factor` neighbouring
+    outputs. Pixel unshuffle gathers `factor` positions per output: a window `factor` wide at stride `factor`."""
+    n = 24
+    shuffled = layer(specs.load(f"input x: {factor * factor} x {n} x {n}\n"
+                                f"output y = x -> pixel_shuffle({factor}) -> conv(1, {kernel}) as probe\n"), "probe").rf
+    module = nn.Sequential(nn.PixelShuffle(factor), nn.Conv2d(1, 1, kernel))
+    widest = max(last - first + 1 for first, last in (_rows_read(module, factor * factor, n, j)
+                                                      for j in range(8, 8 + factor)))
+    assert shuffled is not None and shuffled.size == [widest, widest]
+
+    spec = f"input x: 1 x {n} x {n}\noutput y = x -> pixel_unshuffle({factor}) -> conv(1, {kernel}) as probe\n"
+    unshuffled = layer(specs.load(spec), "probe").rf
+    module = nn.Sequential(nn.PixelUnshuffle(factor), nn.Conv2d(factor * factor, 1, kernel))
+    first, last = _rows_read(module, 1, n, 2)
+    assert unshuffled is not None
+    assert (unshuffled.size[0], unshuffled.stride[0], unshuffled.padding[0]) == (last - first + 1, factor, 0)
+    assert first == 2 * factor

@@ -53,6 +53,10 @@ CASES = [
     ("upsample(2)", "3 x 4 x 4", [3, 8, 8], 0, 0, (1, "1/2", "1/4")),
     ("upsample(2, mode=bilinear)", "3 x 4 x 4", [3, 8, 8], 0, 0, (2, "1/2", "3/4")),
     ("upsample(size=12, mode=linear)", "3 x 4", [3, 12], 0, 0, (2, "1/3", "5/6")),
+    # pixel shuffle (sub-pixel up-sampling: a nearest up-sampling's window) and its inverse (space to depth)
+    ("pixel_shuffle(2)", "8 x 3 x 4", [2, 6, 8], 0, 0, (1, "1/2", "1/4")),
+    ("pixel_shuffle(3)", "18 x 2 x 2", [2, 6, 6], 0, 0, (1, "1/3", "1/3")),
+    ("pixel_unshuffle(2)", "2 x 6 x 8", [8, 3, 4], 0, 0, (2, 2, 0)),
     # element-wise, normalisation, structure
     ("relu", "3 x 4 x 4", [3, 4, 4], 0, 0, (1, 1, 0)),
     ("leaky_relu(0.2)", "3 x 4", [3, 4], 0, 0, (1, 1, 0)),
@@ -108,3 +112,15 @@ def test_batch_scales_macs_and_activations(specs: SpecFiles) -> None:
     one, eight = network.report(batch=1).totals, network.report(batch=8).totals
     assert (eight.macs, eight.activation_bytes) == (8 * one.macs, 8 * one.activation_bytes)
     assert one.activation_bytes == 2 * 8 * 6 * 6 * 4
+
+
+@pytest.mark.parametrize(("text", "shape", "code", "fragment"), [
+    ("pixel_shuffle(2)", "6 x 4 x 4", "E306", "`pixel_shuffle(2)` needs channels divisible by 2^2 = 4; got 6 x 4 x 4"),
+    ("pixel_unshuffle(2)", "3 x 4 x 5", "E306", "axis 2 of 3 x 4 x 5 is 5"),
+    ("pixel_shuffle(2)", "8 x 16", "E300", "`pixel_shuffle` supports 2 spatial axes; got 8 x 16"),
+    ("pixel_unshuffle(2)", "8 x 4 x 4 x 4", "E300", "`pixel_unshuffle` supports 2 spatial axes"),
+])
+def test_op_errors(specs: SpecFiles, text: str, shape: str, code: str, fragment: str) -> None:
+    [error] = specs.errors(f"input x: {shape}\noutput y = x -> {text}\n")
+    assert error.code == code and fragment in error.message, error.headline()
+    assert error.location is not None and (error.location.line, error.location.col) == (2, 17)

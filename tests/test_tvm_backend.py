@@ -291,6 +291,7 @@ def test_cnndsl_warnings_print_as_one_line(specs: SpecFiles, tmp_path: Path) -> 
     ("avgpool(3, stride=2, padding=1, count_include_pad=false)", "2 x 7 x 7"),
     ("maxpool(3, stride=2, dilation=2, padding=1)", "2 x 9 x 9"),
     ("conv_transpose2d(4, 3, stride=2, padding=1, output_padding=1, groups=2)", "4 x 5 x 5"),
+    ("pixel_shuffle(2)", "12 x 3 x 5"), ("pixel_unshuffle(3)", "2 x 6 x 9"),
 ])
 def test_resampling_rules_follow_pytorch(specs: SpecFiles, text: str, shape: str) -> None:
     assert_same(specs.load(f"input x: {shape}\noutput y = x -> {text}\n"), batch=2)

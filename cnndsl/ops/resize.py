@@ -1,4 +1,5 @@
-"""Up-sampling by an integer factor or to a size: nearest (duplicate) and (bi/tri)linear."""
+"""Resizing: up-sampling by a factor or to a size (nearest, (bi/tri)linear), and pixel shuffle / unshuffle
+(sub-pixel up-sampling and space to depth)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Literal
 from ..layout import fmt_shape
 from .base import (
     DESCRIBE_BOOL,
+    DESCRIBE_POSITIVE,
     Attrs,
     Op,
     OpParams,
+    PositiveInt,
     PositiveInts,
     Shape,
     ShapeError,
@@ -83,3 +86,55 @@ class Upsample(Op):
 
     def label(self, a: UpsampleAttrs) -> str:
         return f"upsample_{a.mode}"
+
+
+class PixelShuffleParams(OpParams):
+    factor: PositiveInt
+
+
+@register()
+class PixelShuffle(Op):
+    kind = "pixel_shuffle"
+    Params = PixelShuffleParams
+    positional = ("factor",)
+    family = "resize"
+    spatial_ranks = (2,)  # as PyTorch's and TVM's pixel_shuffle
+    summary = ("Sub-pixel up-sampling (Shi et al., CVPR 2016; PyTorch's PixelShuffle): C*r^2 x H x W becomes "
+               "C x H*r x W*r, each r^2 channels spread over an r x r block of positions.")
+    descriptions = {"factor": DESCRIBE_POSITIVE}
+
+    def output_shape(self, p: PixelShuffleParams, inputs: tuple[Shape, ...]) -> Shape:
+        x, r = inputs[0], p.factor
+        self.spatial_rank(x)
+        if x[0] % (r * r):
+            raise ShapeError("E306", f"`pixel_shuffle({r})` needs channels divisible by {r}^2 = {r * r}; got "
+                             f"{fmt_shape(x)}", hint=f"give the layer before it a multiple of {r * r} channels")
+        return (x[0] // (r * r), *(n * r for n in x[1:]))
+
+    def windows(self, a: Attrs[PixelShuffleParams]) -> list[Window]:
+        return [half_pixel_window(1, a.p.factor)] * a.rank  # output j reads input j // r, as nearest up-sampling
+
+
+@register()
+class PixelUnshuffle(Op):
+    kind = "pixel_unshuffle"
+    Params = PixelShuffleParams
+    positional = ("factor",)
+    family = "resize"
+    spatial_ranks = (2,)
+    summary = ("Space to depth, the inverse of `pixel_shuffle` (PyTorch's PixelUnshuffle): C x H*r x W*r becomes "
+               "C*r^2 x H x W.")
+    descriptions = {"factor": DESCRIBE_POSITIVE}
+
+    def output_shape(self, p: PixelShuffleParams, inputs: tuple[Shape, ...]) -> Shape:
+        x, r = inputs[0], p.factor
+        self.spatial_rank(x)
+        for axis, n in enumerate(x[1:]):
+            if n % r:
+                raise ShapeError("E306", f"`pixel_unshuffle({r})` needs sizes divisible by {r}; axis {axis + 1} of "
+                                 f"{fmt_shape(x)} is {n}", hint=f"crop or pad the input to a multiple of {r}")
+        return (x[0] * r * r, *(n // r for n in x[1:]))
+
+    def windows(self, a: Attrs[PixelShuffleParams]) -> list[Window]:
+        r = a.p.factor
+        return [Window(r, r, 0)] * a.rank  # output j gathers the r input positions j*r ... j*r + r - 1

@@ -138,6 +138,8 @@ LOWERINGS: dict[str, Converter] = {
     "adaptive_avgpool": _adaptive(_ADAPTIVE_AVG),
     "adaptive_maxpool": _adaptive(_ADAPTIVE_MAX),
     "upsample": upsample,
+    "pixel_shuffle": _simple(lambda p: nn.PixelShuffle(p.factor)),
+    "pixel_unshuffle": _simple(lambda p: nn.PixelUnshuffle(p.factor)),
     "linear": linear,
     "flatten": _simple(lambda p: nn.Flatten()),
     "relu": _simple(lambda p: nn.ReLU()),

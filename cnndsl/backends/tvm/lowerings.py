@@ -210,6 +210,26 @@ def upsample(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     return e.emit(R.reshape(resized, (e.batch, count, size[0])))
 
 
+def _regroup(e: Emitter, x: relax.Expr, split: tuple[int, ...], order: list[int], out: tuple[int, ...]) -> relax.Expr:
+    return e.emit(R.reshape(e.emit(R.permute_dims(e.emit(R.reshape(x, split)), order)), out))
+
+
+def pixel_shuffle(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    """N x Cr^2 x H x W -> N x C x r x r x H x W -> N x C x H x r x W x r -> N x C x Hr x Wr: channel
+    c*r^2 + i*r + j goes to position (h*r + i, w*r + j), as PyTorch's. (R.nn.pixel_shuffle exists, but TVM 0.27
+    cannot legalize it: topi.nn.pixel_shuffle is missing.)"""
+    r, (count, height, width) = layer.p.factor, layer.a.x
+    split = (e.batch, count // (r * r), r, r, height, width)
+    return _regroup(e, args[0], split, [0, 1, 4, 2, 5, 3], batched(layer.a.out, e.batch))
+
+
+def pixel_unshuffle(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    """The inverse: N x C x Hr x Wr -> N x C x H x r x W x r -> N x C x r x r x H x W -> N x Cr^2 x H x W."""
+    r, (count, height, width) = layer.p.factor, layer.a.out
+    split = (e.batch, count // (r * r), height, r, width, r)
+    return _regroup(e, args[0], split, [0, 1, 3, 5, 2, 4], batched(layer.a.out, e.batch))
+
+
 def batchnorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     """Inference batch norm as y = x * scale + shift, with scale and shift derived from the statistics."""
     mean, var = e.weight(layer.name, "running_mean"), e.weight(layer.name, "running_var")
@@ -282,6 +302,8 @@ LOWERINGS: dict[str, Converter] = {
     "adaptive_avgpool": adaptive_avgpool,
     "adaptive_maxpool": adaptive_maxpool,
     "upsample": upsample,
+    "pixel_shuffle": pixel_shuffle,
+    "pixel_unshuffle": pixel_unshuffle,
     "linear": linear,
     "flatten": flatten,
     "relu": _unary(R.nn.relu),
