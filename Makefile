@@ -34,9 +34,9 @@ demo: install
 test: install lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
-# the edit loop: everything but TVM compiles, tuning and the fuzz run
+# the edit loop: everything but TVM compiles, tuning and the fuzz run, on every core (pytest-xdist)
 test-fast: install
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not tvm and not fuzz"
+	$(PY) -m pytest -q -p no:cacheprovider -n auto -m "not slow and not tvm and not fuzz"
 
 lint: install
 	$(VENV)/bin/ruff check cnndsl tests benchmarks tools examples

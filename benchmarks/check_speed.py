@@ -101,7 +101,7 @@ def whole_processes(rounds: int, chain: Path) -> None:
 def analysis_times(rounds: int) -> None:
     from cnndsl.analysis import analyse
     from cnndsl.diagnostics import DiagnosticSink
-    from cnndsl.graph.build import build_graph
+    from cnndsl.graph.elaborate import build_graph
 
     print(f"\n### ResNet-152 in process (median of {rounds})\n")
     print("| input | build (parse + expand) ms | analysis passes ms | nodes |\n|---|---:|---:|---:|")

@@ -49,14 +49,14 @@ def load(name: str) -> cnndsl.Network:
 
 def build_only(names: list[str]) -> None:
     """Code generation for every network, and nvcc on the kernels where nvcc is installed."""
-    from cnndsl.backends.tvm.build import build_relax, torch_state
     from cnndsl.backends.tvm.compile import compile_lowered, make_target, nvcc_available
+    from cnndsl.backends.tvm.lower import build_relax
 
     target = make_target('{"kind": "cuda", "arch": "sm_90"}')
     for name in names:
         start = time.perf_counter()
         network = load(name)
-        program = compile_lowered(build_relax(network.graph, torch_state(network), 1), target)
+        program = compile_lowered(build_relax(network.graph, network.weights(), 1), target)
         source = next(m for host in program.executable.mod.imports for m in host.imports
                       if m.kind == "cuda").inspect_source("cuda")
         note = f"{source.count('__global__')} kernels"

@@ -101,8 +101,8 @@ def main() -> None:
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.analysis import estimate_tir_flops
 
-    from cnndsl.backends.tvm.build import build_relax, torch_state
     from cnndsl.backends.tvm.compile import make_target
+    from cnndsl.backends.tvm.lower import build_relax
     from cnndsl.backends.tvm.pipeline import choose_layout, choose_winograd, fuse, prepare
     from cnndsl.backends.tvm.tune import open_database
 
@@ -110,7 +110,7 @@ def main() -> None:
     target = make_target("llvm")
     layout = choose_layout(args.layout, target, tuned=True)
     winograd = choose_winograd(args.winograd, layout, target, tuned=True)
-    module = prepare(build_relax(network.graph, torch_state(network), 1), layout, winograd)
+    module = prepare(build_relax(network.graph, network.weights(), 1), layout, winograd)
     tasks = ms.relax_integration.extract_tasks(fuse(module, target), target)
     database = open_database(args.tune_db)
     peak = measure_peak_gflops()

@@ -11,10 +11,10 @@ from .analysis import analyse
 from .analysis.macs import CONVENTIONS
 from .analysis.memory import peak_live_elements
 from .diagnostics import CheckingStopped, Diagnostic, DiagnosticSink
-from .graph.build import build_graph
+from .graph.elaborate import build_graph
 from .graph.model import Graph
 from .limits import DEFAULT_LIMITS, Limits
-from .report.build import BYTES_PER_ELEMENT, build_report
+from .report.assemble import BYTES_PER_ELEMENT, build_report
 from .report.model import Report
 
 if TYPE_CHECKING:

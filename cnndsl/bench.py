@@ -74,8 +74,8 @@ def run_benchmark(network: Any, target: str, batches: tuple[int, ...], trials: i
 
     from .backends.torch.export import example_inputs
     from .backends.tvm import check_indexable
-    from .backends.tvm.build import build_relax, check_supported
     from .backends.tvm.compile import make_target
+    from .backends.tvm.lower import build_relax, check_supported
     from .backends.tvm.pipeline import prepared
     from .backends.tvm.tune import default_database_dir, open_database, tune
 

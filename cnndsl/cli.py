@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from .analysis.macs import CONVENTIONS
+from .layout import fmt_shape
 
 _SHAPE = re.compile(r"^\s*(\d{1,18})(\s*x\s*\d{1,18})*\s*$")
 
@@ -114,7 +115,7 @@ def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inpu
 def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inputs: tuple[str, ...],
            import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
     from .diagnostics import SpecError, UsageError
-    from .report.build import build_report
+    from .report.assemble import build_report
     from .report.diagnostics import render_diagnostics
     from .report.text import render_markdown, render_text
 
@@ -223,7 +224,7 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
             save(module, network.graph, temporary, batch=batch, dynamic_batch=dynamic_batch)
     params = sum(p.numel() for p in module.parameters())
     batch_axis = "N" if dynamic_batch else str(batch)
-    shapes = ", ".join(f"{name}: {' x '.join(map(str, (batch_axis, *(network.graph.node(node).shape or ()))))}"
+    shapes = ", ".join(f"{name}: {fmt_shape((batch_axis, *network.graph.shape(node)))}"
                        for name, node in network.graph.inputs.items())
     click.echo(f"wrote {output} ({_FORMATS[fmt]}, {params:,} parameters, {shapes}) "
                f"in {time.perf_counter() - start:.1f} s")
@@ -303,7 +304,7 @@ def run_artifact(artifact: Path, inputs: tuple[str, ...], output: Path | None, d
         top = ""
         if value.ndim == 2 and value.shape[1] > 1:
             top = f"; argmax per sample {value.argmax(axis=1).tolist()[:16]}"
-        click.echo(f"{name}: {' x '.join(map(str, value.shape))}, mean {value.mean():.6g}, "
+        click.echo(f"{name}: {fmt_shape(value.shape)}, mean {value.mean():.6g}, "
                    f"min {value.min():.6g}, max {value.max():.6g}{top}")
 
 
@@ -391,7 +392,7 @@ def import_darknet(cfg: Path, output: Path | None, name: str | None, force: bool
     totals = network.report("darknet").totals
     click.echo(f"wrote {output}: {len(network.graph)} layers, {totals.params:,} parameters, "
                f"{2 * totals.macs / 1e9:.3f} BFLOPs (darknet convention) at "
-               f"{' x '.join(map(str, next(iter(network.report().inputs.values()))))}")
+               f"{fmt_shape(next(iter(network.report().inputs.values())))}")
 
 
 @contextmanager

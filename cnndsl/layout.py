@@ -7,6 +7,8 @@ kernels to NHWC internally, but its inputs, outputs and weights keep this layout
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 Shape = tuple[int, ...]
 
 CHANNEL_AXIS = 0  # of a per-sample shape
@@ -51,6 +53,6 @@ def spatial_names(rank: int) -> str:
     return _SPATIAL_NAMES.get(rank, "...")
 
 
-def fmt_shape(shape: Shape) -> str:
-    """`3 x 224 x 224`, as reports and diagnostics write shapes."""
+def fmt_shape(shape: Sequence[int | str]) -> str:
+    """`3 x 224 x 224`, as reports and diagnostics write shapes (`N x 3 x 224 x 224` with a batch axis)."""
     return " x ".join(str(d) for d in shape) if shape else "scalar"

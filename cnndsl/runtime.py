@@ -65,7 +65,7 @@ class Model:
             raise ArtifactError(f"{self.manifest['network']} takes {len(self.inputs)} input(s) "
                                 f"({', '.join(self.inputs)}); got {len(arrays)}")
         for (name, shape), array in zip(self.inputs.items(), arrays, strict=True):
-            if tuple(np.shape(array)) != shape:
+            if tuple(np.shape(array)) != shape:  # shapes written out here: the runtime imports no cnndsl module
                 raise ArtifactError(f"input `{name}` must be {' x '.join(map(str, shape))} (the artifact's batch "
                                     f"is fixed at compile time); got {' x '.join(map(str, np.shape(array)))}")
         return list(arrays)

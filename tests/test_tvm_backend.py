@@ -15,8 +15,8 @@ from click.testing import CliRunner
 import cnndsl
 from cnndsl.backends import tvm as tvm_backend
 from cnndsl.backends.torch.export import example_inputs
-from cnndsl.backends.tvm.build import build_relax
 from cnndsl.backends.tvm.compile import compile_lowered, make_target, nvcc_available
+from cnndsl.backends.tvm.lower import build_relax
 from cnndsl.backends.tvm.pipeline import (
     bind_weights,
     choose_layout,

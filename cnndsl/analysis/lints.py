@@ -85,9 +85,9 @@ def whole_input_coverage(graph: Graph, sink: DiagnosticSink) -> None:
         if node.op == INPUT or field is None or len(field) != len(size):
             continue
         if all(axis.pixels >= n for axis, n in zip(field, size, strict=True)):
-            shown = " x ".join(str(axis.pixels) for axis in field)
+            shown = fmt_shape([axis.pixels for axis in field])
             sink.emit("I100", f"`{node.name}` is the first layer whose receptive field ({shown}) covers the whole "
-                      f"{' x '.join(map(str, size))} input", node.location, None, node.trail)
+                      f"{fmt_shape(size)} input", node.location, None, node.trail)
             return
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from ..diagnostics import DiagnosticSink
 from ..graph.facts import INPUT_AXIS, AxisField, Field, exact
 from ..graph.model import INPUT, Graph, Node
+from ..layout import spatial_rank
 from ..ops import REGISTRY
 from ..ops.base import Number
 from .common import analysed_nodes
@@ -21,7 +22,7 @@ from .common import analysed_nodes
 def run(graph: Graph, sink: DiagnosticSink) -> None:
     for node, facts in analysed_nodes(graph):
         if node.op == INPUT:
-            rank = len(facts.shape) - 1
+            rank = spatial_rank(facts.shape)
             facts.field = (INPUT_AXIS,) * rank if rank > 0 else None
             continue
         op = REGISTRY[node.op]

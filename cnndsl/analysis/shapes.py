@@ -17,7 +17,7 @@ _NO_PARAMS = NoParams()
 def run(graph: Graph, sink: DiagnosticSink) -> None:
     for node in graph.nodes():
         if node.op == INPUT:
-            assert node.shape is not None  # graph.lint: inputs have a shape
+            assert node.shape is not None  # graph.invariants: inputs have a shape
             graph.record(node.name, NodeFacts(Attrs(_NO_PARAMS, (), node.shape), INPUT))
             continue
         known = [graph.checked(source) for source in node.inputs]

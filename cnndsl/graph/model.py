@@ -93,5 +93,5 @@ class Graph:
         return self.facts(name).shape
 
     def nodes(self) -> Iterator[Node]:
-        """Nodes in creation order, a topological order (checked by graph.lint)."""
+        """Nodes in creation order, a topological order (checked by graph.invariants)."""
         return iter(self._nodes.values())

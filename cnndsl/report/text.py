@@ -4,6 +4,7 @@ columns), totals, then the diagnostics. Plain text, or Markdown for docs."""
 from __future__ import annotations
 
 from ..diagnostics import Diagnostic
+from ..layout import fmt_shape
 from . import model as M
 from .diagnostics import printable, render_diagnostics
 
@@ -18,7 +19,7 @@ def _axes(values: list[int] | list[int | str]) -> str:
 
 def layer_row(layer: M.Layer) -> tuple[str, ...]:
     rf = layer.rf
-    return (layer.name, layer.op, " x ".join(map(str, layer.shape)), f"{layer.params:,}", f"{layer.macs:,}",
+    return (layer.name, layer.op, fmt_shape(layer.shape), f"{layer.params:,}", f"{layer.macs:,}",
             _axes(rf.size) if rf else "-", _axes(rf.stride) if rf else "-", _axes(rf.padding) if rf else "-")
 
 
@@ -34,8 +35,8 @@ def totals_lines(report: M.Report, convention: str, batch: int, peak_bytes: int)
     macs = f"{t.macs:,} ({human_size(t.macs)})"
     if convention == "darknet":
         macs += f" = {2 * t.macs / 1e9:.3f} BFLOPs"
-    inputs = ", ".join(f"{k}: {' x '.join(map(str, v))}" for k, v in report.inputs.items())
-    outputs = ", ".join(f"{k}: {' x '.join(map(str, v))}" for k, v in report.outputs.items())
+    inputs = ", ".join(f"{k}: {fmt_shape(v)}" for k, v in report.inputs.items())
+    outputs = ", ".join(f"{k}: {fmt_shape(v)}" for k, v in report.outputs.items())
     return [
         f"Inputs: {inputs}    Outputs: {outputs}",
         f"Params: {t.params:,} (trainable {t.trainable_params:,}, non-trainable {t.params - t.trainable_params:,})",

@@ -1,7 +1,7 @@
 """The abstract syntax tree of a .cnn file: strict, frozen pydantic models, each with its position.
 
 The tree is exactly what the user wrote; nothing is evaluated here. Expressions stay symbolic until a
-block is expanded (cnndsl/graph/build.py), because block parameters give them values.
+block is expanded (cnndsl/graph/elaborate.py), because block parameters give them values.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The PyTorch backend: a checked network to a torch.nn.Module, a torch.export program or ONNX."""
 
-from .build import build_module, load_weights
+from .lower import build_module
+from .weights import load_weights
 
 __all__ = ["build_module", "load_weights"]

@@ -39,7 +39,7 @@ def _dynamic_shapes(graph: Graph) -> dict[str, dict[int, Dim]]:
 
 
 def _argument_names(graph: Graph) -> list[str]:
-    from .build import input_argument
+    from .lower import input_argument
 
     return [input_argument(node) for node in graph.inputs.values()]
 

@@ -16,8 +16,8 @@ import tvm
 
 from ...diagnostics import UsageError
 from ...graph.model import Graph
-from .build import Lowered, build_relax, check_supported
 from .compile import check_artifact_target, make_target, write_artifact
+from .lower import Lowered, build_relax, check_supported
 from .pipeline import LAYOUT_CHOICES, Layout, compile_program, prepared
 from .tune import TuningReport, default_database_dir, tune
 

@@ -26,7 +26,7 @@ from ...files import atomic_directory, check_directory_target
 
 # the artifact's format as the runtime reads and checks it
 from ...runtime import FORMAT, GRAPH_KEY, LIBRARY, MANIFEST, PARAMS, VERSION, file_sha256, is_artifact
-from .build import Lowered
+from .lower import Lowered
 from .pipeline import Program, compile_program, prepared
 from .tune import TuningReport
 

@@ -31,7 +31,7 @@ import tvm
 from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 
-from .build import Lowered
+from .lower import Lowered
 from .winograd import to_winograd
 
 Layout = Literal["nchw", "nhwc"]

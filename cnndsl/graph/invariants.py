@@ -13,7 +13,7 @@ class GraphInvariantError(AssertionError):
     pass
 
 
-def lint(graph: Graph) -> None:
+def check_invariants(graph: Graph) -> None:
     seen: set[str] = set()
     for node in graph.nodes():
         where = f"node `{node.name}` ({node.location})"

@@ -1,0 +1,430 @@
+"""Elaboration, AST -> graph: run the spec's statements, expanding blocks and repeats into primitive
+nodes. The jobs around it have their own files: loading files and imports (loader.py), scopes and
+constants (scope.py), binding arguments (binding.py) and naming layers (naming.py).
+
+Every mistake found here becomes a located diagnostic; elaboration keeps going after one (a chain that
+failed poisons the tensor it defines, so its consumers stay quiet instead of cascading).
+"""
+
+from __future__ import annotations
+
+from collections import ChainMap
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..diagnostics import CheckingStopped, DiagnosticSink, Location, UsageError, did_you_mean
+from ..limits import DEFAULT_LIMITS, Limits
+from ..ops import REGISTRY, Op
+from ..syntax import ast as A
+from .binding import Binder
+from .expr import Value, fmt_value
+from .invariants import check_invariants
+from .loader import Loader
+from .model import INPUT, Graph, Node
+from .naming import Names, aliases, assignments
+from .scope import POISON, BlockInfo, Constants, Frame, ModuleEnv, loc
+
+
+class Returned(Exception):
+    """A block body's `return`: unwinds to the call with the returned tensor."""
+
+    def __init__(self, tensor: str):
+        self.tensor = tensor
+
+
+def build_graph(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
+                sink: DiagnosticSink | None = None, limits: Limits = DEFAULT_LIMITS,
+                import_path: Sequence[Path] = ()) -> tuple[Graph, DiagnosticSink]:
+    """Parse `path` (and its imports) and expand it into a graph, collecting diagnostics in `sink`.
+
+    A layer with an error is left out and the tensors that depend on it are poisoned, so the graph
+    built despite errors is still valid (and linted): the analysis passes can report the shape
+    errors of the rest of the spec in the same run. Callers raise with ``sink.raise_if_errors()``.
+    Imports resolve inside `path`'s directory and the directories of `import_path` only. At a limit
+    (`limits`) the sink is stopped (``sink.stopped``) and the graph holds what was built until then.
+    """
+    sink = sink or DiagnosticSink()
+    elaborator = Elaborator(sink, limits, [path.parent, *import_path])
+    try:
+        graph = elaborator.build(path, input_shapes or {})
+    except CheckingStopped:
+        graph = elaborator.graph
+    graph.sources = dict(sink.sources)
+    check_invariants(graph)
+    return graph, sink
+
+
+class Elaborator:
+    def __init__(self, sink: DiagnosticSink, limits: Limits, import_roots: Sequence[Path]):
+        self.sink = sink
+        self.limits = limits
+        self.graph = Graph("network")
+        self.constants = Constants(sink)
+        self.loader = Loader(sink, limits, import_roots, self.constants)
+        self.binder = Binder(sink, self.constants)
+        self.names = Names(self.graph, sink)
+        self.layers = 0  # layers added to the graph
+        self.steps = 0  # layers and block instances expanded: the work `limits.layers` bounds
+        self.depth = 0  # bodies (blocks, `if`) being run inside one another
+        self.overrides: dict[str, tuple[int, ...]] = {}
+        self.named_at: Location | None = None
+
+    def build(self, path: Path, overrides: dict[str, tuple[int, ...]]) -> Graph:
+        self.overrides = dict(overrides)
+        env = self.loader.load(path, stack=(), shown=str(path))
+        if env is None or env.module is None or self.loader.unloaded:
+            # A file that failed to load or parse leaves its blocks undefined: expanding the network now
+            # would only report every use of them as unknown.
+            return self.graph
+        module = env.module
+        self.graph.name = path.stem
+        if not module.statements:
+            self.sink.emit("E002", "the spec is empty: no input, no layers", Location(env.path, 1, 1),
+                           hint="start with `input x: 3 x 224 x 224`, then `output y = x -> conv(16, 3) -> relu`")
+            return self.graph
+        frame = Frame(env, ChainMap({}, env.consts), {}, {}, reserved=aliases(module.statements))
+        self.run_body(module.statements, frame, module_level=True)
+        self.check_network(module.statements, env)
+        unknown = sorted(set(self.overrides) - set(self.graph.inputs))
+        if unknown and not self.sink.has_errors:
+            raise UsageError(f"--input names no declared input: {', '.join(unknown)} (declared: "
+                             f"{', '.join(self.graph.inputs) or 'none'})")
+        return self.graph
+
+
+    # ---- statements -----------------------------------------------------------------------------
+    def run_body(self, statements: Sequence[A.Node], frame: Frame, module_level: bool = False) -> None:
+        """Run a body's statements in order. At module level, imports, constants and blocks were
+        already handled when the file was loaded."""
+        saved = frame.assigned, frame.position
+        frame.assigned = assignments(statements, frame.env.path)
+        self.depth += 1
+        try:
+            for index, stmt in enumerate(statements):
+                frame.position = index
+                if module_level and isinstance(stmt, A.Import | A.Const | A.BlockDef):
+                    continue
+                self.run_statement(stmt, frame)
+        finally:
+            self.depth -= 1
+        frame.assigned, frame.position = saved
+
+    def run_statement(self, stmt: A.Node, frame: Frame) -> None:
+        env = frame.env
+        match stmt:
+            case A.Const():
+                value = self.constants.define(stmt.name.name, stmt.value, frame.values, env)
+                if value is not None:
+                    frame.values[stmt.name.name] = value
+            case A.NetworkName():
+                if frame.in_block:
+                    self.structure("`network` names the whole file; it cannot appear in a block", env, stmt)
+                elif self.named_at is not None:
+                    self.sink.emit("E202", f"the network is named twice (first at {self.named_at})",
+                                   loc(env, stmt.name))
+                else:
+                    self.graph.name = stmt.name.name
+                    self.named_at = loc(env, stmt.name)
+            case A.InputDecl():
+                self.declare_input(stmt, frame)
+            case A.BlockInputs():
+                if not frame.in_block:
+                    self.structure("an input of the network needs a shape: `input x: 3 x 224 x 224`", env, stmt)
+            case A.Assign():
+                self.bind_tensor(stmt.target, self.run_chain(stmt.chain, frame), frame)
+            case A.ChainStmt():
+                result = self.run_chain(stmt.chain, frame)
+                if result != POISON and stmt.chain.layers:
+                    self.graph.tensor_names.setdefault(result, ("", loc(env, stmt)))
+            case A.OutputAssign():
+                result = self.run_chain(stmt.chain, frame)
+                self.bind_tensor(stmt.name, result, frame)
+                self.declare_output(stmt.name, result, frame)
+            case A.OutputNames():
+                for ident in stmt.names:
+                    self.declare_output(ident, self.lookup_tensor(ident, frame), frame)
+            case A.Return():
+                if not frame.in_block:
+                    self.structure("`return` is only meaningful inside a block", env, stmt,
+                                   hint="declare the network's result with `output y = ...`")
+                    return
+                raise Returned(self.run_chain(stmt.chain, frame))
+            case A.If():
+                condition = self.constants.evaluate(stmt.condition, frame.values, env)
+                if condition is None:
+                    return
+                if not isinstance(condition, bool):
+                    self.sink.emit("E208", f"the condition of `if` must be `true` or `false`; got "
+                                   f"{fmt_value(condition)}", loc(env, stmt.condition), notes=frame.trail)
+                    return
+                self.run_body(stmt.then if condition else stmt.otherwise, frame)
+            case A.Import() | A.BlockDef():
+                self.structure("imports and blocks are defined at the top level of a file, outside `if`",
+                               env, stmt)
+
+    def structure(self, message: str, env: ModuleEnv, node: A.Node, hint: str | None = None) -> None:
+        self.sink.emit("E209", message, loc(env, node), hint=hint)
+
+    def declare_input(self, stmt: A.InputDecl, frame: Frame) -> None:
+        env = frame.env
+        where = loc(env, stmt.name)
+        if frame.in_block:
+            self.structure("a block's inputs have no shape: write `input a, b` (or use `in`)", env, stmt)
+            return
+        name = stmt.name.name
+        if name in frame.tensors:
+            self.sink.emit("E202", f"`{name}` is already defined at {frame.tensor_defs[name]}", where)
+            return
+        shape = self.overrides.get(name)
+        if shape is None:
+            dims = [self.constants.evaluate(d, frame.values, env) for d in stmt.shape]
+            problem = next((i for i, d in enumerate(dims) if d is None or isinstance(d, bool)
+                            or not isinstance(d, int) or d <= 0), None)
+            if problem is not None:
+                dim, expr = dims[problem], stmt.shape[problem]
+                if dim is None:
+                    pass  # reported by the evaluator
+                elif isinstance(dim, bool) or not isinstance(dim, int):
+                    self.sink.emit("E205", f"input dimensions are integers; got {fmt_value(dim)}", loc(env, expr),
+                                   hint="separate dimensions with `x`: `input x: 3 x 224 x 224`")
+                else:
+                    self.sink.emit("E304", f"input `{name}` has a non-positive dimension {dim}", loc(env, expr),
+                                   hint="sizes are per sample, channels first: `input x: 3 x 224 x 224`")
+                frame.tensors[name] = POISON  # declared all the same: a second declaration is still E202
+                frame.tensor_defs[name] = where
+                return
+            shape = tuple(int(d) for d in dims)  # type: ignore[arg-type]
+        if self.names.taken(name, where, frame):
+            return
+        self.graph.add(Node(name=name, op=INPUT, params=None, inputs=(), location=where, shape=shape))
+        self.graph.inputs[name] = name
+        frame.tensors[name] = name
+        frame.tensor_defs[name] = where
+
+    def declare_output(self, ident: A.Ident, tensor: str, frame: Frame) -> None:
+        where = loc(frame.env, ident)
+        if frame.in_block:
+            self.structure("`output` declares the network's outputs; a block ends with `return`", frame.env, ident)
+            return
+        if ident.name in self.graph.outputs:
+            self.sink.emit("E202", f"output `{ident.name}` is declared twice", where)
+            return
+        if tensor != POISON:
+            self.graph.outputs[ident.name] = tensor
+
+    def check_network(self, statements: Sequence[A.Node], env: ModuleEnv) -> None:
+        if self.sink.has_errors:
+            return
+        if not self.graph.inputs:
+            blocks = sum(isinstance(s, A.BlockDef) for s in statements)
+            if blocks and all(isinstance(s, A.BlockDef | A.Const | A.Import) for s in statements):
+                self.sink.emit("E209", f"this file defines {blocks} block(s) but no network",
+                               loc(env, statements[0]),
+                               hint='import it from a network spec (`import "file.cnn"`), or declare `input` and '
+                                    "`output` here")
+            else:
+                self.sink.emit("E209", "the network declares no input", loc(env, statements[0]),
+                               hint="declare one with its per-sample shape: `input x: 3 x 224 x 224`")
+        elif not self.graph.outputs:
+            self.sink.emit("E209", "the network declares no output", loc(env, statements[-1]),
+                           hint="name the result: `output y = x -> ...`, or `output y` for an existing tensor")
+
+    # ---- tensors --------------------------------------------------------------------------------
+    def bind_tensor(self, ident: A.Ident, tensor: str, frame: Frame) -> None:
+        where = loc(frame.env, ident)
+        name = ident.name
+        if name in frame.tensors and frame.tensors[name] != POISON:
+            self.sink.emit("E202", f"tensor `{name}` is already defined at {frame.tensor_defs[name]}", where,
+                           hint="give each tensor its own name", notes=frame.trail)
+            return
+        if name in frame.values:
+            self.sink.emit("E202", f"`{name}` is already a constant or block parameter", where, notes=frame.trail)
+            return
+        frame.tensors[name] = tensor
+        frame.tensor_defs[name] = where
+        if tensor != POISON and tensor not in self.graph.inputs:
+            self.graph.tensor_names.setdefault(tensor, (name, where))
+
+    def lookup_tensor(self, ident: A.Ident, frame: Frame) -> str:
+        name = ident.name
+        if name in frame.tensors:
+            return frame.tensors[name]
+        where = loc(frame.env, ident)
+        later = frame.defined_later(name)
+        if later is not None:
+            self.sink.emit("E400", f"tensor `{name}` is used before it is defined at {later}", where,
+                           hint="a network is a DAG: define tensors before using them (no loops back)",
+                           notes=frame.trail)
+        elif name in frame.values:
+            self.sink.emit("E201", f"`{name}` is a value ({fmt_value(frame.values[name])}), not a tensor", where,
+                           notes=frame.trail)
+        else:
+            hint = did_you_mean(name, list(frame.tensors))
+            if hint is None and (name in REGISTRY or name in frame.env.blocks):
+                hint = f"a chain starts from a tensor: `x -> {name}`"
+            elif hint is None and frame.in_block and name == "in":
+                hint = "this block declares its inputs with `input ...`; use those names"
+            self.sink.emit("E201", f"unknown tensor `{name}`", where, hint=hint, notes=frame.trail)
+        return POISON
+
+    # ---- chains ---------------------------------------------------------------------------------
+    def run_chain(self, chain: A.Chain, frame: Frame) -> str:
+        current = [self.lookup_tensor(ident, frame) for ident in chain.source.names]
+        if POISON in current:
+            return POISON
+        for layer in chain.layers:
+            current = self.apply_layer(layer, current, frame)
+            if POISON in current:
+                return POISON
+        if len(current) != 1:
+            self.sink.emit("E207", f"a list of {len(current)} tensors must feed a layer that merges them",
+                           loc(frame.env, chain.source), hint="`[a, b] -> add` or `[a, b] -> concat`",
+                           notes=frame.trail)
+            return POISON
+        return current[0]
+
+    def apply_layer(self, layer: A.Layer, current: list[str], frame: Frame) -> list[str]:
+        env = frame.env
+        if layer.guard is not None:
+            keep = self.constants.evaluate(layer.guard, frame.values, env, frame.trail)
+            if keep is None:
+                return [POISON]
+            if not isinstance(keep, bool):
+                self.sink.emit("E208", f"the condition after `if` must be `true` or `false`; got {fmt_value(keep)}",
+                               loc(env, layer.guard), notes=frame.trail)
+                return [POISON]
+            if not keep:
+                return current
+        callee = layer.call.callee.name
+        block = env.blocks.get(callee)
+        op = REGISTRY.get(callee)
+        where = loc(env, layer.call)
+        if block is None and op is None:
+            hint = did_you_mean(callee, [*REGISTRY, *env.blocks])
+            if callee in frame.tensors:
+                hint = f"`{callee}` is a tensor; merge tensors with `[a, {callee}] -> add`"
+            self.sink.emit("E200", f"unknown layer `{callee}`: not an op or a block in scope",
+                           loc(env, layer.call.callee), hint=hint, notes=frame.trail)
+            return [POISON]
+        args = self.binder.evaluate_args(layer.call, frame)
+        if args is None:
+            return [POISON]
+        copies = 1
+        if layer.repeat is not None:
+            count = self.constants.evaluate(layer.repeat, frame.values, env, frame.trail)
+            if count is None:
+                return [POISON]
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                self.sink.emit("E205", f"a repeat count is a non-negative integer; got {fmt_value(count)}",
+                               loc(env, layer.repeat), notes=frame.trail)
+                return [POISON]
+            if len(current) != 1:
+                self.sink.emit("E207", f"`{callee} x {count}` repeats a layer fed by {len(current)} tensors; each copy "
+                               "feeds the next, so a repeated layer takes one input", where, notes=frame.trail)
+                return [POISON]
+            if count > self.limits.layers:
+                self.too_large(f"`{callee} x {count:,}` repeats past the limit of {self.limits.layers:,} layers",
+                               loc(env, layer.repeat), frame)
+            copies = count
+        base = layer.alias.name if layer.alias else self.names.auto_name(op.kind if op else callee, frame)
+        first = base if layer.repeat is None else f"{base}.0"  # a repeat names its copies base.0, base.1, ...
+        if layer.alias and self.names.taken(frame.prefix + first, loc(env, layer.alias), frame):
+            return [POISON]
+        for index in range(copies):
+            name = base if layer.repeat is None else f"{base}.{index}"
+            self.step(where, frame)
+            if block is not None:
+                current = self.expand_block(block, args, name, current, frame, where)
+            else:
+                assert op is not None
+                current = self.add_op(op, callee, args, name, current, frame, where)
+            if POISON in current:
+                return current
+        return current
+
+    def step(self, where: Location, frame: Frame) -> None:
+        """Count one layer or block instance; a block that adds no layer still costs a step, so that
+        `id x 1000000000` stops as early as `relu x 1000000000`."""
+        self.steps += 1
+        if self.steps > 2 * self.limits.layers:
+            self.too_large(f"the network takes more than {2 * self.limits.layers:,} expansion steps (layers and "
+                           "block instances)", where, frame)
+
+    def too_large(self, message: str, where: Location, frame: Frame) -> None:
+        self.sink.emit("E210", message, where, notes=frame.trail,
+                       hint="check repeat counts (`x N`) and nested blocks; a network this large is checked with "
+                            "--max-layers N")
+        self.sink.stop("checking stopped at a limit; the layers before it are not reported")
+
+    def add_op(self, op: Op, callee: str, args: list[tuple[A.Arg, Value]], name: str, current: list[str],
+               frame: Frame, where: Location) -> list[str]:
+        if not self.binder.arity_ok(callee, op.min_inputs, op.max_inputs, len(current), where, frame):
+            return [POISON]
+        params = self.binder.bind_op(op, callee, args, frame, where)
+        if params is None:
+            return [POISON]
+        self.layers += 1
+        if self.layers > self.limits.layers:
+            self.too_large(f"the network expands to more than {self.limits.layers:,} layers", where, frame)
+        qualified = frame.prefix + name
+        if self.names.taken(qualified, where, frame):  # e.g. a repeat's copies meeting another repeat's, `as` both
+            return [POISON]
+        self.graph.add(Node(name=qualified, op=callee, params=params, inputs=tuple(current), location=where,
+                            block_path=frame.block_path, block_kinds=frame.block_stack, trail=frame.trail))
+        return [qualified]
+
+    # ---- blocks ---------------------------------------------------------------------------------
+    def expand_block(self, info: BlockInfo, args: list[tuple[A.Arg, Value]], name: str, current: list[str],
+                     frame: Frame, where: Location) -> list[str]:
+        block = info.definition
+        callee = block.name.name
+        if callee in frame.block_stack:
+            chain = " -> ".join((*frame.block_stack[frame.block_stack.index(callee):], callee))
+            self.sink.emit("E502", f"block `{callee}` calls itself: {chain}", where,
+                           hint="blocks cannot recurse; repeat a block with `x N` instead", notes=frame.trail)
+            return [POISON]
+        if self.depth >= self.limits.expansion_depth:
+            self.too_large(f"blocks and `if` bodies nest more than {self.limits.expansion_depth} deep here", where,
+                           frame)
+        input_names = [ident.name for stmt in block.body if isinstance(stmt, A.BlockInputs) for ident in stmt.names]
+        input_names = input_names or ["in"]
+        if not self.binder.arity_ok(callee, len(input_names), len(input_names), len(current), where, frame):
+            return [POISON]
+        params = [p.name.name for p in block.params]
+        required = {p.name.name for p in block.params if p.default is None}
+        bound = self.binder.bind(callee, params, params, required, args, frame, where)
+        if bound is None:
+            return [POISON]
+        values: dict[str, Value] = {}
+        for param in block.params:
+            if param.name.name in bound:
+                values[param.name.name] = bound[param.name.name][1]
+            else:
+                assert param.default is not None
+                scope = ChainMap(values, info.env.consts)
+                default = self.constants.evaluate(param.default, scope, info.env, frame.trail)
+                if default is None:
+                    return [POISON]
+                values[param.name.name] = default
+        qualified = frame.prefix + name
+        if self.names.taken(qualified, where, frame):
+            return [POISON]
+        self.names.instances[qualified] = where
+        inner = Frame(
+            env=info.env,
+            values=ChainMap(values, info.env.consts),
+            tensors=dict(zip(input_names, current, strict=True)),
+            tensor_defs={n: where for n in input_names},
+            prefix=qualified + ".",
+            trail=(*frame.trail, f"in block `{callee}` called as `{qualified}` at {where}"),
+            block_stack=(*frame.block_stack, callee),
+            block_path=(*frame.block_path, qualified),
+            reserved=aliases(block.body),
+        )
+        try:
+            self.run_body(block.body, inner)
+        except Returned as result:
+            return [result.tensor]
+        self.sink.emit("E503", f"block `{callee}` ends without `return`", loc(info.env, block.name),
+                       hint="end the block with `return <chain>`", notes=frame.trail)
+        return [POISON]
