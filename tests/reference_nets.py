@@ -3,6 +3,8 @@ the equivalence tests and the latency benchmark use them."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
@@ -126,3 +128,201 @@ class UNet(nn.Module):
         for up, skip in zip(self.up, reversed(skips[:-1]), strict=True):
             x = up(x, skip)
         return self.head(x)
+
+
+def _conv_bn_relu6(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    """torchvision.ops.Conv2dNormActivation(..., activation_layer=nn.ReLU6)."""
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    """torchvision.models.mobilenetv2.InvertedResidual."""
+
+    def __init__(self, inp: int, oup: int, stride: int, expand_ratio: int):
+        super().__init__()
+        hidden = int(round(inp * expand_ratio))
+        self.use_res_connect = stride == 1 and inp == oup
+        layers: list[nn.Module] = []
+        if expand_ratio != 1:
+            layers.append(_conv_bn_relu6(inp, hidden))
+        layers += [_conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),
+                   nn.Conv2d(hidden, oup, 1, 1, 0, bias=False), nn.BatchNorm2d(oup)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """torchvision.models.mobilenet_v2's layout (width 1.0, no rounding needed at width 1.0)."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        features: list[nn.Module] = [_conv_bn_relu6(3, 32, 3, 2)]
+        channels = 32
+        for t, c, n, s in [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1],
+                           [6, 160, 3, 2], [6, 320, 1, 1]]:
+            for i in range(n):
+                features.append(InvertedResidual(channels, c, s if i == 0 else 1, t))
+                channels = c
+        features.append(_conv_bn_relu6(channels, 1280))
+        self.features = nn.Sequential(*features)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.adaptive_avg_pool2d(self.features(x), (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
+class Fire(nn.Module):
+    """torchvision.models.squeezenet.Fire."""
+
+    def __init__(self, inplanes: int, squeeze: int, expand1x1: int, expand3x3: int):
+        super().__init__()
+        self.squeeze, self.squeeze_activation = nn.Conv2d(inplanes, squeeze, 1), nn.ReLU(inplace=True)
+        self.expand1x1, self.expand1x1_activation = nn.Conv2d(squeeze, expand1x1, 1), nn.ReLU(inplace=True)
+        self.expand3x3 = nn.Conv2d(squeeze, expand3x3, 3, padding=1)
+        self.expand3x3_activation = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.squeeze_activation(self.squeeze(x))
+        return torch.cat([self.expand1x1_activation(self.expand1x1(x)),
+                          self.expand3x3_activation(self.expand3x3(x))], 1)
+
+
+class SqueezeNet(nn.Module):
+    """torchvision.models.squeezenet1_0 / squeezenet1_1's layout."""
+
+    def __init__(self, version: str = "1_0", num_classes: int = 1000) -> None:
+        super().__init__()
+
+        def pool() -> nn.Module:
+            return nn.MaxPool2d(3, 2, ceil_mode=True)
+
+        if version == "1_0":
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 96, 7, stride=2), nn.ReLU(inplace=True), pool(),
+                Fire(96, 16, 64, 64), Fire(128, 16, 64, 64), Fire(128, 32, 128, 128), pool(),
+                Fire(256, 32, 128, 128), Fire(256, 48, 192, 192), Fire(384, 48, 192, 192), Fire(384, 64, 256, 256),
+                pool(), Fire(512, 64, 256, 256))
+        else:
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 64, 3, stride=2), nn.ReLU(inplace=True), pool(),
+                Fire(64, 16, 64, 64), Fire(128, 16, 64, 64), pool(),
+                Fire(128, 32, 128, 128), Fire(256, 32, 128, 128), pool(),
+                Fire(256, 48, 192, 192), Fire(384, 48, 192, 192), Fire(384, 64, 256, 256), Fire(512, 64, 256, 256))
+        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Conv2d(512, num_classes, 1), nn.ReLU(inplace=True),
+                                        nn.AdaptiveAvgPool2d((1, 1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.classifier(self.features(x)), 1)
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """torchvision.models.shufflenetv2.channel_shuffle."""
+    batch, channels, height, width = x.size()
+    x = x.view(batch, groups, channels // groups, height, width)
+    return torch.transpose(x, 1, 2).contiguous().view(batch, channels, height, width)
+
+
+class ShuffleUnit(nn.Module):
+    """torchvision.models.shufflenetv2.InvertedResidual."""
+
+    def __init__(self, inp: int, oup: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        features = oup // 2
+        if stride > 1:
+            self.branch1 = nn.Sequential(
+                nn.Conv2d(inp, inp, 3, stride, 1, groups=inp, bias=False), nn.BatchNorm2d(inp),
+                nn.Conv2d(inp, features, 1, bias=False), nn.BatchNorm2d(features), nn.ReLU(inplace=True))
+        else:
+            self.branch1 = nn.Sequential()
+        self.branch2 = nn.Sequential(
+            nn.Conv2d(inp if stride > 1 else features, features, 1, bias=False), nn.BatchNorm2d(features),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(features, features, 3, stride, 1, groups=features, bias=False), nn.BatchNorm2d(features),
+            nn.Conv2d(features, features, 1, bias=False), nn.BatchNorm2d(features), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        return channel_shuffle(out, 2)
+
+
+class ShuffleNetV2(nn.Module):
+    """torchvision.models.shufflenet_v2_x1_0's layout."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(3, 24, 3, 2, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU(inplace=True))
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        channels, stages = 24, []
+        for repeats, out in zip([4, 8, 4], [116, 232, 464], strict=True):
+            units = [ShuffleUnit(channels, out, 2)] + [ShuffleUnit(out, out, 1) for _ in range(repeats - 1)]
+            stages.append(nn.Sequential(*units))
+            channels = out
+        self.stage2, self.stage3, self.stage4 = stages
+        self.conv5 = nn.Sequential(nn.Conv2d(464, 1024, 1, bias=False), nn.BatchNorm2d(1024), nn.ReLU(inplace=True))
+        self.fc = nn.Linear(1024, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.conv1(x))
+        x = self.conv5(self.stage4(self.stage3(self.stage2(x))))
+        return self.fc(x.mean([2, 3]))
+
+
+class DenseLayer(nn.Module):
+    """torchvision.models.densenet._DenseLayer (without its memory-efficient checkpointing)."""
+
+    def __init__(self, inp: int, growth: int = 32, bn_size: int = 4):
+        super().__init__()
+        self.norm1, self.relu1 = nn.BatchNorm2d(inp), nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(inp, bn_size * growth, 1, bias=False)
+        self.norm2, self.relu2 = nn.BatchNorm2d(bn_size * growth), nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(bn_size * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x = self.conv1(self.relu1(self.norm1(torch.cat(features, 1))))
+        return self.conv2(self.relu2(self.norm2(x)))
+
+
+class DenseBlock(nn.ModuleDict):
+    def __init__(self, layers: int, inp: int, growth: int = 32):
+        super().__init__({f"denselayer{i + 1}": DenseLayer(inp + i * growth, growth) for i in range(layers)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class DenseNet(nn.Module):
+    """torchvision.models.densenet121 / densenet169's layout."""
+
+    def __init__(self, blocks: tuple[int, ...] = (6, 12, 24, 16), growth: int = 32, num_classes: int = 1000):
+        super().__init__()
+        layers: list[tuple[str, nn.Module]] = [
+            ("conv0", nn.Conv2d(3, 64, 7, 2, 3, bias=False)), ("norm0", nn.BatchNorm2d(64)),
+            ("relu0", nn.ReLU(inplace=True)), ("pool0", nn.MaxPool2d(3, 2, 1))]
+        channels = 64
+        for i, count in enumerate(blocks):
+            layers.append((f"denseblock{i + 1}", DenseBlock(count, channels, growth)))
+            channels += count * growth
+            if i != len(blocks) - 1:
+                layers.append((f"transition{i + 1}", nn.Sequential(
+                    nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, channels // 2, 1, bias=False),
+                    nn.AvgPool2d(2, 2))))
+                channels //= 2
+        layers.append(("norm5", nn.BatchNorm2d(channels)))
+        self.features = nn.Sequential(OrderedDict(layers))
+        self.classifier = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.adaptive_avg_pool2d(nn.functional.relu(self.features(x)), (1, 1))
+        return self.classifier(torch.flatten(x, 1))

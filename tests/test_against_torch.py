@@ -272,3 +272,26 @@ def test_receptive_field_through_pixel_shuffle_and_unshuffle(specs: SpecFiles, f
     assert unshuffled is not None
     assert (unshuffled.size[0], unshuffled.stride[0], unshuffled.padding[0]) == (last - first + 1, factor, 0)
     assert first == 2 * factor
+
+
+def test_receptive_field_through_a_squeeze_excitation_gate_is_the_whole_input(specs: SpecFiles) -> None:
+    """A gate from global pooling, broadcast over the positions of the path it scales: every output
+    position sees the whole input (the gate's field), as after global pooling; no misalignment warning."""
+    n = 50
+    network = specs.load(f"input x: 1 x {n}\nc = x -> conv(1, 3)\ng = c -> global_avgpool -> conv(1, 1) -> sigmoid\n"
+                         "output y = [c, g] -> mul -> conv(1, 3) as probe\n")
+    assert not [d for d in network.diagnostics if d.code == "W103"]
+    rf = layer(network, "probe").rf
+    assert rf is not None and (rf.size[0], rf.stride[0]) == (n, 0)
+
+    class SqueezeExcite(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.gate, self.head = nn.Conv1d(1, 1, 3), nn.Conv1d(1, 1, 1), nn.Conv1d(1, 1, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            c = self.conv(x)
+            return self.head(c * torch.sigmoid(self.gate(c.mean(dim=2, keepdim=True))))
+
+    for j in (0, 20):
+        assert _gradient_extent(SqueezeExcite(), n, j) == (0, n - 1)

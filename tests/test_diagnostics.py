@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import cnndsl
-from cnndsl.diagnostics import CODES, SpecError
+from cnndsl.diagnostics import CODES, SpecError, UsageError
 from cnndsl.limits import Limits
 from cnndsl.syntax.parse import COMMON_MISTAKES
 from tests.conftest import SpecFiles
@@ -125,7 +125,7 @@ def test_every_broken_statement_reports_one_syntax_error(specs: SpecFiles) -> No
                           "d = x -> conv(8, 3\ne = x -> relu\n")
     assert [(e.location.line, e.location.col) for e in errors if e.location] == [(2, 22), (3, 25), (5, 23), (7, 7),
                                                                                   (9, 1)]
-    assert errors[1].message == "unexpected `:`; expected `)`, `,`, `=`, an operator"
+    assert errors[1].message == "unexpected `:`; expected `(`, `)`, `,`, `=`, an operator"  # `(`: size(t, 1)
     assert errors[-1].hint == "the `(` opened at line 8, column 14 is never closed"
 
 
@@ -155,3 +155,37 @@ def test_checking_a_block_library_says_so(specs: SpecFiles) -> None:
 def test_layer_name_collision(specs: SpecFiles) -> None:
     (error,) = specs.errors(HEAD + "a = x -> relu as act\noutput y = a -> relu as act\n")
     assert error.code == "E202" and "layer name `act` is already used at" in error.message
+
+
+def test_too_many_positional_arguments_is_one_error_per_call(specs: SpecFiles) -> None:
+    [error] = specs.errors(HEAD + "output y = x -> conv(16, 3, 1, 1, 1, 1, 1)\n")
+    assert error.code == "E206" and error.message == "`conv` takes 2 positional argument(s); got 7"
+    assert error.location is not None and error.location.col == 29  # the first one too many
+
+
+def test_a_non_boolean_condition_is_the_only_error_of_its_block(specs: SpecFiles) -> None:
+    errors = specs.errors("block f(c) {\n  if 3 {\n    return in -> relu\n  } else {\n    return in\n  }\n}\n"
+                          + HEAD + "output y = x -> f(2)\n")
+    assert [e.code for e in errors] == ["E208"]  # not also E503 "ends without return"
+
+
+def test_an_input_override_cannot_change_the_rank(specs: SpecFiles) -> None:
+    path = specs.write("input image: 3 x 32 x 32\noutput y = image -> conv(8, 3)\n")
+    with pytest.raises(UsageError, match=r"--input image=3x224 has 2 dimension\(s\), but `image` is declared with 3"):
+        cnndsl.load(path, inputs={"image": (3, 224)})
+    assert cnndsl.load(path, inputs={"image": (3, 64, 48)}).report().outputs["y"] == [8, 62, 46]
+
+
+def test_a_missing_import_does_not_hide_the_rest_of_the_file(specs: SpecFiles) -> None:
+    """The import's error, and the file's own; names that may have come from the import stay quiet."""
+    errors = specs.errors('import "missing.cnn"\n' + HEAD + "y = x -> conv(width, 3) -> stage(2)\n"
+                          "output z = x -> conv(16, 3, stride=0)\n")
+    assert [(e.code, e.location.line if e.location else 0) for e in errors] == [("E500", 1), ("E205", 4)]
+
+
+def test_a_merge_of_mismatched_sizes_names_the_layer_where_they_diverge(specs: SpecFiles) -> None:
+    [error] = specs.errors("block res(c) {\n  y = in -> conv(c, 3) -> relu -> conv(c, 3, padding=1)\n"
+                           "  return [y, in] -> add\n}\ninput x: 8 x 16 x 16\noutput z = x -> conv(8, 1) -> res(8)\n")
+    assert error.code == "E302" and error.location is not None and error.location.line == 3
+    assert error.notes[-1].startswith("the paths diverge at `res1.conv1` (8 x 16 x 16 -> 8 x 14 x 14), ")
+    assert error.notes[-1].endswith(":2:13")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import SpecFiles, layer
 
 
@@ -86,3 +88,54 @@ def test_constants_inside_a_top_level_if(specs: SpecFiles) -> None:
     text = "const big = true\nif big {\n  const width = 32\n} else {\n  const width = 8\n}\n"
     network = specs.load(text + "input x: 3 x 8 x 8\noutput y = x -> conv(width, 1) as probe\n")
     assert layer(network, "probe").shape == [32, 8, 8]
+
+
+MOBILENET_V2_BLOCK = """
+block inverted(c_out, stride=1, expand=6) {
+    const hidden = channels(in) * expand
+    y = in -> conv(hidden, 1, bias=false) -> batchnorm -> relu6
+        -> conv(hidden, 3, stride=stride, padding=1, groups=depthwise, bias=false) -> batchnorm -> relu6
+        -> conv(c_out, 1, bias=false) -> batchnorm
+    if stride == 1 and channels(in) == c_out {
+        return [in, y] -> add
+    }
+    return y
+}
+"""
+
+
+def test_shape_functions_let_blocks_ask_their_input(specs: SpecFiles) -> None:
+    network = specs.load(MOBILENET_V2_BLOCK + "block keep(c=channels(in)) {\n  return in -> conv(c, 1)\n}\n"
+                         "input x: 3 x 32 x 32\n"
+                         "t = x -> conv(16, 3, padding=1) -> inverted(16) -> inverted(24, stride=2) "
+                         "-> inverted(24) -> keep -> conv(size(x, 1) + size(x, -1), 1) as last\n"
+                         "output y = t -> reshape(shape(t)) as same\n")
+    shapes = {entry.name: entry.shape for entry in network.report().layers}
+    assert shapes["inverted1.conv1"] == [96, 32, 32]  # 16 channels x 6
+    assert "inverted1.add1" in shapes and "inverted2.add1" not in shapes and "inverted3.add1" in shapes
+    assert shapes["inverted3.conv1"] == [144, 16, 16] and shapes["keep1.conv1"] == [24, 16, 16]
+    assert shapes["last"] == shapes["same"] == [64, 16, 16]
+
+
+@pytest.mark.parametrize(("body", "code", "fragment", "col"), [
+    ("output y = x -> conv(channels(z), 1)", "E201", "unknown tensor `z`", 31),
+    ("output y = x -> conv(chanels(x), 1)", "E201", "unknown function `chanels`", 22),
+    ("output y = x -> conv(channels(2), 1)", "E208", "`channels` takes a tensor", 22),
+    ("output y = x -> conv(size(x, 3), 1)", "E208", "axis 3 is out of range for a tensor of shape 3 x 8 x 8", 30),
+    ("output y = x -> conv(size(x), 1)", "E208", "`size` takes a tensor and an axis", 22),
+])
+def test_shape_function_errors(specs: SpecFiles, body: str, code: str, fragment: str, col: int) -> None:
+    [error] = specs.errors(f"input x: 3 x 8 x 8\n{body}\n")
+    assert (error.code, error.location.line if error.location else 0) == (code, 2) and fragment in error.message
+    assert error.location is not None and error.location.col == col, error.headline()
+
+
+def test_a_shape_function_of_a_failed_layer_adds_no_error(specs: SpecFiles) -> None:
+    """The layer's own error is the only one: the expression reading its shape fails quietly."""
+    errors = specs.errors("input x: 3 x 8 x 8\nb = x -> conv(4, 9)\noutput y = b -> conv(channels(b) * 2, 1)\n")
+    assert [(e.code, e.location.line if e.location else 0) for e in errors] == [("E303", 2)]
+
+
+def test_constants_of_a_file_cannot_read_shapes(specs: SpecFiles) -> None:
+    [error] = specs.errors("const c = channels(x)\ninput x: 3 x 8 x 8\noutput y = x -> conv(c, 1)\n")
+    assert error.code == "E208" and "no tensor is in scope here" in error.message

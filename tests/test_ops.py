@@ -60,6 +60,14 @@ CASES = [
     # element-wise, normalisation, structure
     ("relu", "3 x 4 x 4", [3, 4, 4], 0, 0, (1, 1, 0)),
     ("leaky_relu(0.2)", "3 x 4", [3, 4], 0, 0, (1, 1, 0)),
+    ("relu6", "3 x 4 x 4", [3, 4, 4], 0, 0, (1, 1, 0)),
+    ("hardsigmoid", "3 x 4 x 4", [3, 4, 4], 0, 0, (1, 1, 0)),
+    ("hardswish", "3 x 4", [3, 4], 0, 0, (1, 1, 0)),
+    ("mish", "3 x 4 x 4", [3, 4, 4], 0, 0, (1, 1, 0)),
+    ("elu(0.5)", "3 x 4 x 4", [3, 4, 4], 0, 0, (1, 1, 0)),
+    ("prelu", "16 x 4 x 4", [16, 4, 4], 1, 0, (1, 1, 0)),
+    ("prelu(per_channel=true, init=0.1)", "16 x 4 x 4", [16, 4, 4], 16, 0, (1, 1, 0)),
+    ("prelu(per_channel=true)", "10", [10], 10, 0, None),
     ("gelu", "10", [10], 0, 0, None),
     ("softmax", "10", [10], 0, 0, None),
     ("dropout(0.3)", "3 x 4 x 4", [3, 4, 4], 0, 0, (1, 1, 0)),
@@ -68,11 +76,24 @@ CASES = [
     ("groupnorm(4)", "16 x 4 x 4", [16, 4, 4], 32, 0, (1, 1, 0)),
     ("layernorm", "16 x 4 x 4", [16, 4, 4], 2 * 256, 0, (1, 1, 0)),
     ("layernorm(dims=1)", "16 x 4 x 4", [16, 4, 4], 8, 0, (1, 1, 0)),
+    ("layernorm(over=channels, eps=1e-6)", "16 x 4 x 4", [16, 4, 4], 32, 0, (1, 1, 0)),  # ConvNeXt's
+    ("instancenorm", "4 x 5 x 5", [4, 5, 5], 0, 0, (1, 1, 0)),
+    ("instancenorm(affine=true)", "4 x 5", [4, 5], 8, 0, (1, 1, 0)),
+    ("lrn(5)", "8 x 4 x 4", [8, 4, 4], 0, 0, (1, 1, 0)),  # AlexNet's
+    ("lrn(4, alpha=0.001, beta=0.5, k=2.0)", "7 x 3", [7, 3], 0, 0, (1, 1, 0)),
+    ("scale(init=0.5)", "8 x 4 x 4", [8, 4, 4], 8, 0, (1, 1, 0)),
+    ("drop_path(0.2)", "8 x 4 x 4", [8, 4, 4], 0, 0, (1, 1, 0)),
     ("flatten", "16 x 4 x 4", [256], 0, 0, None),
     ("linear(10)", "60", [10], 610, 600, None),
     ("linear(10, bias=false)", "60", [10], 600, 600, None),
     ("crop(3)", "2 x 7 x 7", [2, 3, 3], 0, 0, (1, 1, -2)),
     ("identity", "2 x 7 x 7", [2, 7, 7], 0, 0, (1, 1, 0)),
+    # channel splits (ShuffleNet, CSP, Darknet's grouped route) and a spatial slice (shifts like a crop)
+    ("slice(0, 8)", "16 x 4 x 4", [8, 4, 4], 0, 0, (1, 1, 0)),
+    ("slice(-8, -2)", "16 x 4 x 4", [6, 4, 4], 0, 0, (1, 1, 0)),
+    ("slice(2, 6, dim=1)", "3 x 8 x 8", [3, 4, 8], 0, 0, (1, 1, -2)),
+    ("slice(0, 5)", "10", [5], 0, 0, None),
+    ("channel_shuffle(2)", "8 x 4 x 4", [8, 4, 4], 0, 0, (1, 1, 0)),
 ]
 
 
@@ -94,6 +115,12 @@ def test_op_table(specs: SpecFiles, text: str, shape: str, out: list[int], param
     ("[a, b] -> concat", ("8 x 4 x 4", "3 x 4 x 4"), [11, 4, 4]),
     ("[a, b] -> concat(dim=2)", ("8 x 4 x 4", "8 x 4 x 2"), [8, 4, 6]),
     ("[a, b] -> crop", ("8 x 9 x 9", "3 x 5 x 5"), [8, 5, 5]),
+    # numpy broadcasting of the per-sample shapes: a squeeze-excitation gate, a channel-shared map,
+    # a lower-rank input aligned at the last axis
+    ("[a, b] -> mul", ("8 x 4 x 4", "8 x 1 x 1"), [8, 4, 4]),
+    ("[a, b] -> add", ("1 x 4 x 4", "8 x 1 x 1"), [8, 4, 4]),
+    ("[a, b] -> mul", ("4 x 5", "8 x 1 x 5"), [8, 4, 5]),
+    ("[a, b, a] -> mul", ("8 x 4 x 4", "8 x 4 x 4"), [8, 4, 4]),
 ])
 def test_merge_ops(specs: SpecFiles, text: str, shape: tuple[str, str], expected: list[int]) -> None:
     network = specs.load(f"input a: {shape[0]}\ninput b: {shape[1]}\noutput y = {text} as probe\n")
@@ -119,8 +146,28 @@ def test_batch_scales_macs_and_activations(specs: SpecFiles) -> None:
     ("pixel_unshuffle(2)", "3 x 4 x 5", "E306", "axis 2 of 3 x 4 x 5 is 5"),
     ("pixel_shuffle(2)", "8 x 16", "E300", "`pixel_shuffle` supports 2 spatial axes; got 8 x 16"),
     ("pixel_unshuffle(2)", "8 x 4 x 4 x 4", "E300", "`pixel_unshuffle` supports 2 spatial axes"),
+    ("slice(4, 2)", "8 x 4 x 4", "E306", "`slice(4, 2)` keeps nothing or runs past axis 0 of 8 x 4 x 4 (size 8)"),
+    ("slice(0, 20)", "8 x 4 x 4", "E306", "runs past axis 0"),
+    ("slice(0, 1, dim=3)", "8 x 4 x 4", "E205", "`slice` dim 3 is out of range for 8 x 4 x 4"),
+    ("channel_shuffle(3)", "8 x 4 x 4", "E305", "channel_shuffle groups=3 must divide the 8 channels"),
+    ("instancenorm", "4 x 1 x 1", "E306", "instancenorm on 4 x 1 x 1 normalises a single value per channel"),
+    ("layernorm(dims=1, over=channels)", "4 x 2 x 2", "E205", "`dims` (trailing axes) or `over=channels`"),
+    ("lrn(3)", "10", "E300", "`lrn` needs channels and at least 1 spatial axis"),
 ])
 def test_op_errors(specs: SpecFiles, text: str, shape: str, code: str, fragment: str) -> None:
     [error] = specs.errors(f"input x: {shape}\noutput y = x -> {text}\n")
     assert error.code == code and fragment in error.message, error.headline()
     assert error.location is not None and (error.location.line, error.location.col) == (2, 17)
+
+
+@pytest.mark.parametrize(("text", "shape", "code", "fragment"), [
+    ("[a, b] -> mul", ("8 x 4 x 4", "3 x 1 x 1"), "E301", "`mul` needs equal channels; got 8 x 4 x 4 and 3 x 1 x 1"),
+    ("[a, b] -> add", ("8 x 4 x 4", "8 x 3 x 4"), "E302",
+     "`add` needs equal sizes along axis 1; got 8 x 4 x 4 and 8 x 3 x 4"),
+    ("[a, b] -> mul", ("4 x 5", "8 x 4 x 4"), "E302", "`mul` needs equal sizes along axis 2; got 4 x 5 and 8 x 4 x 4"),
+])
+def test_shapes_that_do_not_broadcast(specs: SpecFiles, text: str, shape: tuple[str, str], code: str,
+                                      fragment: str) -> None:
+    [error] = specs.errors(f"input a: {shape[0]}\ninput b: {shape[1]}\noutput y = {text}\n")
+    assert error.code == code and fragment in error.message, error.headline()
+    assert error.location is not None and error.location.line == 3

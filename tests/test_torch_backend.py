@@ -194,3 +194,75 @@ def test_in_place_only_where_nothing_else_reads_the_tensor(specs: SpecFiles) -> 
     y, z = module(x)
     (y.sum() + z.sum()).backward()  # tanh keeps its output for backward: overwriting it would fail here
     assert torch.equal(x.detach(), before) and x.grad is not None
+
+
+@pytest.mark.parametrize(("a", "b", "op"), [((8, 4, 4), (8, 1, 1), "mul"), ((1, 4, 4), (8, 1, 1), "add"),
+                                             ((4, 5), (8, 1, 5), "mul")])
+def test_broadcasting_merges_compute_numpys_broadcast(specs: SpecFiles, a: tuple[int, ...], b: tuple[int, ...],
+                                                      op: str) -> None:
+    def shape(dims: tuple[int, ...]) -> str:
+        return " x ".join(map(str, dims))
+
+    module = specs.load(f"input a: {shape(a)}\ninput b: {shape(b)}\noutput y = [a, b] -> {op}\n").to_torch()
+    x, y = torch.randn(2, *a), torch.randn(2, *b)
+    aligned = x.reshape(2, *(1,) * (len(b) - len(a)), *a)  # numpy aligns the per-sample shapes at the end
+    with torch.no_grad():
+        assert torch.equal(module(x, y), aligned * y if op == "mul" else aligned + y)
+
+
+def test_a_broadcast_input_is_not_overwritten_in_place(specs: SpecFiles) -> None:
+    """`[g, x] -> add` with a gate g of 8 x 1 x 1 first: the sum (8 x 4 x 4) cannot be written into g."""
+    network = specs.load("input x: 8 x 4 x 4\ninput b: 8 x 1 x 1\ng = b -> conv(8, 1)\n"
+                         "output y = [g, x] -> add -> relu\n")
+    module = network.to_torch()
+    assert not module.add1.inplace and module.relu1.inplace
+    x, b = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(module(x, b), torch.relu(module.conv1(b) + x))
+
+
+def test_in_place_only_where_the_backward_allows_it(specs: SpecFiles) -> None:
+    """Each op declares whether PyTorch may compute it in place; a training step through all of them must
+    not trip autograd's check for overwritten saved tensors."""
+    network = specs.load("input x: 3 x 8 x 8\n"
+                         "c = x -> conv(8, 3, padding=1) -> hardswish -> conv(8, 3, padding=1)\n"
+                         "g = c -> global_avgpool -> conv(8, 1) -> hardsigmoid\n"
+                         "m = [c, g] -> mul -> mish\n"
+                         "output y = m -> conv(8, 1) -> relu6 -> conv(8, 1) -> elu -> conv(8, 1) -> prelu\n")
+    module = network.to_torch().train()
+    assert (module.hardswish1.inplace, module.relu61.inplace, module.elu1.inplace) == (True, True, True)
+    assert not (module.mul1.inplace or module.mish1.inplace or module.hardsigmoid1.inplace)
+    module(torch.randn(2, 3, 8, 8)).square().sum().backward()
+    assert all(p.grad is not None for p in module.parameters())
+
+
+def test_channel_split_and_shuffle_compute_shufflenets(specs: SpecFiles) -> None:
+    """ShuffleNet v2's unit without its convolutions: halves by `slice`, concatenated, shuffled in two
+    groups, against torchvision's `channel_shuffle` (view, transpose, flatten) and `chunk`."""
+    network = specs.load("input x: 8 x 3 x 3\nleft = x -> slice(0, channels(x) // 2)\n"
+                         "right = x -> slice(channels(x) // 2, channels(x)) -> relu\n"
+                         "output y = [left, right] -> concat -> channel_shuffle(2)\n")
+    x = torch.randn(2, 8, 3, 3)
+    left, right = x.chunk(2, dim=1)
+    joined = torch.cat([left, torch.relu(right)], dim=1)
+    expected = joined.view(2, 2, 4, 3, 3).transpose(1, 2).contiguous().view(2, 8, 3, 3)
+    with torch.no_grad():
+        assert torch.equal(network.to_torch()(x), expected)
+
+
+def test_convnext_parts_compute_what_torchvision_computes(specs: SpecFiles) -> None:
+    """`layernorm(over=channels)` is torchvision's LayerNorm2d (permute, layer norm over C, permute back);
+    `scale` multiplies each channel; `drop_path` is StochasticDepth(mode="row"): whole samples dropped in
+    training, scaled by 1 / (1 - p), the identity in eval mode."""
+    module = specs.load("input x: 8 x 5 x 5\n"
+                        "output y = x -> layernorm(over=channels, eps=1e-6) -> scale(init=0.5) -> drop_path(0.5)\n"
+                        ).to_torch()
+    x = torch.randn(64, 8, 5, 5)
+    norm = torch.nn.functional.layer_norm(x.permute(0, 2, 3, 1), (8,), eps=1e-6).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        assert torch.allclose(module(x), norm * 0.5, atol=1e-6)
+        module.train()
+        y = module(x)
+    kept = [bool(y[i].abs().sum() > 0) for i in range(64)]
+    assert 10 < sum(kept) < 54  # about half of the samples survive
+    assert all(torch.allclose(y[i], norm[i], atol=1e-5) for i in range(64) if kept[i])  # 0.5 scale / (1 - 0.5)

@@ -3,6 +3,8 @@ copy the weights across by position, then the outputs and state_dict shapes must
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 from torch import nn
@@ -10,7 +12,16 @@ from torch import nn
 import cnndsl
 from cnndsl.backends.torch.export import example_inputs
 from tests.conftest import ROOT
-from tests.reference_nets import VGG16, LeNet5, ResNet18, UNet
+from tests.reference_nets import (
+    VGG16,
+    DenseNet,
+    LeNet5,
+    MobileNetV2,
+    ResNet18,
+    ShuffleNetV2,
+    SqueezeNet,
+    UNet,
+)
 
 
 def copy_by_position(source: nn.Module, target: nn.Module) -> None:
@@ -30,8 +41,13 @@ def randomise_batch_norm_statistics(module: nn.Module) -> None:
 
 @pytest.mark.parametrize(("spec", "reference", "batch"), [
     ("lenet5", LeNet5, 4), ("vgg16", VGG16, 1), ("resnet18", ResNet18, 2), ("unet", UNet, 1),
-], ids=["lenet5", "vgg16", "resnet18", "unet"])
-def test_compiled_module_equals_the_hand_written_one(spec: str, reference: type[nn.Module], batch: int) -> None:
+    ("mobilenet_v2", MobileNetV2, 2), ("squeezenet1_0", lambda: SqueezeNet("1_0"), 1),
+    ("squeezenet1_1", lambda: SqueezeNet("1_1"), 1), ("shufflenet_v2_x1_0", ShuffleNetV2, 2),
+    ("densenet121", DenseNet, 1),
+], ids=["lenet5", "vgg16", "resnet18", "unet", "mobilenet_v2", "squeezenet1_0", "squeezenet1_1", "shufflenet_v2",
+        "densenet121"])
+def test_compiled_module_equals_the_hand_written_one(spec: str, reference: Callable[[], nn.Module],
+                                                     batch: int) -> None:
     network = cnndsl.load(ROOT / "specs" / f"{spec}.cnn")
     torch.manual_seed(0)
     ref = reference().eval()

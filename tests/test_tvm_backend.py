@@ -97,6 +97,9 @@ def assert_weights_stored_in_kernel_layout(module: object) -> None:
 SMALLER_INPUTS = {
     "unet.cnn": {"image": (1, 188, 188)}, "vgg16.cnn": {"image": (3, 32, 32)},
     "resnet50.cnn": {"image": (3, 64, 64)}, "resnet152.cnn": {"image": (3, 64, 64)},
+    "mobilenet_v2.cnn": {"image": (3, 64, 64)}, "squeezenet1_0.cnn": {"image": (3, 64, 64)},
+    "squeezenet1_1.cnn": {"image": (3, 64, 64)}, "shufflenet_v2_x1_0.cnn": {"image": (3, 64, 64)},
+    "densenet121.cnn": {"image": (3, 64, 64)}, "densenet169.cnn": {"image": (3, 64, 64)},
     "fcn_upsampling.cnn": {"image": (3, 64, 64)}, "depthwise_separable.cnn": {"image": (3, 64, 64)},
     "volumetric.cnn": {"scan": (1, 32, 32, 32)}, "locally_connected_faces.cnn": {"face": (1, 64, 64)},
     **{f"{name}.cnn": {"image": (3, 32, 32)} for name in
@@ -401,3 +404,13 @@ def test_compiling_with_a_database_that_lacks_records_says_so(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert re.search(r"warning: (\d+) of \1 kernels have no tuning record in .*empty for this target", result.stderr)
     assert f"records from {tmp_path / 'empty'}" in result.stdout
+
+
+@pytest.mark.parametrize("spec", [
+    "input a: 8 x 4 x 4\ninput b: 8 x 1 x 1\noutput y = [a, b] -> mul",
+    "input a: 4 x 5\ninput b: 8 x 1 x 5\noutput y = [a, b] -> add",
+    "input x: 3 x 8 x 8\nc = x -> conv(8, 3)\ng = c -> global_avgpool -> conv(8, 1) -> sigmoid\n"
+    "output y = [c, g] -> mul -> relu",
+])
+def test_broadcasting_merges_compute_what_pytorch_computes(specs: SpecFiles, spec: str) -> None:
+    assert_same(specs.load(spec + "\n"), batch=2)

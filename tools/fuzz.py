@@ -73,6 +73,10 @@ def _expression(rng: random.Random, names: list[str], depth: int = 0) -> str:
     if roll < 0.92:
         cond = f"{_expression(rng, names, depth + 1)} {rng.choice(['>', '==', '!=', '<='])} {_number(rng)}"
         return f"({_expression(rng, names, depth + 1)} if {cond} else {_expression(rng, names, depth + 1)})"
+    if roll < 0.95:  # a shape function, of a tensor that may or may not be in scope
+        tensor = rng.choice(["x", "in", "t0", "t1", "nope", _number(rng)])
+        return rng.choice([f"channels({tensor})", f"size({tensor}, {_number(rng)})", f"shape({tensor})",
+                           f"size({tensor}, -1)", f"chanels({tensor})"])
     op = rng.choice(["+", "-", "*", "//", "/", "%"])
     return f"{_expression(rng, names, depth + 1)} {op} {_expression(rng, names, depth + 1)}"
 
@@ -142,7 +146,7 @@ def generate(rng: random.Random, ops: list[tuple[str, list[str], list[str]]]) ->
         lines.append(f"t{t} = {_chain(rng, source, ops, values, blocks)}")
         tensors.append(f"t{t}")
     if len(tensors) > 2 and rng.random() < 0.3:
-        lines.append(f"m = [{tensors[-1]}, {tensors[-2]}] -> {rng.choice(['add', 'concat'])}")
+        lines.append(f"m = [{tensors[-1]}, {tensors[-2]}] -> {rng.choice(['add', 'mul', 'concat'])}")
         tensors.append("m")
     lines.append(f"output y = {tensors[-1]}" + (f" -> {_call(rng, ops, values, blocks)}" if rng.random() < 0.5 else ""))
     return "\n".join(lines) + "\n"

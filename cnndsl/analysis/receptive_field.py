@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..diagnostics import DiagnosticSink
 from ..graph.facts import INPUT_AXIS, AxisField, Field, exact
 from ..graph.model import INPUT, Graph, Node
-from ..layout import spatial_rank
+from ..layout import Shape, spatial, spatial_rank
 from ..ops import REGISTRY
 from ..ops.base import Number
 from .common import analysed_nodes
@@ -31,15 +31,30 @@ def run(graph: Graph, sink: DiagnosticSink) -> None:
         fields = [field for source in sources if (field := graph.facts(source).field) is not None]
         if windows is None or len(fields) < len(sources) or any(len(f) != len(windows) for f in fields):
             continue
+        if op.broadcasts:
+            fields = [broadcast(f, facts.attrs.inputs[i], facts.shape) for i, f in enumerate(fields)]
         base = fields[0] if len(fields) == 1 else merge(fields, node, sink)
         facts.field = tuple(axis.through(w) for axis, w in zip(base, windows, strict=True))
 
 
+def broadcast(field: Field, shape: Shape, out: Shape) -> Field:
+    """The field of an input broadcast to `out`: along an axis where it has one position and the output
+    more, every output position reads that one position (stride 0)."""
+    return tuple(AxisField(axis.size, 0, axis.padding) if n == 1 and m > 1 else axis
+                 for axis, n, m in zip(field, spatial(shape), spatial(out), strict=True))
+
+
 def merge(fields: list[Field], node: Node, sink: DiagnosticSink) -> Field:
-    """Union of the fields of merged paths, per axis; warns once when they are misaligned."""
+    """Union of the fields of merged paths, per axis; warns once when they are misaligned. A path
+    broadcast along an axis (stride 0: a global tensor, such as a squeeze-excitation gate) sees the same
+    input at every position; the widest of those is the merged field there, as after global pooling."""
     merged = []
     misaligned = []
     for axis, per_path in enumerate(zip(*fields, strict=True)):
+        broadcast_paths = [f for f in per_path if f.stride == 0]
+        if broadcast_paths:
+            merged.append(max(broadcast_paths, key=lambda f: f.size))
+            continue
         strides = {f.stride for f in per_path}
         centres = {f.centre_offset for f in per_path}
         if len(strides) > 1:

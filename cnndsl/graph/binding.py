@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from ..diagnostics import DiagnosticSink, Location, did_you_mean
 from ..ops import Op
 from ..syntax import ast as A
-from .expr import Symbol, Value, fmt_value
+from .expr import Symbol, TensorShape, Value, fmt_value
 from .scope import Constants, Frame, loc
 
 Bound = dict[str, tuple[A.Arg, Value]]  # parameter -> (the argument that gave it, its value)
@@ -23,10 +23,11 @@ class Binder:
         self.sink = sink
         self.constants = constants
 
-    def evaluate_args(self, call: A.Call, frame: Frame) -> list[tuple[A.Arg, Value]] | None:
+    def evaluate_args(self, call: A.Call, frame: Frame, tensor_shape: TensorShape | None = None
+                      ) -> list[tuple[A.Arg, Value]] | None:
         values = []
         for arg in call.args:
-            value = self.constants.evaluate(arg.value, frame.values, frame.env, frame.trail)
+            value = self.constants.evaluate(arg.value, frame.values, frame.env, frame.trail, tensor_shape)
             if value is None:
                 return None
             values.append((arg, value))
@@ -49,12 +50,16 @@ class Binder:
         ok = True
         signature = f"{callee}({', '.join(positional)}{', ...' if len(names) > len(positional) else ''})"
         index = 0
+        given = sum(arg.name is None for arg, _ in args)
         for arg, value in args:
             where = loc(env, arg)
             if arg.name is None:
                 if index >= len(positional):
-                    self.sink.emit("E206", f"`{callee}` takes {len(positional)} positional argument(s); got more",
-                                   where, hint=f"the rest are keywords: {signature}", notes=frame.trail)
+                    if index == len(positional):  # one error per call, at the first argument too many
+                        self.sink.emit("E206", f"`{callee}` takes {len(positional)} positional argument(s); got "
+                                       f"{given}", where, hint=f"the rest are keywords: {signature}",
+                                       notes=frame.trail)
+                    index += 1
                     ok = False
                     continue
                 key = positional[index]
@@ -104,6 +109,8 @@ class Binder:
                 where = loc(frame.env, arg.value)
                 description = op.descriptions.get(key)
                 if isinstance(value, Symbol) and value not in frame.values:
+                    if frame.env.incomplete and not _keywords(description):
+                        continue  # perhaps a constant of the import that failed, which is reported
                     hint = did_you_mean(value, [*frame.values, *_keywords(description)])
                     self.sink.emit("E201", f"unknown name `{value}` for argument `{key}` of `{callee}`", where,
                                    hint=hint or (f"`{key}` must be {description}" if description else None),

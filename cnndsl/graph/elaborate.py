@@ -9,7 +9,7 @@ failed poisons the tensor it defines, so its consumers stay quiet instead of cas
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..diagnostics import CheckingStopped, DiagnosticSink, Location, UsageError, did_you_mean
@@ -17,11 +17,12 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..ops import REGISTRY, Op
 from ..syntax import ast as A
 from .binding import Binder
-from .expr import Value, fmt_value
+from .expr import EvalError, TensorShape, Unknowable, Value, fmt_value
 from .invariants import check_invariants
 from .loader import Loader
 from .model import INPUT, Graph, Node
 from .naming import Names, aliases, assignments
+from .resolve import resolve_node
 from .scope import POISON, BlockInfo, Constants, Frame, ModuleEnv, loc
 
 
@@ -68,11 +69,37 @@ class Elaborator:
         self.depth = 0  # bodies (blocks, `if`) being run inside one another
         self.overrides: dict[str, tuple[int, ...]] = {}
         self.named_at: Location | None = None
+        self.unresolved: list[Node] = []  # added, not resolved yet (see `shapes_of`)
+
+    def add_node(self, node: Node) -> None:
+        self.graph.add(node)
+        self.unresolved.append(node)
+
+    def shapes(self, frame: Frame) -> TensorShape:
+        return self.shapes_of(frame.tensors)
+
+    def shapes_of(self, tensors: Mapping[str, str]) -> TensorShape:
+        """The shape functions' view of `tensors` (name -> node): a tensor's shape is resolved on demand,
+        with every node added before it (each node is resolved once, here or in the shape pass)."""
+        def shape_of(ref: A.NameRef) -> tuple[int, ...]:
+            tensor = tensors.get(ref.name)
+            if tensor is None:
+                raise EvalError("E201", f"unknown tensor `{ref.name}`", ref, hint=did_you_mean(ref.name, list(tensors)))
+            if tensor == POISON:
+                raise Unknowable(ref)
+            for node in self.unresolved:
+                resolve_node(self.graph, node, self.sink)
+            self.unresolved.clear()
+            facts = self.graph.checked(tensor)
+            if facts is None:
+                raise Unknowable(ref)  # its layer's error is reported there
+            return facts.shape
+        return shape_of
 
     def build(self, path: Path, overrides: dict[str, tuple[int, ...]]) -> Graph:
         self.overrides = dict(overrides)
         env = self.loader.load(path, stack=(), shown=str(path))
-        if env is None or env.module is None or self.loader.unloaded:
+        if env is None or env.module is None:
             # A file that failed to load or parse leaves its blocks undefined: expanding the network now
             # would only report every use of them as unknown.
             return self.graph
@@ -113,7 +140,7 @@ class Elaborator:
         env = frame.env
         match stmt:
             case A.Const():
-                value = self.constants.define(stmt.name.name, stmt.value, frame.values, env)
+                value = self.constants.define(stmt.name.name, stmt.value, frame.values, env, self.shapes(frame))
                 if value is not None:
                     frame.values[stmt.name.name] = value
             case A.NetworkName():
@@ -150,12 +177,12 @@ class Elaborator:
                     return
                 raise Returned(self.run_chain(stmt.chain, frame))
             case A.If():
-                condition = self.constants.evaluate(stmt.condition, frame.values, env)
-                if condition is None:
-                    return
-                if not isinstance(condition, bool):
+                condition = self.constants.evaluate(stmt.condition, frame.values, env, frame.trail, self.shapes(frame))
+                if condition is not None and not isinstance(condition, bool):
                     self.sink.emit("E208", f"the condition of `if` must be `true` or `false`; got "
                                    f"{fmt_value(condition)}", loc(env, stmt.condition), notes=frame.trail)
+                if not isinstance(condition, bool):
+                    frame.undecided = True  # a `return` may be in the branch not taken: no E503 for it
                     return
                 self.run_body(stmt.then if condition else stmt.otherwise, frame)
             case A.Import() | A.BlockDef():
@@ -176,8 +203,14 @@ class Elaborator:
             self.sink.emit("E202", f"`{name}` is already defined at {frame.tensor_defs[name]}", where)
             return
         shape = self.overrides.get(name)
+        if shape is not None and len(shape) != len(stmt.shape):
+            # `--input image=3x224` on a 2-D network would silently turn every conv into a conv1d
+            declared = " x ".join(str(d.value) if isinstance(d, A.IntLit) else "..." for d in stmt.shape)
+            raise UsageError(f"--input {name}={'x'.join(map(str, shape))} has {len(shape)} dimension(s), but `{name}` "
+                             f"is declared with {len(stmt.shape)} at {where}: {declared}; an override changes sizes, "
+                             "not the rank")
         if shape is None:
-            dims = [self.constants.evaluate(d, frame.values, env) for d in stmt.shape]
+            dims = [self.constants.evaluate(d, frame.values, env, tensor_shape=self.shapes(frame)) for d in stmt.shape]
             problem = next((i for i, d in enumerate(dims) if d is None or isinstance(d, bool)
                             or not isinstance(d, int) or d <= 0), None)
             if problem is not None:
@@ -196,7 +229,7 @@ class Elaborator:
             shape = tuple(int(d) for d in dims)  # type: ignore[arg-type]
         if self.names.taken(name, where, frame):
             return
-        self.graph.add(Node(name=name, op=INPUT, params=None, inputs=(), location=where, shape=shape))
+        self.add_node(Node(name=name, op=INPUT, params=None, inputs=(), location=where, shape=shape))
         self.graph.inputs[name] = name
         frame.tensors[name] = name
         frame.tensor_defs[name] = where
@@ -286,7 +319,7 @@ class Elaborator:
     def apply_layer(self, layer: A.Layer, current: list[str], frame: Frame) -> list[str]:
         env = frame.env
         if layer.guard is not None:
-            keep = self.constants.evaluate(layer.guard, frame.values, env, frame.trail)
+            keep = self.constants.evaluate(layer.guard, frame.values, env, frame.trail, self.shapes(frame))
             if keep is None:
                 return [POISON]
             if not isinstance(keep, bool):
@@ -300,18 +333,20 @@ class Elaborator:
         op = REGISTRY.get(callee)
         where = loc(env, layer.call)
         if block is None and op is None:
+            if env.incomplete:
+                return [POISON]  # perhaps a block of the import that failed, which is reported
             hint = did_you_mean(callee, [*REGISTRY, *env.blocks])
             if callee in frame.tensors:
                 hint = f"`{callee}` is a tensor; merge tensors with `[a, {callee}] -> add`"
             self.sink.emit("E200", f"unknown layer `{callee}`: not an op or a block in scope",
                            loc(env, layer.call.callee), hint=hint, notes=frame.trail)
             return [POISON]
-        args = self.binder.evaluate_args(layer.call, frame)
+        args = self.binder.evaluate_args(layer.call, frame, self.shapes(frame))
         if args is None:
             return [POISON]
         copies = 1
         if layer.repeat is not None:
-            count = self.constants.evaluate(layer.repeat, frame.values, env, frame.trail)
+            count = self.constants.evaluate(layer.repeat, frame.values, env, frame.trail, self.shapes(frame))
             if count is None:
                 return [POISON]
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -369,7 +404,7 @@ class Elaborator:
         qualified = frame.prefix + name
         if self.names.taken(qualified, where, frame):  # e.g. a repeat's copies meeting another repeat's, `as` both
             return [POISON]
-        self.graph.add(Node(name=qualified, op=callee, params=params, inputs=tuple(current), location=where,
+        self.add_node(Node(name=qualified, op=callee, params=params, inputs=tuple(current), location=where,
                             block_path=frame.block_path, block_kinds=frame.block_stack, trail=frame.trail))
         return [qualified]
 
@@ -402,7 +437,8 @@ class Elaborator:
             else:
                 assert param.default is not None
                 scope = ChainMap(values, info.env.consts)
-                default = self.constants.evaluate(param.default, scope, info.env, frame.trail)
+                inputs = self.shapes_of(dict(zip(input_names, current, strict=True)))  # `c=channels(in)`
+                default = self.constants.evaluate(param.default, scope, info.env, frame.trail, inputs)
                 if default is None:
                     return [POISON]
                 values[param.name.name] = default
@@ -425,6 +461,8 @@ class Elaborator:
             self.run_body(block.body, inner)
         except Returned as result:
             return [result.tensor]
+        if inner.undecided:
+            return [POISON]  # the condition's error is reported; which branch returns is unknown
         self.sink.emit("E503", f"block `{callee}` ends without `return`", loc(info.env, block.name),
                        hint="end the block with `return <chain>`", notes=frame.trail)
         return [POISON]

@@ -1,14 +1,20 @@
-"""Evaluating parameter expressions: integers, floats, booleans, tuples and bare keywords.
+"""Evaluating parameter expressions: integers, floats, booleans, tuples, bare keywords, and the shape
+functions of tensors.
 
 A bare name that is not bound to a constant or a block parameter evaluates to a ``Symbol``: the
 keywords of op arguments (`same`, `nearest`, `depthwise`) are symbols. Using a symbol in arithmetic,
 or where the op accepts no such keyword, is reported as an unknown name.
+
+`channels(t)`, `size(t, axis)` and `shape(t)` read the per-sample shape of tensor `t` (axis 0 is the
+channels, as for `concat` and `softmax`), so that a block can ask its input instead of being told.
+The elaborator passes the shapes in (`tensor_shape`): they are known as soon as the layers before
+the expression are.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Union
 
 from ..limits import MAX_INTEGER
@@ -27,6 +33,18 @@ class EvalError(Exception):
         super().__init__(message)
 
 
+class Unknowable(EvalError):
+    """The value depends on something whose error was already reported (a tensor whose layer failed):
+    the expression fails without a diagnostic of its own."""
+
+    def __init__(self, node: A.Node):
+        super().__init__("", "depends on an error reported elsewhere", node)
+
+
+TensorShape = Callable[[A.NameRef], tuple[int, ...]]  # a tensor name -> its per-sample shape (or EvalError)
+SHAPE_FUNCTIONS = {"channels": "channels(t)", "size": "size(t, axis)", "shape": "shape(t)"}
+
+
 def fmt_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -39,36 +57,74 @@ def fmt_value(value: object) -> str:
     return repr(value)
 
 
-def evaluate(expr: A.Node, scope: Mapping[str, Value]) -> Value:
-    match expr:
-        case A.IntLit() | A.FloatLit() | A.BoolLit() | A.StrLit():
-            return expr.value
-        case A.NameRef():
-            return scope[expr.name] if expr.name in scope else Symbol(expr.name)
-        case A.TupleExpr():
-            return tuple(evaluate(item, scope) for item in expr.items)
-        case A.UnaryOp(op="-"):
-            return -_number(evaluate(expr.operand, scope), expr.operand, "-", scope)
-        case A.UnaryOp(op="not"):
-            return not _boolean(evaluate(expr.operand, scope), expr.operand, "not")
-        case A.Conditional():
-            chosen = _boolean(evaluate(expr.condition, scope), expr.condition, "if")
-            return evaluate(expr.then if chosen else expr.otherwise, scope)
-        case A.BinOp(op="and" | "or"):
-            left = _boolean(evaluate(expr.left, scope), expr.left, expr.op)
-            if (expr.op == "and" and not left) or (expr.op == "or" and left):
-                return left
-            return _boolean(evaluate(expr.right, scope), expr.right, expr.op)
-        case A.BinOp(op="==" | "!="):
-            lhs, rhs = evaluate(expr.left, scope), evaluate(expr.right, scope)
-            for side, node in ((lhs, expr.left), (rhs, expr.right)):
-                _not_unknown(side, node, scope)
-            return (lhs == rhs) == (expr.op == "==")
-        case A.BinOp():
-            a = _number(evaluate(expr.left, scope), expr.left, expr.op, scope)
-            b = _number(evaluate(expr.right, scope), expr.right, expr.op, scope)
-            return _in_range(_arithmetic(expr, a, b), expr)
-    raise AssertionError(f"unknown expression {expr!r}")
+def evaluate(expr: A.Node, scope: Mapping[str, Value], tensor_shape: TensorShape | None = None) -> Value:
+    def value(e: A.Node) -> Value:
+        match e:
+            case A.IntLit() | A.FloatLit() | A.BoolLit() | A.StrLit():
+                return e.value
+            case A.NameRef():
+                return scope[e.name] if e.name in scope else Symbol(e.name)
+            case A.CallExpr():
+                return _shape_function(e, value, tensor_shape, scope)
+            case A.TupleExpr():
+                return tuple(value(item) for item in e.items)
+            case A.UnaryOp(op="-"):
+                return -_number(value(e.operand), e.operand, "-", scope)
+            case A.UnaryOp(op="not"):
+                return not _boolean(value(e.operand), e.operand, "not")
+            case A.Conditional():
+                chosen = _boolean(value(e.condition), e.condition, "if")
+                return value(e.then if chosen else e.otherwise)
+            case A.BinOp(op="and" | "or"):
+                left = _boolean(value(e.left), e.left, e.op)
+                if (e.op == "and" and not left) or (e.op == "or" and left):
+                    return left
+                return _boolean(value(e.right), e.right, e.op)
+            case A.BinOp(op="==" | "!="):
+                lhs, rhs = value(e.left), value(e.right)
+                for side, node in ((lhs, e.left), (rhs, e.right)):
+                    _not_unknown(side, node, scope)
+                return (lhs == rhs) == (e.op == "==")
+            case A.BinOp():
+                a = _number(value(e.left), e.left, e.op, scope)
+                b = _number(value(e.right), e.right, e.op, scope)
+                return _in_range(_arithmetic(e, a, b), e)
+        raise AssertionError(f"unknown expression {e!r}")
+
+    return value(expr)
+
+
+def _shape_function(call: A.CallExpr, value: Callable[[A.Node], Value], tensor_shape: TensorShape | None,
+                    scope: Mapping[str, Value]) -> Value:
+    """`channels(t)`, `size(t, axis)`, `shape(t)`: the per-sample shape of tensor `t`, read, not computed."""
+    from ..diagnostics import did_you_mean
+
+    name = call.function.name
+    if name not in SHAPE_FUNCTIONS:
+        raise EvalError("E201", f"unknown function `{name}`", call.function,
+                        hint=did_you_mean(name, list(SHAPE_FUNCTIONS)) or
+                        f"the functions are {', '.join(SHAPE_FUNCTIONS.values())}")
+    arity = 2 if name == "size" else 1
+    if len(call.args) != arity or not isinstance(call.args[0], A.NameRef):
+        raise EvalError("E208", f"`{name}` takes {'a tensor and an axis' if arity == 2 else 'a tensor'}: "
+                        f"`{SHAPE_FUNCTIONS[name]}`", call)
+    if tensor_shape is None:
+        raise EvalError("E208", f"`{name}(...)` reads a tensor's shape, and no tensor is in scope here",
+                        call, hint="a file's constants are evaluated before its network: use it in a layer's "
+                                   "arguments, a block, or a `const` inside one")
+    shape = tensor_shape(call.args[0])
+    if name == "channels":
+        return shape[0]
+    if name == "shape":
+        return shape
+    axis = value(call.args[1])
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        _not_unknown(axis, call.args[1], scope)
+        raise EvalError("E208", f"the axis of `size` is an integer; got {fmt_value(axis)}", call.args[1])
+    if not -len(shape) <= axis < len(shape):
+        raise EvalError("E208", f"axis {axis} is out of range for a tensor of shape {' x '.join(map(str, shape))}",
+                        call.args[1], hint=f"axes count per sample, from 0 (channels) to {len(shape) - 1}")
+    return shape[axis]
 
 
 def _in_range(value: Value, expr: A.BinOp) -> Value:

@@ -22,7 +22,6 @@ class Loader:
         self.import_roots = [resolved(root) for root in import_roots]  # the first is the spec's directory
         self.constants = constants
         self.envs: dict[Path, ModuleEnv] = {}  # by resolved path: a file imported twice is loaded once
-        self.unloaded = False  # a file could not be read, parsed or imported (cyclically)
 
     def load(self, path: Path, stack: tuple[Path, ...], shown: str, importer: Location | None = None
              ) -> ModuleEnv | None:
@@ -33,7 +32,6 @@ class Loader:
             cycle = " -> ".join(p.name for p in (*stack[stack.index(here):], here))
             self.sink.emit("E501", f"cyclic import: {cycle}", importer,
                            hint="move the shared blocks into a third file that both import")
-            self.unloaded = True
             return None
         if here in self.envs:
             return self.envs[here]
@@ -45,14 +43,12 @@ class Loader:
             what = exc.diagnostic.message if exc.diagnostic else str(exc)
             self.sink.emit("E500", f'cannot import "{shown}": {what}', importer,
                            hint="import paths are relative to the importing file, or to an --import-path directory")
-            self.unloaded = True
             return None
         self.sink.sources[source.path] = source  # diagnostics quote their line from it
         try:
             module = parse(source, self.limits)
         except SpecError as exc:
             self.sink.extend(exc.diagnostics)
-            self.unloaded = True
             return None
         env = ModuleEnv(source.path, module)
         self.envs[here] = env
@@ -67,11 +63,11 @@ class Loader:
 
     def import_into(self, env: ModuleEnv, stmt: A.Import, importer_path: Path, stack: tuple[Path, ...]) -> None:
         target = self.resolve_import(stmt, importer_path, env)
-        if target is None:
-            self.unloaded = True
-            return
         shown = str(Path(env.path).parent / stmt.path) if not Path(stmt.path).is_absolute() else stmt.path
-        child = self.load(target, stack, shown, loc(env, stmt))
+        child = None if target is None else self.load(target, stack, shown, loc(env, stmt))
+        if child is None or child.incomplete:
+            # What the file would have defined is unknown: its names are not reported as unknown here.
+            env.incomplete = True
         if child is None:
             return
         for name, info in child.blocks.items():

@@ -72,6 +72,10 @@ class Graph:
         """What the shape pass found about node `name`: its facts, or why it has none."""
         self._facts[name] = facts
 
+    def recorded(self, name: str) -> bool:
+        """Whether node `name` was resolved (checked or not)."""
+        return name in self._facts
+
     def checked(self, name: str) -> NodeFacts | None:
         """The facts of node `name`, or None when it could not be checked (or was not analysed)."""
         facts = self._facts.get(name)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..diagnostics import DiagnosticSink, Location
 from ..syntax import ast as A
-from .expr import EvalError, Symbol, Value, evaluate
+from .expr import EvalError, Symbol, TensorShape, Unknowable, Value, evaluate
 
 POISON = "\x00poisoned"  # stands for a tensor whose definition failed; never reported again
 
@@ -29,6 +29,9 @@ class ModuleEnv:
     consts: dict[str, Value] = field(default_factory=dict)
     const_origin: dict[str, Location] = field(default_factory=dict)
     blocks: dict[str, BlockInfo] = field(default_factory=dict)
+    # An import of this file (or of its imports) failed: its blocks and constants are unknown, so names
+    # that may have come from it are not reported as unknown (the failed import is the one error).
+    incomplete: bool = False
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Frame:
     # a later statement assigns it is reported as a use before definition.
     assigned: dict[str, tuple[int, Location]] = field(default_factory=dict)
     position: int = 0
+    undecided: bool = False  # an `if` condition failed: whether the body returns is unknown
 
     def defined_later(self, name: str) -> Location | None:
         entry = self.assigned.get(name)
@@ -76,12 +80,18 @@ class Constants:
         self.sink = sink
         self.failed: set[str] = set()  # constants whose definition failed (already reported)
 
-    def evaluate(self, expr: A.Node, scope: Any, env: ModuleEnv, trail: tuple[str, ...] = ()) -> Value | None:
+    def evaluate(self, expr: A.Node, scope: Any, env: ModuleEnv, trail: tuple[str, ...] = (),
+                 tensor_shape: TensorShape | None = None) -> Value | None:
         """The expression's value, or None after reporting why not. An expression that uses a constant whose
-        own definition failed is None without a report: that error was reported once, where it is."""
+        own definition failed, or the shape of a tensor whose layer failed, is None without a report: that
+        error was reported once, where it is. `tensor_shape` gives the shape functions their tensors."""
         try:
-            value = evaluate(expr, scope)
+            value = evaluate(expr, scope, tensor_shape)
+        except Unknowable:
+            return None
         except EvalError as exc:
+            if exc.code == "E201" and env.incomplete:
+                return None  # perhaps a constant of the import that failed
             if not (self.failed and _mentions(expr, self.failed)):
                 self.sink.emit(exc.code, exc.message, loc(env, exc.node), hint=exc.hint, notes=trail)
             return None
@@ -89,9 +99,10 @@ class Constants:
             return None
         return value
 
-    def define(self, name: str, expr: A.Node, scope: Any, env: ModuleEnv) -> Value | None:
+    def define(self, name: str, expr: A.Node, scope: Any, env: ModuleEnv,
+               tensor_shape: TensorShape | None = None) -> Value | None:
         """Evaluate a constant's definition; a failure is remembered under its name."""
-        value = self.evaluate(expr, scope, env)
+        value = self.evaluate(expr, scope, env, tensor_shape=tensor_shape)
         if value is None:
             self.failed.add(name)
         return value
@@ -125,6 +136,8 @@ def _mentions(expr: A.Node, names: set[str]) -> bool:
                 stack += [node.condition, node.then, node.otherwise]
             case A.TupleExpr():
                 stack += list(node.items)
+            case A.CallExpr():
+                stack += list(node.args)
     return False
 
 

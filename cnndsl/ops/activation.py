@@ -1,4 +1,5 @@
-"""Element-wise activations and dropout: shape-preserving, no parameters, identity receptive field."""
+"""Element-wise activations and dropout: shape-preserving, identity receptive field; no parameters except
+PReLU's slopes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field
 
 from ..layout import fmt_shape
-from .base import DESCRIBE_PROBABILITY, NoParams, Op, OpParams, Shape, ShapeError
+from .base import DESCRIBE_BOOL, DESCRIBE_PROBABILITY, Attrs, NoParams, Op, OpParams, ParamCount, Shape, ShapeError
 from .registry import register
 
 
@@ -27,6 +28,16 @@ class DropoutParams(OpParams):
     p: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
 
 
+class EluParams(OpParams):
+    alpha: float = 1.0
+
+
+class PreluParams(OpParams):
+    per_channel: bool = False  # one learnable slope per channel (PyTorch's num_parameters=C), or one shared
+    init: float = 0.25
+    frozen: bool = False
+
+
 class _Elementwise(Op):
     Params: ClassVar[type[OpParams]] = NoParams
     family = "activation"
@@ -35,15 +46,44 @@ class _Elementwise(Op):
         return inputs[0]
 
 
-def _elementwise(kind: str, summary: str) -> type[Op]:
-    cls = type(kind.title().replace("_", ""), (_Elementwise,), {"kind": kind, "summary": summary})
-    return register()(cls)
+def _elementwise(kind: str, summary: str, in_place: bool = False) -> type[Op]:
+    """An activation without arguments; `in_place`: PyTorch computes it in place safely (its backward reads
+    its output, or nothing)."""
+    attributes = {"kind": kind, "summary": summary, "computes_in_place": in_place}
+    return register()(type(kind.title().replace("_", ""), (_Elementwise,), attributes))
 
 
-Relu = _elementwise("relu", "max(x, 0)")
+Relu = _elementwise("relu", "max(x, 0)", in_place=True)
+Relu6 = _elementwise("relu6", "min(max(x, 0), 6) (MobileNet v1/v2)", in_place=True)
 Tanh = _elementwise("tanh", "hyperbolic tangent")
 Sigmoid = _elementwise("sigmoid", "logistic sigmoid 1 / (1 + exp(-x))")
-Silu = _elementwise("silu", "x * sigmoid(x) (swish)")
+Hardsigmoid = _elementwise("hardsigmoid", "relu6(x + 3) / 6, a piecewise-linear sigmoid (MobileNet v3's gates)")
+Silu = _elementwise("silu", "x * sigmoid(x) (swish)", in_place=True)
+Hardswish = _elementwise("hardswish", "x * relu6(x + 3) / 6, a piecewise-linear swish (MobileNet v3)", in_place=True)
+Mish = _elementwise("mish", "x * tanh(softplus(x)) (Misra 2019; YOLOv4)")
+
+
+@register()
+class Elu(_Elementwise):
+    kind = "elu"
+    Params = EluParams
+    positional = ("alpha",)
+    summary = "x for x > 0, alpha * (exp(x) - 1) otherwise"
+    descriptions = {"alpha": "a number"}
+    computes_in_place = True
+
+
+@register()
+class Prelu(_Elementwise):
+    kind = "prelu"
+    Params = PreluParams
+    summary = ("max(x, 0) + a * min(x, 0) with a learned slope a: one shared, or one per channel with "
+               "`per_channel=true` (He et al., 2015)")
+    descriptions = {"per_channel": DESCRIBE_BOOL, "init": "a number: the slopes' initial value",
+                    "frozen": DESCRIBE_BOOL}
+
+    def param_count(self, a: Attrs[PreluParams]) -> ParamCount:
+        return ParamCount(a.x[0] if a.p.per_channel else 1)
 
 
 @register()
@@ -53,6 +93,7 @@ class LeakyRelu(_Elementwise):
     positional = ("slope",)
     summary = "max(x, 0) + slope * min(x, 0)"
     descriptions = {"slope": "a number"}
+    computes_in_place = True
 
 
 @register()
@@ -85,4 +126,16 @@ class Dropout(_Elementwise):
     positional = ("p",)
     family = "regularization"
     summary = "zeroes elements with probability p during training; identity at inference"
+    descriptions = {"p": DESCRIBE_PROBABILITY}
+    computes_in_place = True
+
+
+@register()
+class DropPath(_Elementwise):
+    kind = "drop_path"
+    Params = DropoutParams
+    positional = ("p",)
+    family = "regularization"
+    summary = ("stochastic depth (Huang et al., 2016): drops a whole sample's residual branch with probability p "
+               "during training (torchvision's StochasticDepth, mode=row); identity at inference")
     descriptions = {"p": DESCRIBE_PROBABILITY}

@@ -204,6 +204,13 @@ class Op:
     # overwrite it in place. Not: views (flatten, crop, reshape), ops returning their input (identity,
     # dropout at inference), activations that save their output (relu, sigmoid, tanh, softmax, ...).
     overwritable_output: ClassVar[bool] = False
+    # Can compute into its first input's memory (PyTorch's `inplace=True`) when that input is overwritable,
+    # read by nothing else and of the output's shape; its backward must not need the input it overwrites
+    # (relu, add: yes; mul, whose gradient needs both factors: no).
+    computes_in_place: ClassVar[bool] = False
+    # Inputs broadcast against each other (numpy's rules): an input axis of size 1 under a larger output axis
+    # is read at every output position (its receptive field there has stride 0, as after global pooling).
+    broadcasts: ClassVar[bool] = False
     # A GEMM-like kernel whose speed on GPU tensor cores needs channel counts that are multiples of 8 (I101).
     tensor_core_channels: ClassVar[bool] = False
 

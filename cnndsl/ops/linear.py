@@ -1,4 +1,4 @@
-"""Fully connected layer."""
+"""Fully connected layer, and the per-channel learnable scale."""
 
 from __future__ import annotations
 
@@ -47,3 +47,25 @@ class Linear(Op):
 
     def macs(self, a: Attrs[LinearParams], params: int) -> Macs:
         return Macs(a.x[0] * a.p.features, params, 0)
+
+
+class ScaleParams(OpParams):
+    init: float = 1.0
+    frozen: bool = False
+
+
+@register()
+class Scale(Op):
+    kind = "scale"
+    Params = ScaleParams
+    family = "linear"
+    summary = ("A learnable multiplier per channel, initialised to `init` (ConvNeXt's and CaiT's layer scale, "
+               "e.g. `scale(init=1e-6)`); C parameters.")
+    descriptions = {"init": "a number: the multipliers' initial value", "frozen": DESCRIBE_BOOL}
+    overwritable_output = True
+
+    def output_shape(self, p: ScaleParams, inputs: tuple[Shape, ...]) -> Shape:
+        return inputs[0]
+
+    def param_count(self, a: Attrs[ScaleParams]) -> ParamCount:
+        return ParamCount(a.x[0])

@@ -1,4 +1,5 @@
-"""Ops that join several tensors: element-wise add (residuals) and concat (branches, skips)."""
+"""Ops that join several tensors: element-wise add (residuals) and mul (gates), broadcasting as numpy does,
+and concat (branches, skips)."""
 
 from __future__ import annotations
 
@@ -14,30 +15,54 @@ class ConcatParams(OpParams):
 def _mismatch(op: str, a: Shape, b: Shape, axis: int) -> ShapeError:
     if axis == 0:
         return ShapeError("E301", f"`{op}` needs equal channels; got {fmt_shape(a)} and {fmt_shape(b)}",
-                          hint="project the shortcut with a 1x1 conv to the same channel count")
+                          hint="project the shortcut with a 1x1 conv to the same channel count (or give one side "
+                               "1 channel, to broadcast)")
     return ShapeError("E302", f"`{op}` needs equal sizes along axis {axis}; got {fmt_shape(a)} and {fmt_shape(b)}",
-                      hint="crop (`[x, like] -> crop`), pad or resample one side to the other's size")
+                      hint="crop (`[x, like] -> crop`), pad or resample one side to the other's size (or pool it to "
+                           "size 1, to broadcast)")
 
 
-@register()
-class Add(Op):
-    kind = "add"
+def broadcast(op: str, shapes: tuple[Shape, ...]) -> Shape:
+    """numpy's broadcasting of per-sample shapes: aligned at the last axis, each pair of sizes equal or one
+    of them 1 (a squeeze-excitation gate `C x 1 x 1` scales every position of `C x H x W`)."""
+    result = shapes[0]
+    for other in shapes[1:]:
+        rank = max(len(result), len(other))
+        left, right = (1,) * (rank - len(result)) + result, (1,) * (rank - len(other)) + other
+        for axis, (a, b) in enumerate(zip(left, right, strict=True)):
+            if a != b and 1 not in (a, b):
+                raise _mismatch(op, result, other, axis)
+        result = tuple(max(a, b) for a, b in zip(left, right, strict=True))
+    return result
+
+
+class _Elementwise(Op):
+    """An element-wise merge of two or more tensors, with broadcasting."""
+
     Params = NoParams
     min_inputs = 2
     max_inputs = None
     family = "merge"
-    summary = "Element-wise sum of two or more tensors of the same shape (residual connections)."
     overwritable_output = True
+    broadcasts = True
 
     def output_shape(self, p: NoParams, inputs: tuple[Shape, ...]) -> Shape:
-        first = inputs[0]
-        for other in inputs[1:]:
-            if len(other) != len(first):
-                raise ShapeError("E300", f"`add` inputs differ in rank: {fmt_shape(first)} and {fmt_shape(other)}")
-            for axis, (a, b) in enumerate(zip(first, other, strict=True)):
-                if a != b:
-                    raise _mismatch("add", first, other, axis)
-        return first
+        return broadcast(self.kind, inputs)
+
+
+@register()
+class Add(_Elementwise):
+    kind = "add"
+    computes_in_place = True  # `out += identity`; mul is not: its gradient needs both factors
+    summary = ("Element-wise sum of two or more tensors (residual connections); shapes broadcast as numpy's "
+               "(sizes equal or 1).")
+
+
+@register()
+class Mul(_Elementwise):
+    kind = "mul"
+    summary = ("Element-wise product of two or more tensors; shapes broadcast as numpy's (a squeeze-excitation "
+               "gate: `[x, gate] -> mul` with x `C x H x W` and gate `C x 1 x 1`).")
 
 
 @register()

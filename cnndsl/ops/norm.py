@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -31,14 +31,31 @@ class GroupNormParams(OpParams):
 
 class LayerNormParams(OpParams):
     dims: PositiveInt | None = None  # normalise over the last `dims` per-sample axes; None: all of them
+    over: Literal["trailing", "channels"] = "trailing"  # channels: each position's channels (ConvNeXt)
     eps: Eps = 1e-5
     affine: bool = True
     frozen: bool = False
 
 
+class InstanceNormParams(OpParams):
+    eps: Eps = 1e-5
+    affine: bool = False  # PyTorch's InstanceNorm default
+    frozen: bool = False
+
+
+class LrnParams(OpParams):
+    size: PositiveInt
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+
 _DESCRIPTIONS = {"eps": "a positive number", "momentum": "a number in [0, 1]", "affine": DESCRIBE_BOOL,
                  "frozen": DESCRIBE_BOOL, "groups": DESCRIBE_POSITIVE,
-                 "dims": "a positive number of trailing per-sample axes"}
+                 "dims": "a positive number of trailing per-sample axes",
+                 "over": "`trailing` (the last `dims` axes) or `channels` (each position's channels)",
+                 "size": "a positive number of neighbouring channels", "alpha": "a number", "beta": "a number",
+                 "k": "a number"}
 
 
 @register("batchnorm1d", "batchnorm2d", "batchnorm3d")
@@ -92,7 +109,12 @@ class GroupNorm(Op):
 
 @dataclass(frozen=True)
 class LayerNormAttrs(Attrs[LayerNormParams]):
-    normalized_shape: Shape  # the trailing per-sample axes normalised over (PyTorch's normalized_shape)
+    normalized_shape: Shape  # the per-sample axes normalised over (PyTorch's normalized_shape)
+
+    @property
+    def over_channels(self) -> bool:
+        """Normalised over each position's channels (torchvision's LayerNorm2d), not the trailing axes."""
+        return self.p.over == "channels"
 
 
 @register()
@@ -100,14 +122,19 @@ class LayerNorm(Op):
     kind = "layernorm"
     Params = LayerNormParams
     family = "normalization"
-    summary = ("Layer normalisation over the last `dims` per-sample axes (default: all of them); "
-               "2 x their size parameters when affine.")
+    summary = ("Layer normalisation over the last `dims` per-sample axes (default: all of them), or with "
+               "`over=channels` over each position's channels (ConvNeXt's LayerNorm2d); 2 x their size parameters "
+               "when affine.")
     descriptions = _DESCRIPTIONS
 
     overwritable_output = True
 
     def resolve(self, p: LayerNormParams, inputs: tuple[Shape, ...]) -> LayerNormAttrs:
         x = inputs[0]
+        if p.over == "channels":
+            if p.dims is not None:
+                raise ShapeError("E205", "layernorm takes `dims` (trailing axes) or `over=channels`, not both")
+            return LayerNormAttrs(p, inputs, x, x[:1])
         dims = len(x) if p.dims is None else p.dims
         if dims > len(x):
             raise ShapeError("E205", f"layernorm dims={dims} exceeds the {len(x)} per-sample axes of {fmt_shape(x)}")
@@ -115,3 +142,42 @@ class LayerNorm(Op):
 
     def param_count(self, a: LayerNormAttrs) -> ParamCount:
         return ParamCount(2 * prod(a.normalized_shape) if a.p.affine else 0)
+
+
+@register("instancenorm1d", "instancenorm2d", "instancenorm3d")
+class InstanceNorm(Op):
+    kind = "instancenorm"
+    Params = InstanceNormParams
+    family = "normalization"
+    ranked_label = True
+    summary = ("Instance normalisation: each sample's channels normalised over their positions (style transfer, "
+               "GANs); no running statistics; 2C parameters with `affine=true`.")
+    descriptions = _DESCRIPTIONS
+    overwritable_output = True
+
+    def output_shape(self, p: InstanceNormParams, inputs: tuple[Shape, ...]) -> Shape:
+        x = inputs[0]
+        self.spatial_rank(x)
+        if prod(x[1:]) == 1:
+            raise ShapeError("E306", f"instancenorm on {fmt_shape(x)} normalises a single value per channel",
+                             hint="normalise before the spatial size shrinks to 1")
+        return x
+
+    def param_count(self, a: Attrs[InstanceNormParams]) -> ParamCount:
+        return ParamCount(2 * a.x[0] if a.p.affine else 0)
+
+
+@register()
+class LocalResponseNorm(Op):
+    kind = "lrn"
+    Params = LrnParams
+    positional = ("size",)
+    family = "normalization"
+    summary = ("Local response normalisation across `size` neighbouring channels (AlexNet, GoogLeNet): "
+               "x / (k + alpha/size * sum of squares)^beta, as PyTorch's LocalResponseNorm.")
+    descriptions = _DESCRIPTIONS
+    overwritable_output = True
+
+    def output_shape(self, p: LrnParams, inputs: tuple[Shape, ...]) -> Shape:
+        self.spatial_rank(inputs[0])  # PyTorch's needs N x C x positions
+        return inputs[0]

@@ -12,6 +12,7 @@ from .base import (
     NoParams,
     Op,
     OpParams,
+    PositiveInt,
     PositiveInts,
     Shape,
     ShapeError,
@@ -124,3 +125,69 @@ class Crop(Op):
 
     def windows(self, a: CropAttrs) -> list[Window]:
         return [Window(1, 1, -start) for start in a.starts]
+
+
+class SliceParams(OpParams):
+    start: int
+    stop: int
+    dim: int = 0  # per-sample axis: 0 slices channels
+
+
+@dataclass(frozen=True)
+class SliceAttrs(Attrs[SliceParams]):
+    axis: int  # the per-sample axis, negative `dim` resolved
+    start: int
+    stop: int  # negative bounds resolved, 0 <= start < stop <= size
+
+
+@register()
+class Slice(Op):
+    kind = "slice"
+    Params = SliceParams
+    positional = ("start", "stop")
+    family = "structure"
+    summary = ("Positions start to stop - 1 along a per-sample axis (default 0: channels); negative bounds count "
+               "from the end. Channel splits: ShuffleNet's halves, CSP's partial paths, Darknet's `[route] groups=`.")
+    descriptions = {"start": "an integer index", "stop": "an integer index after the last one kept",
+                    "dim": "an integer axis of the per-sample shape (0: channels)"}
+
+    def resolve(self, p: SliceParams, inputs: tuple[Shape, ...]) -> SliceAttrs:
+        x = inputs[0]
+        if not -len(x) <= p.dim < len(x):
+            raise ShapeError("E205", f"`slice` dim {p.dim} is out of range for {fmt_shape(x)}",
+                             hint=f"dims count per sample, from 0 (channels) to {len(x) - 1}")
+        axis = p.dim % len(x)
+        n = x[axis]
+        start, stop = (p.start + n if p.start < 0 else p.start), (p.stop + n if p.stop < 0 else p.stop)
+        if not 0 <= start < stop <= n:
+            raise ShapeError("E306", f"`slice({p.start}, {p.stop})` keeps nothing or runs past axis {axis} of "
+                             f"{fmt_shape(x)} (size {n})", hint=f"choose 0 <= start < stop <= {n}")
+        return SliceAttrs(p, inputs, (*x[:axis], stop - start, *x[axis + 1:]), axis, start, stop)
+
+    def windows(self, a: SliceAttrs) -> list[Window] | None:
+        if len(a.out) < 2:
+            return None
+        # a spatial slice shifts the field as a crop does; a channel slice keeps it
+        return [Window(1, 1, -a.start if axis == a.axis else 0) for axis in range(1, len(a.out))]
+
+
+class ChannelShuffleParams(OpParams):
+    groups: PositiveInt
+
+
+@register()
+class ChannelShuffle(Op):
+    kind = "channel_shuffle"
+    Params = ChannelShuffleParams
+    positional = ("groups",)
+    family = "structure"
+    summary = ("Interleaves the channels of `groups` groups (ShuffleNet): channel g*k + i moves to i*groups + g, "
+               "as PyTorch's ChannelShuffle.")
+    descriptions = {"groups": "a positive integer dividing the channels"}
+
+    def output_shape(self, p: ChannelShuffleParams, inputs: tuple[Shape, ...]) -> Shape:
+        x = inputs[0]
+        if x[0] % p.groups:
+            raise ShapeError("E305", f"channel_shuffle groups={p.groups} must divide the {x[0]} channels of "
+                             f"{fmt_shape(x)}", hint="choose a divisor of the channel count")
+        return x

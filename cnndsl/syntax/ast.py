@@ -50,6 +50,14 @@ class NameRef(Node):
     name: str
 
 
+class CallExpr(Node):
+    """A built-in function of tensors in an expression: `channels(in)`, `size(x, 1)`, `shape(x)`."""
+
+    kind: Literal["call"] = "call"
+    function: Ident
+    args: tuple[Expr, ...]
+
+
 class TupleExpr(Node):
     kind: Literal["tuple"] = "tuple"
     items: tuple[Expr, ...]
@@ -76,7 +84,7 @@ class Conditional(Node):
 
 
 Expr = Annotated[
-    IntLit | FloatLit | BoolLit | StrLit | NameRef | TupleExpr | UnaryOp | BinOp | Conditional,
+    IntLit | FloatLit | BoolLit | StrLit | NameRef | CallExpr | TupleExpr | UnaryOp | BinOp | Conditional,
     Field(discriminator="kind"),
 ]
 
@@ -199,7 +207,8 @@ class Module(BaseModel):
     statements: tuple[Statement, ...]
 
 
-for _model in (TupleExpr, UnaryOp, BinOp, Conditional, Arg, Call, Layer, If, Param, BlockDef, Const, InputDecl, Module):
+for _model in (CallExpr, TupleExpr, UnaryOp, BinOp, Conditional, Arg, Call, Layer, If, Param, BlockDef, Const,
+               InputDecl, Module):
     _model.model_rebuild()
 
 

@@ -232,6 +232,11 @@ class AstBuilder:
     def name_ref(self, meta: Meta, items: list[Any]) -> A.NameRef:
         return A.construct(A.NameRef, name=str(items[0]), **_span(meta))
 
+    def call_expr(self, meta: Meta, items: list[Any]) -> A.CallExpr:
+        name, *args = items
+        return A.construct(A.CallExpr, function=ident(name), args=tuple(a for a in args if a is not None),
+                           **_span(meta))
+
     def tuple_lit(self, meta: Meta, items: list[Any]) -> A.TupleExpr:
         return A.construct(A.TupleExpr, items=tuple(items), **_span(meta))
 

@@ -50,8 +50,8 @@ def _layers(graph: Graph) -> Block:
             continue
         kinds.update(zip(node.block_path, node.block_kinds, strict=True))  # each container's block
         layer = lower_layer(node.op, graph.facts(node.name).attrs)
-        if hasattr(layer, "inplace") and _sole_reader(graph, node):
-            setattr(layer, "inplace", True)  # noqa: B010  (ReLU, LeakyReLU, SiLU, Dropout, Add)
+        if REGISTRY[node.op].computes_in_place and _sole_reader(graph, node):
+            setattr(layer, "inplace", True)  # noqa: B010  (torch's ReLU, SiLU, Dropout, ..., our Add)
         *path, leaf = node.name.split(".")
         parent = root
         for depth, part in enumerate(path):
@@ -72,6 +72,7 @@ def _sole_reader(graph: Graph, node: Node) -> bool:
     source = node.inputs[0]
     producer = graph.node(source)
     return (producer.op != INPUT and REGISTRY[producer.op].overwritable_output
+            and graph.shape(source) == graph.shape(node.name)  # a broadcast input is smaller than the result
             and graph.dag.out_degree(source) == 1 and node.inputs.count(source) == 1
             and source not in graph.outputs.values())
 

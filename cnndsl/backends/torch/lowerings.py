@@ -24,11 +24,17 @@ from .modules import (
     PADDED_CONV,
     PADDED_MAXPOOL,
     Add,
+    ChannelLayerNorm,
+    ChannelShuffle,
     Concat,
     Crop,
+    DropPath,
     LocallyConnected,
+    Mul,
     PaddedAvgPool,
     Reshape,
+    Scale,
+    Slice,
 )
 
 Converter = Callable[[Any], nn.Module]  # takes the op's Attrs (each converter names its own subclass)
@@ -40,6 +46,7 @@ _MAXPOOL: ByRank = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
 _AVGPOOL: ByRank = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
 _ADAPTIVE_AVG: ByRank = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
 _ADAPTIVE_MAX: ByRank = {1: nn.AdaptiveMaxPool1d, 2: nn.AdaptiveMaxPool2d, 3: nn.AdaptiveMaxPool3d}
+_INSTANCENORM: ByRank = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
 _BATCHNORM: ByRank = {0: nn.BatchNorm1d, 1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
 
@@ -111,7 +118,12 @@ def groupnorm(a: Attrs[Any]) -> nn.Module:
 
 
 def layernorm(a: LayerNormAttrs) -> nn.Module:
-    return _freeze(nn.LayerNorm(a.normalized_shape, eps=a.p.eps, elementwise_affine=a.p.affine), a.p)
+    layer = ChannelLayerNorm if a.over_channels else nn.LayerNorm
+    return _freeze(layer(a.normalized_shape, eps=a.p.eps, elementwise_affine=a.p.affine), a.p)
+
+
+def instancenorm(a: Attrs[Any]) -> nn.Module:
+    return _freeze(_INSTANCENORM[a.rank](channels(a.x), eps=a.p.eps, affine=a.p.affine), a.p)
 
 
 def linear(a: Attrs[Any]) -> nn.Module:
@@ -120,6 +132,12 @@ def linear(a: Attrs[Any]) -> nn.Module:
 
 def crop(a: CropAttrs) -> nn.Module:
     return Crop(a.starts, spatial(a.out))
+
+
+def _unit_axes(a: Attrs[Any]) -> tuple[int, ...]:
+    """Per input, the unit axes to insert after the batch so that numpy's broadcasting of the per-sample
+    shapes holds for the batched tensors."""
+    return tuple(len(a.out) - len(x) for x in a.inputs)
 
 
 def _simple(factory: Callable[[Any], nn.Module]) -> Converter:
@@ -146,6 +164,12 @@ LOWERINGS: dict[str, Converter] = {
     "tanh": _simple(lambda p: nn.Tanh()),
     "sigmoid": _simple(lambda p: nn.Sigmoid()),
     "silu": _simple(lambda p: nn.SiLU()),
+    "relu6": _simple(lambda p: nn.ReLU6()),
+    "hardsigmoid": _simple(lambda p: nn.Hardsigmoid()),
+    "hardswish": _simple(lambda p: nn.Hardswish()),
+    "mish": _simple(lambda p: nn.Mish()),
+    "elu": _simple(lambda p: nn.ELU(p.alpha)),
+    "prelu": lambda a: _freeze(nn.PReLU(channels(a.x) if a.p.per_channel else 1, init=a.p.init), a.p),
     "leaky_relu": _simple(lambda p: nn.LeakyReLU(p.slope)),
     "gelu": _simple(lambda p: nn.GELU(approximate="tanh" if p.approximate else "none")),
     "softmax": _simple(lambda p: nn.Softmax(dim=batched_axis(p.dim))),
@@ -153,10 +177,17 @@ LOWERINGS: dict[str, Converter] = {
     "batchnorm": batchnorm,
     "groupnorm": groupnorm,
     "layernorm": layernorm,
+    "instancenorm": instancenorm,
+    "lrn": _simple(lambda p: nn.LocalResponseNorm(p.size, p.alpha, p.beta, p.k)),
+    "scale": lambda a: _freeze(Scale(channels(a.x), a.p.init), a.p),
+    "drop_path": _simple(lambda p: DropPath(p.p)),
     "identity": _simple(lambda p: nn.Identity()),
     "crop": crop,
     "reshape": lambda a: Reshape(a.out),
-    "add": _simple(lambda p: Add()),
+    "slice": lambda a: Slice(batched_axis(a.axis), a.start, a.stop),
+    "channel_shuffle": _simple(lambda p: ChannelShuffle(p.groups)),
+    "add": lambda a: Add(_unit_axes(a)),
+    "mul": lambda a: Mul(_unit_axes(a)),
     "concat": _simple(lambda p: Concat(batched_axis(p.dim))),
 }
 

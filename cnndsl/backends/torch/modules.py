@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from functools import reduce
-from operator import add
 
 import torch
 import torch.nn.functional as F
@@ -35,24 +34,61 @@ class Block(nn.Module):
         return self.kind
 
 
-class Add(nn.Module):
-    """Element-wise sum of its inputs (a residual merge). In place into the first input when the
-    builder knows nothing else reads it (as torchvision's `out += identity`)."""
+class _Elementwise(nn.Module):
+    """An element-wise merge of its inputs, broadcasting as numpy does on the per-sample shapes: an input
+    of lower per-sample rank gets unit axes after the batch (`expand`: how many, per input). In place
+    into the first input when the builder knows nothing else reads it and it has the output's shape (as
+    torchvision's `out += identity`)."""
 
-    def __init__(self, inplace: bool = False):
+    def __init__(self, expand: tuple[int, ...] = (), inplace: bool = False):
         super().__init__()
+        self.expand = expand
         self.inplace = inplace
 
+    def combine(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def combine_(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        if any(self.expand):
+            xs = tuple(_unit_axes(x, n) for x, n in zip(xs, self.expand, strict=True))
         if self.inplace:
             first = xs[0]
             for x in xs[1:]:
-                first = first.add_(x)
+                first = self.combine_(first, x)
             return first
-        return reduce(add, xs)
+        return reduce(self.combine, xs)
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
+
+
+def _unit_axes(x: torch.Tensor, count: int) -> torch.Tensor:
+    for _ in range(count):
+        x = x.unsqueeze(1)
+    return x
+
+
+class Add(_Elementwise):
+    """Element-wise sum (a residual merge)."""
+
+    def combine(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+    def combine_(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a.add_(b)
+
+
+class Mul(_Elementwise):
+    """Element-wise product (a gate)."""
+
+    def combine(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a * b
+
+    def combine_(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a.mul_(b)
 
 
 class Concat(nn.Module):
@@ -126,6 +162,77 @@ class PaddedAvgPool(nn.Module):
             return total
         mask = F.pad(torch.ones_like(x[:1, :1]), pad)
         return total / self.pool(mask)
+
+
+class Slice(nn.Module):
+    """Positions [start, stop) along one axis of the batched tensor: a view, as torchvision's splits."""
+
+    def __init__(self, axis: int, start: int, stop: int):
+        super().__init__()
+        self.axis, self.start, self.stop = axis, start, stop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.narrow(self.axis, self.start, self.stop - self.start)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}, start={self.start}, stop={self.stop}"
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle, written as torchvision's `channel_shuffle` (view, transpose, flatten), which
+    exports to ONNX where `nn.ChannelShuffle` does not."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, *rest = x.shape
+        grouped = x.reshape(batch, self.groups, channels // self.groups, *rest)
+        return grouped.transpose(1, 2).reshape(batch, channels, *rest)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """Layer norm over each position's channels of an N x C x ... tensor (torchvision's LayerNorm2d):
+    channels moved last, normalised, moved back. Its state_dict is nn.LayerNorm's (weight, bias)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
+
+
+class Scale(nn.Module):
+    """A learnable multiplier per channel (layer scale)."""
+
+    def __init__(self, channels: int, init: float = 1.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((channels,), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight.reshape(1, -1, *(1,) * (x.dim() - 2))
+
+    def extra_repr(self) -> str:
+        return f"channels={self.weight.numel()}"
+
+
+class DropPath(nn.Module):
+    """Stochastic depth, torchvision's StochasticDepth(p, mode="row"): in training each sample's input is
+    zeroed with probability p and the rest scaled by 1 / (1 - p); the identity at inference."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty((x.shape[0], *(1,) * (x.dim() - 1))).bernoulli_(1.0 - self.p)
+        return x * keep.div_(1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class Reshape(nn.Module):

@@ -259,9 +259,41 @@ def layernorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     a: LayerNormAttrs = layer.a
     shape = a.normalized_shape
     gamma, beta = _affine(e, layer, shape)
+    if a.over_channels:
+        return e.emit(R.nn.layer_norm(args[0], gamma, beta, axes=[BATCHED_CHANNEL_AXIS], epsilon=layer.p.eps))
     total = len(a.x) + 1  # batched
     return e.emit(R.nn.layer_norm(args[0], gamma, beta, axes=list(range(total - len(shape), total)),
                                   epsilon=layer.p.eps))
+
+
+def instancenorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    """Group norm with one channel per group."""
+    count = channels(layer.a.x)
+    gamma, beta = _affine(e, layer, (count,))
+    return e.emit(R.nn.group_norm(args[0], gamma, beta, num_groups=count, channel_axis=BATCHED_CHANNEL_AXIS,
+                                  axes=batched_spatial_axes(layer.rank), epsilon=layer.p.eps))
+
+
+def lrn(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    """PyTorch's LocalResponseNorm: x / (k + alpha * mean of x^2 over `size` channels, zero-padded with
+    size // 2 before and (size - 1) // 2 after)^beta; the window sum as `size` shifted channel slices."""
+    size, count, p = layer.p.size, channels(layer.a.x), layer.p
+    squared = e.emit(R.multiply(args[0], args[0]))
+    pads = [0, 0] * (len(layer.a.x) + 1)
+    pads[2 * BATCHED_CHANNEL_AXIS:2 * BATCHED_CHANNEL_AXIS + 2] = [size // 2, (size - 1) // 2]
+    padded = e.emit(R.nn.pad(squared, pads))
+    total = e.emit(R.strided_slice(padded, [BATCHED_CHANNEL_AXIS], [0], [count]))
+    for offset in range(1, size):
+        total = e.emit(R.add(total, e.emit(R.strided_slice(padded, [BATCHED_CHANNEL_AXIS], [offset],
+                                                           [offset + count]))))
+    base = e.emit(R.add(e.emit(R.multiply(total, relax.const(p.alpha / size, DTYPE))), relax.const(p.k, DTYPE)))
+    return e.emit(R.divide(args[0], e.emit(R.power(base, relax.const(p.beta, DTYPE)))))
+
+
+def scale(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    weight = e.weight(layer.name, "weight")
+    shaped = weight.reshape(per_channel_shape(len(weight), max(layer.rank, 0)))
+    return e.emit(R.multiply(args[0], e.param(f"{layer.name}.weight", shaped)))
 
 
 def linear(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
@@ -280,11 +312,58 @@ def crop(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     return e.emit(R.strided_slice(args[0], batched_spatial_axes(layer.rank), list(a.starts), end))
 
 
-def add(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    total = args[0]
-    for other in args[1:]:
-        total = e.emit(R.add(total, other))
-    return total
+def _elementwise(combine: Callable[[relax.Expr, relax.Expr], relax.Expr]) -> Converter:
+    """Relax broadcasts the batched tensors as numpy does; an input of lower per-sample rank first gets
+    unit axes after the batch, so that the per-sample shapes align at their last axis."""
+    def convert(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+        aligned = [e.emit(R.expand_dims(x, list(range(1, 1 + len(layer.a.out) - len(shape)))))
+                   if len(shape) < len(layer.a.out) else x for x, shape in zip(args, layer.a.inputs, strict=True)]
+        total = aligned[0]
+        for other in aligned[1:]:
+            total = e.emit(combine(total, other))
+        return total
+    return convert
+
+
+def channel_shuffle(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    """N x C x ... -> N x g x C/g x ... -> N x C/g x g x ... -> N x C x ..., as torchvision's channel_shuffle."""
+    groups, (count, *rest) = layer.p.groups, layer.a.x
+    split = (e.batch, groups, count // groups, *rest)
+    order = [0, 2, 1, *range(3, 3 + len(rest))]
+    return _regroup(e, args[0], split, order, batched(layer.a.out, e.batch))
+
+
+def _relu6_of(e: Emitter, x: relax.Expr, shift: float) -> relax.Expr:
+    """relu6(x + shift) / 6: the piecewise-linear gate of hardsigmoid and hardswish."""
+    shifted = e.emit(R.add(x, relax.const(shift, DTYPE)))
+    return e.emit(R.divide(e.emit(R.clip(shifted, 0, 6)), relax.const(6.0, DTYPE)))
+
+
+def hardswish(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    return e.emit(R.multiply(args[0], _relu6_of(e, args[0], 3.0)))
+
+
+def mish(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    return e.emit(R.multiply(args[0], e.emit(R.tanh(e.emit(R.nn.softplus(args[0], beta=1.0, threshold=20.0))))))
+
+
+def _negative_part(e: Emitter, x: relax.Expr, scale: relax.Expr) -> relax.Expr:
+    """max(x, 0) + scale(min(x, 0)): ELU and PReLU (`scale` maps the negative part)."""
+    zero = relax.const(0.0, DTYPE)
+    return e.emit(R.add(e.emit(R.maximum(x, zero)), scale(e.emit(R.minimum(x, zero)))))
+
+
+def elu(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    alpha, one = relax.const(layer.p.alpha, DTYPE), relax.const(1.0, DTYPE)
+    return _negative_part(e, args[0], lambda negative: e.emit(R.multiply(alpha, e.emit(R.subtract(
+        e.emit(R.exp(negative)), one)))))
+
+
+def prelu(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    slopes = e.weight(layer.name, "weight")
+    shape = per_channel_shape(len(slopes), layer.rank) if len(slopes) > 1 else (1,) * (layer.rank + 2)
+    weight = e.param(f"{layer.name}.weight", slopes.reshape(shape))
+    return _negative_part(e, args[0], lambda negative: e.emit(R.multiply(weight, negative)))
 
 
 def _unary(fn: Callable[..., relax.Expr], **fixed: Any) -> Converter:
@@ -310,6 +389,12 @@ LOWERINGS: dict[str, Converter] = {
     "tanh": _unary(R.tanh),
     "sigmoid": _unary(R.sigmoid),
     "silu": _unary(R.nn.silu),
+    "relu6": _unary(R.nn.relu6),
+    "hardsigmoid": lambda e, layer, args: _relu6_of(e, args[0], 3.0),
+    "hardswish": hardswish,
+    "mish": mish,
+    "elu": elu,
+    "prelu": prelu,
     "leaky_relu": lambda e, layer, args: e.emit(R.nn.leakyrelu(args[0], alpha=layer.p.slope)),
     "gelu": lambda e, layer, args: e.emit((R.nn.gelu_tanh if layer.p.approximate else R.nn.gelu)(args[0])),
     "softmax": lambda e, layer, args: e.emit(R.nn.softmax(args[0], axis=batched_axis(layer.p.dim))),
@@ -317,10 +402,18 @@ LOWERINGS: dict[str, Converter] = {
     "batchnorm": batchnorm,
     "groupnorm": groupnorm,
     "layernorm": layernorm,
+    "instancenorm": instancenorm,
+    "lrn": lrn,
+    "scale": scale,
+    "drop_path": lambda e, layer, args: args[0],  # inference: the identity
     "identity": lambda e, layer, args: args[0],
     "crop": crop,
     "reshape": flatten,  # both reinterpret the elements as the output shape
-    "add": add,
+    "slice": lambda e, layer, args: e.emit(R.strided_slice(args[0], [batched_axis(layer.a.axis)], [layer.a.start],
+                                                           [layer.a.stop])),
+    "channel_shuffle": channel_shuffle,
+    "add": _elementwise(R.add),
+    "mul": _elementwise(R.multiply),
     "concat": lambda e, layer, args: e.emit(R.concat(args, axis=batched_axis(layer.p.dim))),
 }
 
