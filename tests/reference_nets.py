@@ -326,3 +326,133 @@ class DenseNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = nn.functional.adaptive_avg_pool2d(nn.functional.relu(self.features(x)), (1, 1))
         return self.classifier(torch.flatten(x, 1))
+
+
+def _make_divisible(v: float, divisor: int = 8) -> int:
+    """torchvision.models._utils._make_divisible."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def _cba(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
+         activation: type[nn.Module] | None = nn.Hardswish) -> nn.Sequential:
+    """torchvision's Conv2dNormActivation with MobileNet v3's batch norm (eps 0.001, momentum 0.01)."""
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+                               nn.BatchNorm2d(cout, eps=0.001, momentum=0.01)]
+    if activation is not None:
+        layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class SqueezeExcitation(nn.Module):
+    """torchvision.ops.SqueezeExcitation(scale_activation=nn.Hardsigmoid)."""
+
+    def __init__(self, channels: int, squeeze: int):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Conv2d(channels, squeeze, 1), nn.Conv2d(squeeze, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = nn.functional.adaptive_avg_pool2d(x, 1)
+        return x * nn.functional.hardsigmoid(self.fc2(torch.relu(self.fc1(scale))))
+
+
+class Bneck(nn.Module):
+    """torchvision.models.mobilenetv3.InvertedResidual."""
+
+    def __init__(self, cin: int, kernel: int, expanded: int, cout: int, se: bool, hs: bool, stride: int):
+        super().__init__()
+        activation = nn.Hardswish if hs else nn.ReLU
+        self.use_res_connect = stride == 1 and cin == cout
+        layers: list[nn.Module] = []
+        if expanded != cin:
+            layers.append(_cba(cin, expanded, activation=activation))
+        layers.append(_cba(expanded, expanded, kernel, stride, groups=expanded, activation=activation))
+        if se:
+            layers.append(SqueezeExcitation(expanded, _make_divisible(expanded // 4)))
+        layers.append(_cba(expanded, cout, activation=None))
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x) if self.use_res_connect else self.block(x)
+
+
+MOBILENET_V3 = {  # (kernel, expanded, out, se, hardswish, stride) per block; last channel
+    "large": ([(3, 16, 16, False, False, 1), (3, 64, 24, False, False, 2), (3, 72, 24, False, False, 1),
+               (5, 72, 40, True, False, 2), (5, 120, 40, True, False, 1), (5, 120, 40, True, False, 1),
+               (3, 240, 80, False, True, 2), (3, 200, 80, False, True, 1), (3, 184, 80, False, True, 1),
+               (3, 184, 80, False, True, 1), (3, 480, 112, True, True, 1), (3, 672, 112, True, True, 1),
+               (5, 672, 160, True, True, 2), (5, 960, 160, True, True, 1), (5, 960, 160, True, True, 1)], 1280),
+    "small": ([(3, 16, 16, True, False, 2), (3, 72, 24, False, False, 2), (3, 88, 24, False, False, 1),
+               (5, 96, 40, True, True, 2), (5, 240, 40, True, True, 1), (5, 240, 40, True, True, 1),
+               (5, 120, 48, True, True, 1), (5, 144, 48, True, True, 1), (5, 288, 96, True, True, 2),
+               (5, 576, 96, True, True, 1), (5, 576, 96, True, True, 1)], 1024),
+}
+
+
+class MobileNetV3(nn.Module):
+    """torchvision.models.mobilenet_v3_large / mobilenet_v3_small's layout."""
+
+    def __init__(self, size: str = "large", num_classes: int = 1000) -> None:
+        super().__init__()
+        blocks, last_channel = MOBILENET_V3[size]
+        layers: list[nn.Module] = [_cba(3, 16, 3, 2)]
+        channels = 16
+        for kernel, expanded, out, se, hs, stride in blocks:
+            layers.append(Bneck(channels, kernel, expanded, out, se, hs, stride))
+            channels = out
+        layers.append(_cba(channels, 6 * channels))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Linear(6 * channels, last_channel), nn.Hardswish(), nn.Dropout(0.2),
+                                        nn.Linear(last_channel, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision.models.convnext.LayerNorm2d."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        return nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+
+
+class CNBlock(nn.Module):
+    """torchvision.models.convnext.CNBlock (stochastic depth omitted: these tests run in eval mode)."""
+
+    def __init__(self, dim: int, layer_scale: float = 1e-6):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv2d(dim, dim, 7, padding=3, groups=dim, bias=True), _Permute((0, 2, 3, 1)),
+            nn.LayerNorm(dim, eps=1e-6), nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim),
+            _Permute((0, 3, 1, 2)))
+        self.layer_scale = nn.Parameter(torch.ones(dim, 1, 1) * layer_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer_scale * self.block(x) + x
+
+
+class _Permute(nn.Module):
+    def __init__(self, dims: tuple[int, ...]):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(*self.dims)
+
+
+class ConvNeXtTiny(nn.Module):
+    """torchvision.models.convnext_tiny's layout."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(3, 96, 4, 4), LayerNorm2d(96, eps=1e-6))]
+        for i, (dim, depth) in enumerate(zip([96, 192, 384, 768], [3, 3, 9, 3], strict=True)):
+            layers.append(nn.Sequential(*(CNBlock(dim) for _ in range(depth))))
+            if i < 3:
+                layers.append(nn.Sequential(LayerNorm2d(dim, eps=1e-6), nn.Conv2d(dim, 2 * dim, 2, 2)))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(LayerNorm2d(768, eps=1e-6), nn.Flatten(1), nn.Linear(768, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(nn.functional.adaptive_avg_pool2d(self.features(x), 1))

@@ -295,3 +295,34 @@ def test_receptive_field_through_a_squeeze_excitation_gate_is_the_whole_input(sp
 
     for j in (0, 20):
         assert _gradient_extent(SqueezeExcite(), n, j) == (0, n - 1)
+
+
+@pytest.mark.parametrize("op", ["relu6", "hardswish", "hardsigmoid", "mish", "elu", "prelu(per_channel=true)",
+                                "scale(init=0.5)", "drop_path(0.3)", "lrn(2)", "channel_shuffle(2)",
+                                "slice(5, 45, dim=1)", "slice(0, 1)"])
+def test_receptive_field_of_new_ops_matches_gradients(specs: SpecFiles, op: str) -> None:
+    """The analytic field through each op against the positions the compiled module's output actually
+    depends on (every weight 1, every bias 0)."""
+    n, j = 60, 12
+    network = specs.load(f"input x: 2 x {n}\noutput y = x -> conv(2, 3) -> {op} -> conv(2, 3) as probe\n")
+    rf = layer(network, "probe").rf
+    module = network.to_torch()
+    for name, parameter in module.named_parameters():
+        nn.init.ones_(parameter) if parameter.dim() > 1 or "weight" in name else nn.init.zeros_(parameter)
+    x = (0.1 * torch.rand(1, 2, n)).requires_grad_()  # small and positive: every activation has a slope
+    module(x)[0, 0, j].backward()
+    assert x.grad is not None
+    seen = torch.nonzero(x.grad[0].abs().sum(dim=0)).flatten().tolist()
+    assert rf is not None and (seen[-1] - seen[0] + 1, seen[0]) == (rf.size[0], -rf.padding[0] + j * rf.stride[0])
+
+
+@SETTINGS
+@given(st.data())
+def test_pixel_shuffle_and_unshuffle_shapes(data: st.DataObject) -> None:
+    from cnndsl.ops.resize import PixelShuffleParams
+
+    factor = data.draw(st.integers(1, 4))
+    shape = (data.draw(st.integers(1, 40)), *data.draw(spatial(2, 1, 12)))
+    params = PixelShuffleParams(factor=factor)
+    assert _ours("pixel_shuffle", params, shape) == _torch_shape(nn.PixelShuffle(factor), shape)
+    assert _ours("pixel_unshuffle", params, shape) == _torch_shape(nn.PixelUnshuffle(factor), shape)

@@ -91,7 +91,8 @@ def test_cli_writes_a_spec_that_checks(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("cfg", "code", "line", "message"), [
     ("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=8\nsize=3\nstrid=2\n", "E701", 7, "no key `strid`"),
     ("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=eight\nsize=3\n", "E701", 5, "must be an integer"),
-    ("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=8\nactivation=mish\n", "E701", 6, "`mish`"),
+    ("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=8\nactivation=selu\n", "E701", 6, "`selu`"),
+    ("[net]\nwidth=32\nheight=32\n[dropout]\nprobability=1.5\n", "E701", 5, "must be a number in [0, 1)"),
     ("[net]\nwidth=32\nheight=32\n[convolutional]\nfilters=8\n[route]\nlayers=-3\n", "E702", 7, "not an earlier"),
     ("[net]\nwidth=32\nheight=32\n[deformable]\nfilters=8\n", "E700", 4, "unknown or unsupported section"),
     ("[convolutional]\nfilters=8\n", "E700", 1, "starts with a [net] section"),
@@ -107,3 +108,48 @@ def test_malformed_cfg_is_a_located_error(cfg: str, code: str, line: int, messag
     assert message in first.message
     result = runner.invoke(main, ["import", "darknet", str(path), "-o", str(tmp_path / "bad.cnn")])
     assert result.exit_code == 1 and f"bad.cfg:{line}:" in result.stderr
+
+
+def test_modern_activations_and_a_leading_dot_translate(tmp_path: Path) -> None:
+    """YOLOv4's mish, relu6, elu, swish; `probability=.5` (Darknet's cfgs write it so) becomes `0.5`."""
+    path = tmp_path / "modern.cfg"
+    path.write_text("[net]\nwidth=16\nheight=16\nchannels=3\n"
+                    + "".join(f"[convolutional]\nfilters=8\nsize=3\npad=1\nactivation={act}\n"
+                              for act in ("mish", "relu6", "elu", "swish", "hard_swish"))
+                    + "[dropout]\nprobability=.5\n")
+    text = translate_cfg(path)
+    assert all(op in text for op in ("mish", "relu6", "elu", "silu", "hardswish", "dropout(0.5)"))
+    spec = tmp_path / "modern.cnn"
+    spec.write_text(text)
+    assert cnndsl.load(spec).report().totals.params == 3 * 9 * 8 + 8 + 4 * (8 * 9 * 8 + 8)
+
+
+def test_a_grouped_route_is_a_channel_slice(tmp_path: Path) -> None:
+    """YOLOv4-tiny's CSP route `layers=-1 groups=2 group_id=1`: the second half of the channels, a slice
+    that asks its source for its channel count; the concat after it reads it by name."""
+    conv = "[convolutional]\nbatch_normalize=1\nfilters={}\nsize=3\nstride=1\npad=1\nactivation=leaky\n"
+    path = tmp_path / "csp.cfg"
+    path.write_text("[net]\nwidth=32\nheight=32\nchannels=3\n" + conv.format(64)
+                    + "[route]\nlayers=-1\ngroups=2\ngroup_id=1\n" + conv.format(32) + "[route]\nlayers = -1,-2\n")
+    spec = tmp_path / "csp.cnn"
+    spec.write_text(translate_cfg(path))
+    shapes = {layer.name: layer.shape for layer in cnndsl.load(spec).report().layers}
+    assert shapes["layer1"] == [32, 32, 32] and shapes["layer3"] == [64, 32, 32]
+    bad = tmp_path / "bad.cfg"
+    bad.write_text("[net]\nwidth=32\nheight=32\nchannels=3\n" + conv.format(64) + "[route]\nlayers=-1\ngroups=2\n"
+                   "group_id=2\n")
+    with pytest.raises(SpecError, match="group_id below 2"):
+        translate_cfg(bad)
+
+
+def test_yolov2_reorg_and_region_head(tmp_path: Path) -> None:
+    """YOLOv2's [reorg] (space to depth: 16 x 64 x 64 -> 64 x 32 x 32) and its [region] head, an output."""
+    path = tmp_path / "v2.cfg"
+    path.write_text("[net]\nwidth=64\nheight=64\nchannels=3\n[convolutional]\nbatch_normalize=1\nfilters=16\nsize=3\n"
+                    "stride=1\npad=1\nactivation=leaky\n[reorg]\nstride=2\n[convolutional]\nfilters=125\nsize=1\n"
+                    "stride=1\npad=1\nactivation=linear\n[region]\nanchors=1.08,1.19\nclasses=20\nnum=5\n")
+    spec = tmp_path / "v2.cnn"
+    spec.write_text(translate_cfg(path))
+    report = cnndsl.load(spec).report()
+    assert {layer.name: layer.shape for layer in report.layers}["layer1"] == [64, 32, 32]
+    assert report.outputs == {"yolo1": [125, 32, 32]}

@@ -14,9 +14,11 @@ from cnndsl.backends.torch.export import example_inputs
 from tests.conftest import ROOT
 from tests.reference_nets import (
     VGG16,
+    ConvNeXtTiny,
     DenseNet,
     LeNet5,
     MobileNetV2,
+    MobileNetV3,
     ResNet18,
     ShuffleNetV2,
     SqueezeNet,
@@ -43,9 +45,10 @@ def randomise_batch_norm_statistics(module: nn.Module) -> None:
     ("lenet5", LeNet5, 4), ("vgg16", VGG16, 1), ("resnet18", ResNet18, 2), ("unet", UNet, 1),
     ("mobilenet_v2", MobileNetV2, 2), ("squeezenet1_0", lambda: SqueezeNet("1_0"), 1),
     ("squeezenet1_1", lambda: SqueezeNet("1_1"), 1), ("shufflenet_v2_x1_0", ShuffleNetV2, 2),
-    ("densenet121", DenseNet, 1),
+    ("densenet121", DenseNet, 1), ("mobilenet_v3_large", MobileNetV3, 2),
+    ("mobilenet_v3_small", lambda: MobileNetV3("small"), 2),
 ], ids=["lenet5", "vgg16", "resnet18", "unet", "mobilenet_v2", "squeezenet1_0", "squeezenet1_1", "shufflenet_v2",
-        "densenet121"])
+        "densenet121", "mobilenet_v3_large", "mobilenet_v3_small"])
 def test_compiled_module_equals_the_hand_written_one(spec: str, reference: Callable[[], nn.Module],
                                                      batch: int) -> None:
     network = cnndsl.load(ROOT / "specs" / f"{spec}.cnn")
@@ -62,3 +65,31 @@ def test_compiled_module_equals_the_hand_written_one(spec: str, reference: Calla
         torch.testing.assert_close(ours(*inputs), ref(*inputs), rtol=0, atol=1e-5)
         for a, b in zip(ours.state_dict().values(), ref.state_dict().values(), strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_convnext_equals_torchvisions_layout() -> None:
+    """torchvision's ConvNeXt-T applies nn.Linear to channels-last tensors and keeps each block's layer
+    scale as a (C, 1, 1) parameter registered before the block: the weights copy across with those two
+    reshapes and that one move, then the outputs agree."""
+    network = cnndsl.load(ROOT / "specs" / "convnext_tiny.cnn", inputs={"image": (3, 64, 64)})
+    torch.manual_seed(0)
+    ref = ConvNeXtTiny().eval()
+    for name, parameter in ref.named_parameters():
+        if name.endswith("layer_scale"):
+            parameter.data.uniform_(0.5, 1.5)  # 1e-6 would hide a wrong residual branch
+    theirs, scale = [], None
+    for key, value in ref.state_dict().items():  # each layer scale after its block's 8 tensors, where ours is
+        if key.endswith("layer_scale"):
+            scale = (key, value)
+            continue
+        theirs.append((key, value))
+        if scale is not None and key.endswith("block.5.bias"):
+            theirs.append(scale)
+            scale = None
+    ours = network.to_torch(seed=1)
+    state = ours.state_dict()
+    assert len(state) == len(theirs)
+    ours.load_state_dict({key: value.reshape(state[key].shape) for key, (_, value) in zip(state, theirs, strict=True)})
+    x = example_inputs(network.graph, batch=2)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(*x), ref(*x), rtol=0, atol=1e-4)

@@ -53,7 +53,7 @@ def tvm_outputs(network: cnndsl.Network, inputs: tuple[torch.Tensor, ...], seed:
     vm = relax.VirtualMachine(program.executable, tvm.cpu())
     out = vm["main"](*[tvm.runtime.tensor(x.numpy()) for x in inputs],
                      *[tvm.runtime.tensor(v) for v in program.param_values])
-    return [out.numpy()] if len(network.graph.outputs) == 1 else [item.numpy() for item in out]
+    return [out.numpy()] if len(network.graph.inference_outputs) == 1 else [item.numpy() for item in out]
 
 
 def torch_outputs(network: cnndsl.Network, inputs: tuple[torch.Tensor, ...], seed: int = 0) -> list[np.ndarray]:
@@ -100,6 +100,8 @@ SMALLER_INPUTS = {
     "mobilenet_v2.cnn": {"image": (3, 64, 64)}, "squeezenet1_0.cnn": {"image": (3, 64, 64)},
     "squeezenet1_1.cnn": {"image": (3, 64, 64)}, "shufflenet_v2_x1_0.cnn": {"image": (3, 64, 64)},
     "densenet121.cnn": {"image": (3, 64, 64)}, "densenet169.cnn": {"image": (3, 64, 64)},
+    "mobilenet_v3_large.cnn": {"image": (3, 64, 64)}, "mobilenet_v3_small.cnn": {"image": (3, 64, 64)},
+    "convnext_tiny.cnn": {"image": (3, 64, 64)},
     "fcn_upsampling.cnn": {"image": (3, 64, 64)}, "depthwise_separable.cnn": {"image": (3, 64, 64)},
     "volumetric.cnn": {"scan": (1, 32, 32, 32)}, "locally_connected_faces.cnn": {"face": (1, 64, 64)},
     **{f"{name}.cnn": {"image": (3, 32, 32)} for name in
@@ -414,3 +416,13 @@ def test_compiling_with_a_database_that_lacks_records_says_so(tmp_path: Path) ->
 ])
 def test_broadcasting_merges_compute_what_pytorch_computes(specs: SpecFiles, spec: str) -> None:
     assert_same(specs.load(spec + "\n"), batch=2)
+
+
+def test_training_outputs_are_not_compiled(specs: SpecFiles) -> None:
+    """The artifact computes the inference outputs, equal to the PyTorch module's in eval mode."""
+    network = specs.load("input x: 3 x 8 x 8\nf = x -> conv(8, 3, padding=1) -> relu\n"
+                         "training output aux = f -> global_avgpool -> flatten -> linear(10)\n"
+                         "output y = f -> conv(4, 1)\n")
+    lowered = build_relax(network.graph, network.weights())
+    assert list(lowered.output_shapes) == ["y"] and not any("linear" in name for name in lowered.param_names)
+    assert_same(network, batch=2)

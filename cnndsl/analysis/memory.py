@@ -8,8 +8,9 @@ from ..graph.model import Graph
 
 def peak_live_elements(graph: Graph) -> int:
     """Largest sum of live tensors during an inference pass in the graph's order."""
-    remaining = {name: graph.dag.out_degree(name) for name in graph.dag.nodes}
-    keep = set(graph.outputs.values())
+    running = graph.inference_nodes()  # training heads do not run
+    remaining = {name: sum(reader in running for reader in graph.dag.successors(name)) for name in graph.dag.nodes}
+    keep = set(graph.inference_outputs.values())
 
     def elements(name: str) -> int:
         facts = graph.checked(name)
@@ -17,6 +18,8 @@ def peak_live_elements(graph: Graph) -> int:
 
     live = peak = 0
     for node in graph.nodes():
+        if node.name not in running:
+            continue
         live += elements(node.name)
         peak = max(peak, live)
         for source in node.inputs:

@@ -166,10 +166,10 @@ class Elaborator:
             case A.OutputAssign():
                 result = self.run_chain(stmt.chain, frame)
                 self.bind_tensor(stmt.name, result, frame)
-                self.declare_output(stmt.name, result, frame)
+                self.declare_output(stmt.name, result, frame, stmt.training)
             case A.OutputNames():
                 for ident in stmt.names:
-                    self.declare_output(ident, self.lookup_tensor(ident, frame), frame)
+                    self.declare_output(ident, self.lookup_tensor(ident, frame), frame, stmt.training)
             case A.Return():
                 if not frame.in_block:
                     self.structure("`return` is only meaningful inside a block", env, stmt,
@@ -234,7 +234,7 @@ class Elaborator:
         frame.tensors[name] = name
         frame.tensor_defs[name] = where
 
-    def declare_output(self, ident: A.Ident, tensor: str, frame: Frame) -> None:
+    def declare_output(self, ident: A.Ident, tensor: str, frame: Frame, training: bool = False) -> None:
         where = loc(frame.env, ident)
         if frame.in_block:
             self.structure("`output` declares the network's outputs; a block ends with `return`", frame.env, ident)
@@ -244,6 +244,8 @@ class Elaborator:
             return
         if tensor != POISON:
             self.graph.outputs[ident.name] = tensor
+            if training:
+                self.graph.training_outputs.add(ident.name)
 
     def check_network(self, statements: Sequence[A.Node], env: ModuleEnv) -> None:
         if self.sink.has_errors:
@@ -261,6 +263,9 @@ class Elaborator:
         elif not self.graph.outputs:
             self.sink.emit("E209", "the network declares no output", loc(env, statements[-1]),
                            hint="name the result: `output y = x -> ...`, or `output y` for an existing tensor")
+        elif not self.graph.inference_outputs:
+            self.sink.emit("E209", "every output of the network is a `training output`: inference computes nothing",
+                           loc(env, statements[-1]), hint="declare the network's result with `output y = ...`")
 
     # ---- tensors --------------------------------------------------------------------------------
     def bind_tensor(self, ident: A.Ident, tensor: str, frame: Frame) -> None:

@@ -41,6 +41,7 @@ class Graph:
         self.dag: nx.DiGraph = nx.DiGraph()
         self.inputs: dict[str, str] = {}  # input name -> node
         self.outputs: dict[str, str] = {}  # output name -> node
+        self.training_outputs: set[str] = set()  # outputs computed in training mode only (auxiliary heads)
         self.tensor_names: dict[str, tuple[str, Location]] = {}  # node -> (assigned tensor name, where)
         # Plain dicts beside the DiGraph (which holds the same objects): passes read every node several
         # times, and networkx's views cost more than the analysis itself.
@@ -67,6 +68,26 @@ class Graph:
                    notes: tuple[str, ...] = ()) -> Diagnostic:
         """A diagnostic about this graph found after checking (a backend's E600, E601), quoting its line."""
         return Diagnostic(code, message, location, hint, notes).quoting(self.sources)
+
+    @property
+    def inference_outputs(self) -> dict[str, str]:
+        """The outputs an inference pass computes (all but `training output`s), in declaration order."""
+        return {name: node for name, node in self.outputs.items() if name not in self.training_outputs}
+
+    def inference_nodes(self) -> set[str]:
+        """The nodes an inference pass runs: those an inference output depends on. The rest feed training
+        outputs only: their parameters count, their MACs and activations do not run at inference."""
+        if not self.training_outputs:
+            return set(self._nodes)
+        needed: set[str] = set()
+        stack = list(self.inference_outputs.values())
+        while stack:
+            name = stack.pop()
+            if name not in needed:
+                needed.add(name)
+                stack.extend(self._nodes[name].inputs)
+        needed.update(self.inputs.values())  # an input read by training heads only is still an input
+        return needed
 
     def record(self, name: str, facts: NodeFacts | Unchecked) -> None:
         """What the shape pass found about node `name`: its facts, or why it has none."""

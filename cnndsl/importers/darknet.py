@@ -29,6 +29,9 @@ TRAINING_KEYS = {
     "yolo": {"mask", "anchors", "classes", "num", "jitter", "ignore_thresh", "truth_thresh", "random",
              "scale_x_y", "iou_thresh", "iou_loss", "iou_normalizer", "cls_normalizer", "nms_kind",
              "beta_nms", "max_delta", "counters_per_class", "label_smooth_eps", "resize", "new_coords"},
+    # YOLOv2's detection head: like [yolo], training settings only
+    "region": {"anchors", "bias_match", "classes", "coords", "num", "softmax", "jitter", "rescore", "object_scale",
+               "noobject_scale", "class_scale", "coord_scale", "absolute", "thresh", "random"},
 }
 ARCHITECTURE_KEYS = {
     "net": {"width", "height", "channels"},
@@ -36,16 +39,19 @@ ARCHITECTURE_KEYS = {
                       "activation"},
     "maxpool": {"size", "stride", "padding"},
     "avgpool": set(),
-    "route": {"layers"},
+    "route": {"layers", "groups", "group_id"},
     "shortcut": {"from", "activation"},
     "upsample": {"stride"},
     "yolo": set(),
+    "region": set(),
+    "reorg": {"stride"},
     "dropout": {"probability"},
     "softmax": {"groups"},
     "connected": {"output", "activation", "batch_normalize"},
 }
 ACTIVATIONS = {"leaky": "leaky_relu(0.1)", "relu": "relu", "logistic": "sigmoid", "tanh": "tanh",
-               "linear": None, "swish": "silu"}
+               "linear": None, "swish": "silu", "mish": "mish", "relu6": "relu6", "elu": "elu", "gelu": "gelu",
+               "hard_swish": "hardswish"}
 
 
 @dataclass
@@ -130,6 +136,21 @@ class Translator:
             return default or 1
         if value < minimum:
             self.errors.add("E701", f"`{key}` must be at least {minimum}; got {value}", entry.line, entry.col)
+        return value
+
+    def fraction(self, section: Section, key: str, default: float) -> float:
+        """A probability in [0, 1), written back as Python writes floats (`.5` -> `0.5`: the language
+        does not parse a leading dot)."""
+        entry = section.options.get(key)
+        if entry is None:
+            return default
+        try:
+            value = float(entry.value)
+        except ValueError:
+            value = -1.0
+        if not 0.0 <= value < 1.0:
+            self.errors.add("E701", f"`{key}` must be a number in [0, 1); got `{entry.value}`", entry.line, entry.col)
+            return default
         return value
 
     def activation(self, section: Section) -> str | None:
@@ -228,6 +249,16 @@ class Translator:
         if not refs:
             self.errors.add("E701", "[route] `layers` lists no layer", s.line)
             return self.layers.append(Layer(i, "route", self._previous(i)))
+        groups = self.integer(s, "groups", 1, 1)
+        if groups > 1:  # CSP (YOLOv4-tiny): the group_id-th of `groups` equal channel groups of one layer
+            group = self.integer(s, "group_id", 0, 0)
+            if len(refs) > 1 or group >= groups:
+                entry = s.options["groups"]
+                self.errors.add("E701", f"[route] groups={groups} takes one layer and a group_id below {groups}; "
+                                f"got {len(refs)} layer(s), group_id={group}", entry.line, entry.col)
+                return self.layers.append(Layer(i, "route", refs[:1]))
+            part = f"slice(channels({{source}}) * {group} // {groups}, channels({{source}}) * {group + 1} // {groups})"
+            return self.layers.append(Layer(i, "route", refs, part))
         self.layers.append(Layer(i, "route", refs, merge="concat" if len(refs) > 1 else None))
 
     def _shortcut(self, s: Section, i: int) -> None:
@@ -241,13 +272,23 @@ class Translator:
     def _upsample(self, s: Section, i: int) -> None:
         self.layers.append(Layer(i, "upsample", self._previous(i), f"upsample({self.integer(s, 'stride', 2, 1)})"))
 
+    def _region(self, s: Section, i: int) -> None:
+        self._yolo(s, i)  # the head reads the tensor before it, which is an output
+
+    def _reorg(self, s: Section, i: int) -> None:
+        # YOLOv2's passthrough: stride x stride blocks of positions become channels. The shapes and costs are
+        # PyTorch's pixel_unshuffle's; Darknet orders the new channels differently, which matters for loading
+        # Darknet's weights into the layers after it, not for the network's structure or counts.
+        stride = self.integer(s, "stride", 2, 1)
+        self.layers.append(Layer(i, "reorg", self._previous(i), f"pixel_unshuffle({stride})"))
+
     def _yolo(self, s: Section, i: int) -> None:
         self.outputs.append(i - 1)
         self.layers.append(Layer(i, "yolo", self._previous(i)))
 
     def _dropout(self, s: Section, i: int) -> None:
-        entry = s.options.get("probability")
-        self.layers.append(Layer(i, "dropout", self._previous(i), f"dropout({entry.value if entry else 0.5})"))
+        probability = self.fraction(s, "probability", 0.5)
+        self.layers.append(Layer(i, "dropout", self._previous(i), f"dropout({probability!r})"))
 
     def _softmax(self, s: Section, i: int) -> None:
         self.layers.append(Layer(i, "softmax", self._previous(i), "softmax"))
@@ -291,7 +332,7 @@ def write_spec(name: str, cfg_name: str, shape: tuple[int, int, int], layers: li
     # A route to one layer and a [yolo] head add no op: they alias the tensor they read.
     alias: dict[int, int] = {}
     for layer in layers:
-        if (layer.kind == "route" and not layer.merge) or layer.kind == "yolo":
+        if (layer.kind == "route" and not layer.merge and not layer.text) or layer.kind == "yolo":
             alias[layer.index] = alias.get(layer.inputs[0], layer.inputs[0])
 
     def resolved(index: int) -> int:
@@ -344,7 +385,9 @@ def write_spec(name: str, cfg_name: str, shape: tuple[int, int, int], layers: li
                 flush(layer.index - 1)
             start = tensor(layer.inputs[0]) if not layer.merge else \
                 f"[{', '.join(tensor(r) for r in layer.inputs)}] -> {layer.merge} as layer{layer.index}"
-            if layer.text:
+            if layer.kind == "route" and layer.text:  # a grouped route: a slice of the channels of its source
+                chain.append(layer.text.replace("{source}", tensor(layer.inputs[0])) + f" as layer{layer.index}")
+            elif layer.text:
                 chain.append(layer.text)
         else:
             unit, count, j = _residual_at(layers, i), 0, i
@@ -362,7 +405,7 @@ def write_spec(name: str, cfg_name: str, shape: tuple[int, int, int], layers: li
         if layer.index in named:
             flush(layer.index)
         i += 1
-    if chain:
+    if chain or start.startswith("["):  # a network ending in a route or shortcut: its merge defines the output
         flush(layers[-1].index)
     lines.append("")
     heads = [tensor(index) for index in outputs] or ([tensor(layers[-1].index)] if layers else ["image"])

@@ -22,22 +22,26 @@ def build_report(graph: Graph, diagnostics: list[Diagnostic], convention: Conven
                  batch: int = 1) -> M.Report:
     layers = []
     params = trainable = buffers = macs = activations = 0
+    inference = graph.inference_nodes()
     for node in graph.nodes():
         facts = graph.checked(node.name)
         if node.op == INPUT or facts is None:
             continue
+        training_only = node.name not in inference
         field = facts.field
         rf = None if field is None else M.ReceptiveField(
             size=[a.pixels for a in field], stride=[fraction_text(a.stride) for a in field],
             padding=[fraction_text(a.padding) for a in field])
         layer_macs = facts.macs[convention] * batch
         layers.append(M.Layer(name=node.name, op=facts.label, inputs=list(node.inputs), shape=list(facts.shape),
-                              params=facts.params.params, macs=layer_macs, rf=rf, line=node.location.line))
+                              params=facts.params.params, macs=layer_macs, rf=rf, line=node.location.line,
+                              training_only=training_only))
         params += facts.params.params
         trainable += facts.trainable
         buffers += facts.params.buffers
-        macs += layer_macs
-        activations += facts.elements * batch
+        if not training_only:
+            macs += layer_macs
+            activations += facts.elements * batch
     totals = M.Totals(params=params, trainable_params=trainable, macs=macs,
                       param_bytes=(params + buffers) * BYTES_PER_ELEMENT,
                       activation_bytes=activations * BYTES_PER_ELEMENT)
@@ -46,6 +50,7 @@ def build_report(graph: Graph, diagnostics: list[Diagnostic], convention: Conven
         inputs={name: list(graph.node(node).shape or ()) for name, node in graph.inputs.items()},
         outputs={name: list(facts.shape if (facts := graph.checked(node)) else ())
                  for name, node in graph.outputs.items()},
+        training_outputs=sorted(graph.training_outputs),
         layers=layers, totals=totals, diagnostics=[diagnostic_entry(d) for d in diagnostics])
 
 

@@ -29,12 +29,14 @@ class Layer(_Strict):
     macs: int = Field(description="multiply-accumulates in the chosen convention, scaled by --batch")
     rf: ReceptiveField | None = Field(description="null when the output has no spatial axes")
     line: int
+    training_only: bool = Field(False, description="feeds `training output`s only: its parameters count, its "
+                                "MACs and activations are not in the inference totals")
 
 
 class Totals(_Strict):
     params: int
     trainable_params: int
-    macs: int
+    macs: int = Field(description="of an inference pass: layers that feed training outputs only are left out")
     param_bytes: int = Field(description="fp32 bytes of parameters and buffers (the state_dict's tensors)")
     activation_bytes: int = Field(description="fp32 bytes of every layer output, scaled by --batch")
 
@@ -52,6 +54,7 @@ class Report(_Strict):
     network: str
     inputs: dict[str, list[int]]
     outputs: dict[str, list[int]]
+    training_outputs: list[str] = Field([], description="outputs computed in training mode only")
     layers: list[Layer]
     totals: Totals
     diagnostics: list[DiagnosticEntry]

@@ -19,7 +19,8 @@ def _axes(values: list[int] | list[int | str]) -> str:
 
 def layer_row(layer: M.Layer) -> tuple[str, ...]:
     rf = layer.rf
-    return (layer.name, layer.op, fmt_shape(layer.shape), f"{layer.params:,}", f"{layer.macs:,}",
+    op = f"{layer.op} (training)" if layer.training_only else layer.op
+    return (layer.name, op, fmt_shape(layer.shape), f"{layer.params:,}", f"{layer.macs:,}",
             _axes(rf.size) if rf else "-", _axes(rf.stride) if rf else "-", _axes(rf.padding) if rf else "-")
 
 
@@ -36,11 +37,12 @@ def totals_lines(report: M.Report, convention: str, batch: int, peak_bytes: int)
     if convention == "darknet":
         macs += f" = {2 * t.macs / 1e9:.3f} BFLOPs"
     inputs = ", ".join(f"{k}: {fmt_shape(v)}" for k, v in report.inputs.items())
-    outputs = ", ".join(f"{k}: {fmt_shape(v)}" for k, v in report.outputs.items())
+    outputs = ", ".join(f"{k}{' (training)' if k in report.training_outputs else ''}: {fmt_shape(v)}"
+                        for k, v in report.outputs.items())
     return [
         f"Inputs: {inputs}    Outputs: {outputs}",
         f"Params: {t.params:,} (trainable {t.trainable_params:,}, non-trainable {t.params - t.trainable_params:,})",
-        f"MACs ({convention}, batch {batch}): {macs}",
+        f"MACs ({convention}, batch {batch}{', inference' if report.training_outputs else ''}): {macs}",
         f"Parameter memory (fp32, incl. buffers): {human_size(t.param_bytes, 'B')}",
         f"Activation memory (fp32, all layer outputs, batch {batch}): {human_size(t.activation_bytes, 'B')}; "
         f"peak live during inference: {human_size(peak_bytes, 'B')}",

@@ -149,11 +149,13 @@ class OutputAssign(Node):
     kind: Literal["output_assign"] = "output_assign"
     name: Ident
     chain: Chain
+    training: bool = False  # `training output aux = ...`: computed in training mode only
 
 
 class OutputNames(Node):
     kind: Literal["output_names"] = "output_names"
     names: tuple[Ident, ...]
+    training: bool = False
 
 
 class Assign(Node):

@@ -114,6 +114,12 @@ class AstBuilder:
     def output_names(self, meta: Meta, items: list[Any]) -> A.OutputNames:
         return A.construct(A.OutputNames, names=_names(items), **_span(meta))
 
+    def training_output_assign(self, meta: Meta, items: list[Any]) -> A.OutputAssign:
+        return A.construct(A.OutputAssign, name=ident(items[0]), chain=items[1], training=True, **_span(meta))
+
+    def training_output_names(self, meta: Meta, items: list[Any]) -> A.OutputNames:
+        return A.construct(A.OutputNames, names=_names(items), training=True, **_span(meta))
+
     def assign_stmt(self, meta: Meta, items: list[Any]) -> A.Assign:
         return A.construct(A.Assign, target=ident(items[0]), chain=items[1], **_span(meta))
 

@@ -75,8 +75,8 @@ def save_onnx(module: nn.Module, graph: Graph, path: Path, batch: int = 1, dynam
     program = export_program(module, graph, batch, dynamic_batch)
     with _quiet():
         onnx_program = torch.onnx.export(program, input_names=_argument_names(graph),
-                                         output_names=list(graph.outputs), opset_version=ONNX_OPSET, dynamo=True,
-                                         verbose=False)
+                                         output_names=list(graph.inference_outputs), opset_version=ONNX_OPSET,
+                                         dynamo=True, verbose=False)
     assert onnx_program is not None
     model = onnx_program.model_proto
     if dynamic_batch:

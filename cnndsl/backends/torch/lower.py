@@ -9,6 +9,7 @@ which is what lets the compiled module match hand-written PyTorch's speed and ex
 from __future__ import annotations
 
 import keyword
+from typing import Any
 
 import torch
 from torch import fx
@@ -36,8 +37,11 @@ def build_module(graph: Graph, seed: int | None = 0) -> fx.GraphModule:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             root = _layers(graph)
-    module = fx.GraphModule(root, _forward(graph), class_name=_class_name(graph.name))
+    module = fx.GraphModule(root, _forward(graph, graph.inference_outputs, graph.inference_nodes()),
+                            class_name=_class_name(graph.name))
     _restore_blocks(module, root)
+    if graph.training_outputs:
+        _add_training_forward(module, graph)
     return module.eval()
 
 
@@ -77,17 +81,52 @@ def _sole_reader(graph: Graph, node: Node) -> bool:
             and source not in graph.outputs.values())
 
 
-def _forward(graph: Graph) -> fx.Graph:
+def _forward(graph: Graph, outputs: dict[str, str], running: set[str]) -> fx.Graph:
+    """The forward computing `outputs` from every input (the signature is the same in both modes), with
+    the nodes in `running` only."""
     code = fx.Graph()
     values: dict[str, fx.Node] = {}
     for node in graph.nodes():
         if node.op == INPUT:
             values[node.name] = code.placeholder(input_argument(node.name))
-        else:
+        elif node.name in running:
             values[node.name] = code.call_module(node.name, tuple(values[source] for source in node.inputs))
-    results = [values[name] for name in graph.outputs.values()]
+    results = [values[name] for name in outputs.values()]
     code.output(results[0] if len(results) == 1 else tuple(results))
     return code
+
+
+def _add_training_forward(module: fx.GraphModule, graph: Graph) -> None:
+    """In training mode the module returns every output, training heads included (as torchvision's
+    GoogLeNet returns its auxiliary logits); in eval mode the heads do not run. Two generated forwards, the
+    mode choosing between them; a deepcopy keeps both (fx gives each copy a class of its own)."""
+    cls = type(module)
+    if "_training_forward" in vars(cls):
+        return
+    program = _forward(graph, graph.outputs, set(graph.dag.nodes)).python_code(root_module="self")
+    namespace: dict[str, Any] = dict(program.globals)
+    exec(program.src, namespace)  # noqa: S102  (code torch.fx generated from the graph)
+    arguments = ", ".join(input_argument(node) for node in graph.inputs.values())
+    dispatch: dict[str, Any] = {"training": namespace["forward"], "inference": cls.forward}
+    exec(f"def forward(self, {arguments}):\n"  # noqa: S102  (the inputs' names, as the generated forwards)
+         f"    return (training if self.training else inference)(self, {arguments})\n", dispatch)
+    setattr(cls, "_training_forward", dispatch["training"])  # noqa: B010  (marks the class as done)
+    cls.forward = dispatch["forward"]
+    if not any(getattr(hook, "graph", None) is graph for hook in getattr(module, "_deepcopy_hooks", [])):
+        module._register_deepcopy_hook(_TrainingForwardHook(graph))
+
+
+class _TrainingForwardHook:
+    """Re-installs the training forward on a deepcopy of the module (copied along with the module's hooks)."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+
+    def __call__(self, copy: fx.GraphModule) -> None:
+        _add_training_forward(copy, self.graph)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _TrainingForwardHook:
+        return self  # the graph is immutable data: share it
 
 
 def _restore_blocks(module: fx.GraphModule, root: Block) -> None:

@@ -62,13 +62,16 @@ def build_relax(graph: Graph, state: Mapping[str, np.ndarray], batch: int = 1) -
     with builder.function("main"):
         with builder.dataflow():
             values: dict[str, relax.Expr] = {}
+            running = graph.inference_nodes()  # training heads are not compiled
             for node in graph.nodes():
                 if node.op == INPUT:
                     values[node.name] = inputs[_input_name(graph, node.name)]
                     continue
+                if node.name not in running:
+                    continue
                 values[node.name] = lower_layer(emitter, node.name, node.op, graph.facts(node.name).attrs,
                                                 [values[s] for s in node.inputs])
-            results = [values[node] for node in graph.outputs.values()]
+            results = [values[node] for node in graph.inference_outputs.values()]
             output = builder.emit_output(results[0] if len(results) == 1 else relax.Tuple(results))
         builder.emit_func_output(output, params=[*inputs.values(), *emitter.params])
     module = builder.get()
@@ -78,7 +81,7 @@ def build_relax(graph: Graph, state: Mapping[str, np.ndarray], batch: int = 1) -
         param_names=emitter.names,
         param_values=emitter.values,
         input_shapes=input_shapes,
-        output_shapes={name: batched(graph.shape(node), batch) for name, node in graph.outputs.items()},
+        output_shapes={name: batched(graph.shape(node), batch) for name, node in graph.inference_outputs.items()},
     )
 
 
