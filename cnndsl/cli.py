@@ -379,7 +379,7 @@ def import_darknet(cfg: Path, output: Path | None, name: str | None, force: bool
     from .api import load
     from .diagnostics import UsageError
     from .files import atomic_file, readable_file
-    from .importers.darknet import translate_cfg
+    from .importers.darknet import darknet_layers, translate_cfg
 
     output = output or Path(f"{cfg.stem}.cnn")
     with _reported_errors(color, debug, "importing"):
@@ -390,7 +390,8 @@ def import_darknet(cfg: Path, output: Path | None, name: str | None, force: bool
             temporary.write_text(text)
         network = load(output)
     totals = network.report("darknet").totals
-    click.echo(f"wrote {output}: {len(network.graph)} layers, {totals.params:,} parameters, "
+    click.echo(f"wrote {output}: {darknet_layers(cfg)} Darknet layers ({len(network.graph)} ops), "
+               f"{totals.params:,} parameters, "
                f"{2 * totals.macs / 1e9:.3f} BFLOPs (darknet convention) at "
                f"{fmt_shape(next(iter(network.report().inputs.values())))}")
 

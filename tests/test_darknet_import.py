@@ -84,7 +84,7 @@ def test_cli_writes_a_spec_that_checks(tmp_path: Path) -> None:
     out = tmp_path / "tiny.cnn"
     result = runner.invoke(main, ["import", "darknet", str(DATA / "yolov3-tiny.cfg"), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "5.565 BFLOPs" in result.stdout and out.exists()
+    assert "5.565 BFLOPs" in result.stdout and "24 Darknet layers" in result.stdout and out.exists()
     assert runner.invoke(main, ["check", str(out), "--convention", "darknet"]).exit_code == 0
 
 
@@ -153,3 +153,16 @@ def test_yolov2_reorg_and_region_head(tmp_path: Path) -> None:
     report = cnndsl.load(spec).report()
     assert {layer.name: layer.shape for layer in report.layers}["layer1"] == [64, 32, 32]
     assert report.outputs == {"yolo1": [125, 32, 32]}
+
+
+def test_layer_names_land_on_the_layer_darknet_counts(tmp_path: Path) -> None:
+    """`as layerN` names the convolution (or the connected layer's linear), not its batch norm or activation,
+    so the report's rows line up with Darknet's log."""
+    path = tmp_path / "plain.cfg"
+    path.write_text("[net]\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nfilters=8\nsize=3\npad=1\n"
+                    "activation=leaky\n[convolutional]\nbatch_normalize=1\nfilters=8\nsize=3\nstride=2\npad=1\n"
+                    "activation=mish\n[connected]\noutput=10\nactivation=relu\n")
+    spec = tmp_path / "plain.cnn"
+    spec.write_text(translate_cfg(path))
+    ops = {layer.name: layer.op for layer in cnndsl.load(spec).report().layers}
+    assert (ops["layer0"], ops["layer1"], ops["layer2"]) == ("conv2d", "conv2d", "linear")

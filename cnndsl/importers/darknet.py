@@ -223,7 +223,8 @@ class Translator:
             options = [f"stride={stride}"] * (stride != 1) + [f"padding={pad}"] * (pad != 0)
             options += [f"groups={groups}"] * (groups != 1) + [f"dilation={dilation}"] * (dilation != 1)
             options += ["bias=false"] * bn
-            parts = [f"conv({', '.join([str(filters), str(size), *options])})"] + ["batchnorm"] * bn
+            # the layer's name goes on the convolution, where Darknet's log counts the layer's BFLOPs
+            parts = [f"conv({', '.join([str(filters), str(size), *options])}){NAME_HERE}"] + ["batchnorm"] * bn
             layer.text = " -> ".join(parts + ([act] if act else []))
         self.layers.append(layer)
 
@@ -295,7 +296,7 @@ class Translator:
 
     def _connected(self, s: Section, i: int) -> None:
         act = self.activation(s)
-        parts = ["flatten", f"linear({self.integer(s, 'output', None, 1)})"] + ([act] if act else [])
+        parts = ["flatten", f"linear({self.integer(s, 'output', None, 1)}){NAME_HERE}"] + ([act] if act else [])
         self.layers.append(Layer(i, "connected", self._previous(i), " -> ".join(parts)))
 
 
@@ -325,6 +326,13 @@ def _residual_at(layers: list[Layer], i: int) -> int | None:
     if a.conv[1:] != (1, 1) or b.conv[1:] != (3, 1) or a.conv[0] * 2 != b.conv[0]:
         return None
     return b.conv[0]
+
+
+NAME_HERE = "{name}"  # where a layer's text takes its `as layerN`: on the op Darknet counts; else at the end
+
+
+def _named(text: str, name: str) -> str:
+    return text.replace(NAME_HERE, f" as {name}") if NAME_HERE in text else f"{text} as {name}"
 
 
 def write_spec(name: str, cfg_name: str, shape: tuple[int, int, int], layers: list[Layer], outputs: list[int],
@@ -387,8 +395,8 @@ def write_spec(name: str, cfg_name: str, shape: tuple[int, int, int], layers: li
                 f"[{', '.join(tensor(r) for r in layer.inputs)}] -> {layer.merge} as layer{layer.index}"
             if layer.kind == "route" and layer.text:  # a grouped route: a slice of the channels of its source
                 chain.append(layer.text.replace("{source}", tensor(layer.inputs[0])) + f" as layer{layer.index}")
-            elif layer.text:
-                chain.append(layer.text)
+            elif layer.text:  # a merge's activation: the merge carries the name
+                chain.append(layer.text.replace(NAME_HERE, ""))
         else:
             unit, count, j = _residual_at(layers, i), 0, i
             # a run of identical residual units, none of whose inner tensors is read elsewhere
@@ -401,7 +409,7 @@ def write_spec(name: str, cfg_name: str, shape: tuple[int, int, int], layers: li
                     flush(j - 1)
                 i = j
                 continue
-            chain.append(f"{layer.text} as layer{layer.index}")
+            chain.append(_named(layer.text, f"layer{layer.index}"))
         if layer.index in named:
             flush(layer.index)
         i += 1
@@ -411,6 +419,12 @@ def write_spec(name: str, cfg_name: str, shape: tuple[int, int, int], layers: li
     heads = [tensor(index) for index in outputs] or ([tensor(layers[-1].index)] if layers else ["image"])
     lines += [f"output {'yolo' if outputs else 'out'}{n} = {head}" for n, head in enumerate(heads, start=1)]
     return "\n".join(lines) + "\n"
+
+
+def darknet_layers(path: Path) -> int:
+    """How many layers Darknet counts in a cfg (its sections after [net]), as its log numbers them."""
+    source = read_source(path)
+    return max(0, len(parse_cfg(source, CfgErrors(source))) - 1)
 
 
 def translate_cfg(path: Path, name: str | None = None) -> str:
