@@ -456,3 +456,63 @@ class ConvNeXtTiny(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(nn.functional.adaptive_avg_pool2d(self.features(x), 1))
+
+
+def _cbs(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    """torchvision's Conv2dNormActivation with EfficientNet's batch norm (eps 0.001) and SiLU."""
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+                               nn.BatchNorm2d(cout, eps=1e-3)]
+    return nn.Sequential(*layers, nn.SiLU(inplace=True)) if act else nn.Sequential(*layers)
+
+
+class _SE(nn.Module):
+    """torchvision.ops.SqueezeExcitation(activation=nn.SiLU)."""
+
+    def __init__(self, channels: int, squeeze: int):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Conv2d(channels, squeeze, 1), nn.Conv2d(squeeze, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = nn.functional.adaptive_avg_pool2d(x, 1)
+        return x * torch.sigmoid(self.fc2(nn.functional.silu(self.fc1(scale))))
+
+
+class _MBConv(nn.Module):
+    """torchvision.models.efficientnet.MBConv and FusedMBConv (eval mode: stochastic depth is the identity)."""
+
+    def __init__(self, fused: bool, expand: int, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.use_res_connect = stride == 1 and cin == cout
+        hidden = cin * expand
+        if fused:
+            layers = ([_cbs(cin, hidden, 3, stride), _cbs(hidden, cout, act=False)] if expand != 1
+                      else [_cbs(cin, cout, 3, stride)])
+        else:
+            layers = [_cbs(cin, hidden), _cbs(hidden, hidden, 3, stride, groups=hidden),
+                      _SE(hidden, max(1, cin // 4)), _cbs(hidden, cout, act=False)]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x) + x if self.use_res_connect else self.block(x)
+
+
+class EfficientNetV2S(nn.Module):
+    """torchvision.models.efficientnet_v2_s's layout."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [_cbs(3, 24, 3, 2)]
+        channels = 24
+        for fused, expand, out, stride, count in [(True, 1, 24, 1, 2), (True, 4, 48, 2, 4), (True, 4, 64, 2, 4),
+                                                  (False, 4, 128, 2, 6), (False, 6, 160, 1, 9),
+                                                  (False, 6, 256, 2, 15)]:
+            stage = [_MBConv(fused, expand, channels if i == 0 else out, out, stride if i == 0 else 1)
+                     for i in range(count)]
+            layers.append(nn.Sequential(*stage))
+            channels = out
+        layers.append(_cbs(channels, 1280))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))

@@ -101,7 +101,7 @@ SMALLER_INPUTS = {
     "squeezenet1_1.cnn": {"image": (3, 64, 64)}, "shufflenet_v2_x1_0.cnn": {"image": (3, 64, 64)},
     "densenet121.cnn": {"image": (3, 64, 64)}, "densenet169.cnn": {"image": (3, 64, 64)},
     "mobilenet_v3_large.cnn": {"image": (3, 64, 64)}, "mobilenet_v3_small.cnn": {"image": (3, 64, 64)},
-    "convnext_tiny.cnn": {"image": (3, 64, 64)},
+    "convnext_tiny.cnn": {"image": (3, 64, 64)}, "efficientnet_v2_s.cnn": {"image": (3, 64, 64)},
     "fcn_upsampling.cnn": {"image": (3, 64, 64)}, "depthwise_separable.cnn": {"image": (3, 64, 64)},
     "volumetric.cnn": {"scan": (1, 32, 32, 32)}, "locally_connected_faces.cnn": {"face": (1, 64, 64)},
     **{f"{name}.cnn": {"image": (3, 32, 32)} for name in

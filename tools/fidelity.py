@@ -99,6 +99,8 @@ FIGURES: list[Figure] = [
     Figure("mobilenet_v3_large", "shape:b15.project", (160, 7, 7), "Howard et al. 2019, Table 1"),
     Figure("mobilenet_v3_small", "params", 2_542_856, TORCHVISION),
     Figure("mobilenet_v3_small", "macs", 56_510_400, TORCHVISION + " (docs: 0.06 GFLOPS)"),
+    Figure("efficientnet_v2_s", "params", 21_458_488, TORCHVISION),
+    Figure("efficientnet_v2_s", "macs", 8_365_617_152, TORCHVISION + " at 384 x 384 (docs: 8.37 GFLOPS)"),
     Figure("convnext_tiny", "params", 28_589_128, TORCHVISION),
     Figure("convnext_tiny", "macs", "4.46 G", "torchvision docs (4.46 GFLOPS; the MLP's linear layers count at "
            "every position)"),
