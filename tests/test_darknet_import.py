@@ -13,7 +13,7 @@ import cnndsl
 from cnndsl.backends.torch.export import example_inputs
 from cnndsl.cli import main
 from cnndsl.diagnostics import SpecError
-from cnndsl.importers.darknet import translate_cfg
+from cnndsl.importers.darknet import darknet_layers, translate_cfg
 from tests.conftest import ROOT
 
 DATA = ROOT / "tests" / "data" / "darknet"
@@ -27,6 +27,11 @@ YOLOV3_416 = {0: 0.299, 1: 1.595, 2: 0.177, 3: 1.595, 5: 1.595, 6: 0.177, 7: 1.5
               76: 1.595, 77: 0.177, 78: 1.595, 79: 0.177, 80: 1.595, 81: 0.088, 84: 0.044, 87: 0.266}
 # yolov3-tiny.cfg at 608 x 608, AlexeyAB's Darknet (log in junxnone/aiwiki issue #52): its conv lines.
 YOLOV3_TINY_608 = {0: 0.319, 2: 0.852, 4: 0.852, 6: 0.852, 8: 0.852, 10: 0.852, 12: 3.407, 13: 0.189}
+# yolov4-tiny.cfg at 416 x 416, AlexeyAB's Darknet: every conv line of the log committed in
+# finroc/finroc_projects_scout (its "Total BFLOPS 6.910" adds 0.002 for the three max pools).
+YOLOV4_TINY_416 = {0: 0.075, 1: 0.399, 2: 0.797, 4: 0.199, 5: 0.199, 7: 0.089, 10: 0.797, 12: 0.199, 13: 0.199,
+                   15: 0.089, 18: 0.797, 20: 0.199, 21: 0.199, 23: 0.089, 26: 0.797, 27: 0.044, 28: 0.399, 29: 0.044,
+                   32: 0.011, 35: 1.196, 36: 0.088}
 
 
 def conv_bflops(network: cnndsl.Network, cfg: Path) -> dict[int, float]:
@@ -166,3 +171,14 @@ def test_layer_names_land_on_the_layer_darknet_counts(tmp_path: Path) -> None:
     spec.write_text(translate_cfg(path))
     ops = {layer.name: layer.op for layer in cnndsl.load(spec).report().layers}
     assert (ops["layer0"], ops["layer1"], ops["layer2"]) == ("conv2d", "conv2d", "linear")
+
+
+def test_yolov4_tiny_reproduces_darknet_s_log(tmp_path: Path) -> None:
+    """CSP routes (`groups=2 group_id=1`) as channel slices, every conv line of Darknet's log, its layer count."""
+    network, _ = imported(tmp_path, "yolov4-tiny.cfg", 416)
+    assert conv_bflops(network, DATA / "yolov4-tiny.cfg") == YOLOV4_TINY_416
+    assert round(2 * network.report("darknet").totals.macs / 1e9, 3) == 6.908  # 6.910 - 0.002 (max pools)
+    shapes = {entry.name: entry.shape for entry in network.report().layers}
+    assert (shapes["layer3"], shapes["layer8"], shapes["layer24"]) == ([32, 104, 104], [128, 104, 104], [512, 26, 26])
+    assert network.report().outputs == {"yolo1": [255, 13, 13], "yolo2": [255, 26, 26]}
+    assert darknet_layers(DATA / "yolov4-tiny.cfg") == 38  # "Done! Loaded 38 layers from weights-file"
