@@ -32,6 +32,21 @@ YOLOV3_TINY_608 = {0: 0.319, 2: 0.852, 4: 0.852, 6: 0.852, 8: 0.852, 10: 0.852, 
 YOLOV4_TINY_416 = {0: 0.075, 1: 0.399, 2: 0.797, 4: 0.199, 5: 0.199, 7: 0.089, 10: 0.797, 12: 0.199, 13: 0.199,
                    15: 0.089, 18: 0.797, 20: 0.199, 21: 0.199, 23: 0.089, 26: 0.797, 27: 0.044, 28: 0.399, 29: 0.044,
                    32: 0.011, 35: 1.196, 36: 0.088}
+# yolov4.cfg at 608 x 608, AlexeyAB's Darknet: every conv line of the log in qxdn's blog post "毕业设计（二）darknet
+# 编译" (2021-03-05); its "Total BFLOPS 128.459" adds 0.067 for shortcuts and the SPP max pools.
+YOLOV4_608 = {0: 0.639, 1: 3.407, 2: 0.757, 4: 0.757, 5: 0.379, 6: 3.407, 8: 0.757, 10: 1.514, 11: 3.407,
+              12: 0.379, 14: 0.379, 15: 0.189, 16: 1.703, 18: 0.189, 19: 1.703, 21: 0.189, 23: 0.757, 24: 3.407,
+              25: 0.379, 27: 0.379, 28: 0.189, 29: 1.703, 31: 0.189, 32: 1.703, 34: 0.189, 35: 1.703, 37: 0.189,
+              38: 1.703, 40: 0.189, 41: 1.703, 43: 0.189, 44: 1.703, 46: 0.189, 47: 1.703, 49: 0.189, 50: 1.703,
+              52: 0.189, 54: 0.757, 55: 3.407, 56: 0.379, 58: 0.379, 59: 0.189, 60: 1.703, 62: 0.189, 63: 1.703,
+              65: 0.189, 66: 1.703, 68: 0.189, 69: 1.703, 71: 0.189, 72: 1.703, 74: 0.189, 75: 1.703, 77: 0.189,
+              78: 1.703, 80: 0.189, 81: 1.703, 83: 0.189, 85: 0.757, 86: 3.407, 87: 0.379, 89: 0.379, 90: 0.189,
+              91: 1.703, 93: 0.189, 94: 1.703, 96: 0.189, 97: 1.703, 99: 0.189, 100: 1.703, 102: 0.189, 104: 0.757,
+              105: 0.379, 106: 3.407, 107: 0.379, 114: 0.757, 115: 3.407, 116: 0.379, 117: 0.095, 120: 0.379,
+              122: 0.379, 123: 3.407, 124: 0.379, 125: 3.407, 126: 0.379, 127: 0.095, 130: 0.379, 132: 0.379,
+              133: 3.407, 134: 0.379, 135: 3.407, 136: 0.379, 137: 3.407, 138: 0.754, 141: 0.852, 143: 0.379,
+              144: 3.407, 145: 0.379, 146: 3.407, 147: 0.379, 148: 3.407, 149: 0.377, 152: 0.852, 154: 0.379,
+              155: 3.407, 156: 0.379, 157: 3.407, 158: 0.379, 159: 3.407, 160: 0.189}
 
 
 def conv_bflops(network: cnndsl.Network, cfg: Path) -> dict[int, float]:
@@ -182,3 +197,13 @@ def test_yolov4_tiny_reproduces_darknet_s_log(tmp_path: Path) -> None:
     assert (shapes["layer3"], shapes["layer8"], shapes["layer24"]) == ([32, 104, 104], [128, 104, 104], [512, 26, 26])
     assert network.report().outputs == {"yolo1": [255, 13, 13], "yolo2": [255, 26, 26]}
     assert darknet_layers(DATA / "yolov4-tiny.cfg") == 38  # "Done! Loaded 38 layers from weights-file"
+
+
+def test_yolov4_reproduces_darknet_s_log(tmp_path: Path) -> None:
+    """Mish, CSP blocks with shortcuts, SPP (max pools of 5, 9, 13 at stride 1), PANet routes: all 110
+    convolutions of Darknet's log, 162 layers, three heads."""
+    network, _ = imported(tmp_path, "yolov4.cfg", 608)
+    assert conv_bflops(network, DATA / "yolov4.cfg") == YOLOV4_608
+    assert round(2 * network.report("darknet").totals.macs / 1e9, 3) == 128.389  # 128.459 - 0.067, rounded
+    assert network.report().outputs == {"yolo1": [255, 76, 76], "yolo2": [255, 38, 38], "yolo3": [255, 19, 19]}
+    assert darknet_layers(DATA / "yolov4.cfg") == 162  # "Done! Loaded 162 layers from weights-file"
