@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -207,3 +208,41 @@ def test_yolov4_reproduces_darknet_s_log(tmp_path: Path) -> None:
     assert round(2 * network.report("darknet").totals.macs / 1e9, 3) == 128.389  # 128.459 - 0.067, rounded
     assert network.report().outputs == {"yolo1": [255, 76, 76], "yolo2": [255, 38, 38], "yolo3": [255, 19, 19]}
     assert darknet_layers(DATA / "yolov4.cfg") == 162  # "Done! Loaded 162 layers from weights-file"
+
+
+@pytest.mark.parametrize(("cfg", "layers", "bflops"), [("darknet53.cfg", 78, 18.57), ("resnet50.cfg", 69, 9.74)])
+def test_imagenet_classifiers_reproduce_pjreddie_s_table(tmp_path: Path, cfg: str, layers: int, bflops: float) -> None:
+    """pjreddie.com/darknet/imagenet lists Darknet53 at 18.57 Bn and ResNet 50 at 9.74 Bn operations (256 x 256).
+    Darknet's resnet50.cfg has no projection shortcuts: its [shortcut] adds the channels and positions the two
+    tensors share (`darknet_shortcut`)."""
+    network, _ = imported(tmp_path, cfg, 256)
+    assert round(2 * network.report("darknet").totals.macs / 1e9, 2) == bflops
+    assert darknet_layers(DATA / cfg) == layers and network.report().outputs["out1"] == [1000, 1, 1]
+
+
+def _darknet_shortcut(out: np.ndarray, add: np.ndarray) -> np.ndarray:
+    """Darknet's shortcut_cpu (src/blas.c) for one sample: out[k, j*sample, i*sample] += add[k, j*stride, i*stride]
+    for k below both channel counts."""
+    result = out.copy()
+    stride, sample = max(add.shape[1] // out.shape[1], 1), max(out.shape[1] // add.shape[1], 1)
+    size, channels = min(out.shape[1], add.shape[1]), min(out.shape[0], add.shape[0])
+    for k in range(channels):
+        for j in range(size):
+            for i in range(size):
+                result[k, j * sample, i * sample] += add[k, j * stride, i * stride]
+    return result
+
+
+@pytest.mark.parametrize(("out", "add"), [((8, 4, 4), (4, 8, 8)), ((4, 4, 4), (8, 4, 4)), ((4, 4, 4), (4, 4, 4))])
+def test_the_shortcut_block_computes_darknet_s_shortcut(tmp_path: Path, out: tuple[int, ...],
+                                                        add: tuple[int, ...]) -> None:
+    from cnndsl.importers.darknet import SHORTCUT_BLOCK
+
+    spec = tmp_path / "shortcut.cnn"
+    spec.write_text(SHORTCUT_BLOCK + f"input a: {' x '.join(map(str, out))}\ninput b: {' x '.join(map(str, add))}\n"
+                    "output y = [a, b] -> darknet_shortcut\n")
+    x, y = np.random.default_rng(0).standard_normal((2, 1, 8, 8, 8)).astype(np.float32)
+    a, b = x[:, : out[0], : out[1], : out[2]], y[:, : add[0], : add[1], : add[2]]
+    with torch.no_grad():
+        got = cnndsl.load(spec).to_torch()(torch.from_numpy(a.copy()), torch.from_numpy(b.copy())).numpy()
+    np.testing.assert_allclose(got[0], _darknet_shortcut(a[0], b[0]), rtol=0, atol=1e-6)

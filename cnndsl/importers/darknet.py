@@ -268,7 +268,7 @@ class Translator:
             return self.layers.append(Layer(i, "shortcut", self._previous(i)))
         act = self.activation(s)
         source = self.reference(s, "from", s.options["from"].value, i)
-        self.layers.append(Layer(i, "shortcut", [i - 1, source], act or "", merge="add"))
+        self.layers.append(Layer(i, "shortcut", [i - 1, source], act or "", merge="darknet_shortcut"))
 
     def _upsample(self, s: Section, i: int) -> None:
         self.layers.append(Layer(i, "upsample", self._previous(i), f"upsample({self.integer(s, 'stride', 2, 1)})"))
@@ -312,6 +312,25 @@ RESIDUAL_BLOCK = """# Darknet-53's residual unit: a 1x1 convolution to half the 
 block residual(c) {
     y = in -> conv_bn_leaky(c / 2, 1) -> conv_bn_leaky(c, 3)
     return [y, in] -> add
+}
+"""
+
+
+SHORTCUT_BLOCK = """# Darknet's [shortcut]: the previous layer's output plus `from`'s on the channels they share (the
+# others pass through), `from` sampled at the output's positions when it is larger (ResNet's
+# down-sampling units in Darknet's resnet cfgs, which have no projection). Equal shapes: one `add`.
+block darknet_shortcut() {
+    input out, other
+    const step = size(other, 1) // size(out, 1)
+    sampled = other -> maxpool(1, stride=step) if step > 1
+    if channels(sampled) >= channels(out) {
+        shared = sampled -> slice(0, channels(out)) if channels(sampled) > channels(out)
+        return [out, shared] -> add
+    }
+    head = out -> slice(0, channels(sampled))
+    tail = out -> slice(channels(sampled), channels(out))
+    summed = [head, sampled] -> add
+    return [summed, tail] -> concat
 }
 """
 
@@ -369,6 +388,8 @@ def write_spec(name: str, cfg_name: str, shape: tuple[int, int, int], layers: li
         lines += [CONV_BLOCK]
     if any(_residual_at(layers, i) for i in range(len(layers))):
         lines += [RESIDUAL_BLOCK]
+    if any(layer.merge == "darknet_shortcut" for layer in layers):
+        lines += [SHORTCUT_BLOCK]
     lines += [f"input image: {shape[0]} x {shape[1]} x {shape[2]}", ""]
 
     chain: list[str] = []
