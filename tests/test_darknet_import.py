@@ -246,3 +246,16 @@ def test_the_shortcut_block_computes_darknet_s_shortcut(tmp_path: Path, out: tup
     with torch.no_grad():
         got = cnndsl.load(spec).to_torch()(torch.from_numpy(a.copy()), torch.from_numpy(b.copy())).numpy()
     np.testing.assert_allclose(got[0], _darknet_shortcut(a[0], b[0]), rtol=0, atol=1e-6)
+
+
+def test_a_translation_that_does_not_check_is_located_in_the_cfg_and_not_written(tmp_path: Path) -> None:
+    """A route joining tensors of different sizes translates, then fails to check: the error points at the
+    cfg's [route] section, and no .cnn is left behind."""
+    path = tmp_path / "sizes.cfg"
+    conv = "[convolutional]\nfilters=8\nsize=3\nstride={}\npad=1\nactivation=leaky\n"
+    path.write_text("[net]\nwidth=32\nheight=32\nchannels=3\n" + conv.format(1) + conv.format(2)
+                    + "[route]\nlayers=-1,-2\n")
+    out = tmp_path / "sizes.cnn"
+    result = runner.invoke(main, ["import", "darknet", str(path), "-o", str(out)])
+    assert result.exit_code == 1 and not out.exists() and not list(tmp_path.glob(".sizes*"))
+    assert f"{path}:17:1: error[E302]" in result.stderr and "(in Darknet layer 2 as translated)" in result.stderr

@@ -442,6 +442,27 @@ def write_spec(name: str, cfg_name: str, shape: tuple[int, int, int], layers: li
     return "\n".join(lines) + "\n"
 
 
+def relocated(diagnostics: list[Diagnostic], generated: Path, cfg: Path) -> list[Diagnostic]:
+    """Diagnostics of a translated spec that did not check, located in the cfg instead: at the section of
+    the Darknet layer whose line of the generated spec they point at (each op of it is written `as layerN`
+    on a line of its own), else at the cfg's first line. The generated file is not kept, so no diagnostic
+    may point into it."""
+    source = read_source(cfg)
+    sections = parse_cfg(source, CfgErrors(source))
+    section_lines = {index: section.line for index, section in enumerate(sections[1:])}
+    result = []
+    for d in diagnostics:
+        if d.location is None or d.location.file != str(generated):
+            result.append(d)
+            continue
+        named = re.search(r"\bas layers?(\d+)", d.excerpt)
+        line = section_lines.get(int(named.group(1)), 1) if named else 1
+        where = f"Darknet layer {named.group(1)}" if named else "the network"
+        result.append(Diagnostic(d.code, f"{d.message} (in {where} as translated)", Location(str(cfg), line, 1),
+                                 d.hint, excerpt=source.line(line)))
+    return result
+
+
 def darknet_layers(path: Path) -> int:
     """How many layers Darknet counts in a cfg (its sections after [net]), as its log numbers them."""
     source = read_source(path)
