@@ -32,7 +32,7 @@ def _torch_shape(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...] |
     try:
         with torch.no_grad():
             out = tuple(module(torch.zeros(1, *shape)).shape[1:])
-    except RuntimeError:
+    except (RuntimeError, ValueError):  # ValueError: e.g. instance norm of one value per channel, in training
         return None
     return out if all(d > 0 for d in out) else None
 
@@ -326,3 +326,28 @@ def test_pixel_shuffle_and_unshuffle_shapes(data: st.DataObject) -> None:
     params = PixelShuffleParams(factor=factor)
     assert _ours("pixel_shuffle", params, shape) == _torch_shape(nn.PixelShuffle(factor), shape)
     assert _ours("pixel_unshuffle", params, shape) == _torch_shape(nn.PixelUnshuffle(factor), shape)
+
+
+@SETTINGS
+@given(st.data())
+def test_new_ops_accept_what_torch_nn_accepts(data: st.DataObject) -> None:
+    """Shape rules of the ops added for modern networks against the torch.nn layer with the same arguments:
+    the same output shape, and an error exactly where torch raises."""
+    from cnndsl.ops.activation import EluParams, PreluParams
+    from cnndsl.ops.base import NoParams
+    from cnndsl.ops.norm import InstanceNormParams, LrnParams
+    from cnndsl.ops.structure import ChannelShuffleParams
+
+    shape = (data.draw(st.integers(1, 12)), *data.draw(spatial(2, 1, 6)))
+    groups, size = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 5))
+    cases = [
+        ("channel_shuffle", ChannelShuffleParams(groups=groups), nn.ChannelShuffle(groups)),
+        ("instancenorm", InstanceNormParams(), nn.InstanceNorm2d(shape[0])),
+        ("lrn", LrnParams(size=size), nn.LocalResponseNorm(size)),
+        ("prelu", PreluParams(per_channel=True), nn.PReLU(shape[0])),
+        ("elu", EluParams(alpha=0.5), nn.ELU(0.5)),
+        ("hardswish", NoParams(), nn.Hardswish()),
+        ("mish", NoParams(), nn.Mish()),
+    ]
+    for op, params, module in cases:
+        assert _ours(op, params, shape) == _torch_shape(module, shape), (op, shape)

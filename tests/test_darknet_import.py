@@ -259,3 +259,14 @@ def test_a_translation_that_does_not_check_is_located_in_the_cfg_and_not_written
     result = runner.invoke(main, ["import", "darknet", str(path), "-o", str(out)])
     assert result.exit_code == 1 and not out.exists() and not list(tmp_path.glob(".sizes*"))
     assert f"{path}:17:1: error[E302]" in result.stderr and "(in Darknet layer 2 as translated)" in result.stderr
+
+
+def test_a_route_repeating_one_layer(tmp_path: Path) -> None:
+    """`layers=0,0,0` concatenates layer 0 three times (it once wrote a spec using an undefined tensor)."""
+    path = tmp_path / "repeat.cfg"
+    path.write_text("[net]\nwidth=16\nheight=16\nchannels=3\n[convolutional]\nfilters=8\nsize=3\npad=1\n"
+                    "activation=leaky\n[route]\nlayers=0,0,0\n[convolutional]\nfilters=4\nsize=1\nactivation=linear\n")
+    spec = tmp_path / "repeat.cnn"
+    spec.write_text(translate_cfg(path))
+    shapes = {layer.name: layer.shape for layer in cnndsl.load(spec).report().layers}
+    assert shapes["layer1"] == [24, 16, 16] and shapes["layer2"] == [4, 16, 16]
