@@ -95,3 +95,40 @@ def test_convnext_equals_torchvisions_layout() -> None:
     x = example_inputs(network.graph, batch=2)
     with torch.no_grad():
         torch.testing.assert_close(ours(*x), ref(*x), rtol=0, atol=1e-4)
+
+
+def weight_macs(module: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    """(parameters, MACs of conv and linear weights) of a hand-written module, by forward hooks, as
+    torchvision's figures are computed: a conv's output elements x its input channels per group x kernel;
+    a linear layer's output elements x its input features (per position on channels-last tensors)."""
+    macs = 0
+
+    def count(layer: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal macs
+        if isinstance(layer, nn.Conv2d):
+            per_output = layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
+            macs += out.numel() // out.shape[0] * per_output
+        elif isinstance(layer, nn.Linear):
+            macs += out.numel() // out.shape[0] * layer.in_features
+
+    handles = [layer.register_forward_hook(count) for layer in module.modules()
+               if isinstance(layer, nn.Conv2d | nn.Linear)]
+    with torch.no_grad():
+        module.eval()(x)
+    for handle in handles:
+        handle.remove()
+    return sum(p.numel() for p in module.parameters()), macs
+
+
+@pytest.mark.parametrize(("spec", "reference", "size"), [
+    ("mobilenet_v2", MobileNetV2, 224), ("mobilenet_v3_large", MobileNetV3, 224),
+    ("mobilenet_v3_small", lambda: MobileNetV3("small"), 224), ("squeezenet1_0", lambda: SqueezeNet("1_0"), 224),
+    ("squeezenet1_1", lambda: SqueezeNet("1_1"), 224), ("shufflenet_v2_x1_0", ShuffleNetV2, 224),
+    ("densenet121", DenseNet, 224), ("densenet169", lambda: DenseNet((6, 12, 32, 32)), 224),
+    ("convnext_tiny", ConvNeXtTiny, 224), ("efficientnet_v2_s", EfficientNetV2S, 384),
+], ids=lambda value: value if isinstance(value, str) else "")
+def test_zoo_counts_equal_pytorch_hooks(spec: str, reference: Callable[[], nn.Module], size: int) -> None:
+    """The report's parameters and MACs against the hand-written torchvision-layout module, counted by hooks
+    at the spec's input size: an outside check of the figures in docs/fidelity.md."""
+    totals = cnndsl.load(ROOT / "specs" / f"{spec}.cnn").report().totals
+    assert (totals.params, totals.macs) == weight_macs(reference(), torch.zeros(1, 3, size, size))
