@@ -379,21 +379,21 @@ def import_darknet(cfg: Path, output: Path | None, name: str | None, force: bool
     from .api import load
     from .diagnostics import SpecError, UsageError
     from .files import atomic_file, readable_file
-    from .importers.darknet import darknet_layers, relocated, translate_cfg
+    from .importers.darknet import translate
 
     output = output or Path(f"{cfg.stem}.cnn")
     with _reported_errors(color, debug, "importing"):
-        text = translate_cfg(readable_file(cfg, "Darknet file"), name)
+        translation = translate(readable_file(cfg, "Darknet file"), name)
         if output.exists() and not force:
             raise UsageError(f"{output} exists; pass --force to replace it, or -o to write elsewhere")
         with atomic_file(output, "output") as temporary:  # written only once it checks
-            temporary.write_text(text)
+            temporary.write_text(translation.text)
             try:
                 network = load(temporary)
             except SpecError as exc:
-                raise SpecError(relocated(exc.diagnostics, temporary, cfg)) from exc
+                raise SpecError(translation.relocated(exc.diagnostics, temporary)) from exc
     totals = network.report("darknet").totals
-    click.echo(f"wrote {output}: {darknet_layers(cfg)} Darknet layers ({len(network.graph)} ops), "
+    click.echo(f"wrote {output}: {translation.layers} Darknet layers ({len(network.graph)} ops), "
                f"{totals.params:,} parameters, "
                f"{2 * totals.macs / 1e9:.3f} BFLOPs (darknet convention) at "
                f"{fmt_shape(next(iter(network.report().inputs.values())))}")

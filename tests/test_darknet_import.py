@@ -14,7 +14,7 @@ import cnndsl
 from cnndsl.backends.torch.export import example_inputs
 from cnndsl.cli import main
 from cnndsl.diagnostics import SpecError
-from cnndsl.importers.darknet import darknet_layers, translate_cfg
+from cnndsl.importers.darknet import translate, translate_cfg
 from tests.conftest import ROOT
 
 DATA = ROOT / "tests" / "data" / "darknet"
@@ -197,7 +197,7 @@ def test_yolov4_tiny_reproduces_darknet_s_log(tmp_path: Path) -> None:
     shapes = {entry.name: entry.shape for entry in network.report().layers}
     assert (shapes["layer3"], shapes["layer8"], shapes["layer24"]) == ([32, 104, 104], [128, 104, 104], [512, 26, 26])
     assert network.report().outputs == {"yolo1": [255, 13, 13], "yolo2": [255, 26, 26]}
-    assert darknet_layers(DATA / "yolov4-tiny.cfg") == 38  # "Done! Loaded 38 layers from weights-file"
+    assert translate(DATA / "yolov4-tiny.cfg").layers == 38  # "Done! Loaded 38 layers from weights-file"
 
 
 def test_yolov4_reproduces_darknet_s_log(tmp_path: Path) -> None:
@@ -207,7 +207,7 @@ def test_yolov4_reproduces_darknet_s_log(tmp_path: Path) -> None:
     assert conv_bflops(network, DATA / "yolov4.cfg") == YOLOV4_608
     assert round(2 * network.report("darknet").totals.macs / 1e9, 3) == 128.389  # 128.459 - 0.067, rounded
     assert network.report().outputs == {"yolo1": [255, 76, 76], "yolo2": [255, 38, 38], "yolo3": [255, 19, 19]}
-    assert darknet_layers(DATA / "yolov4.cfg") == 162  # "Done! Loaded 162 layers from weights-file"
+    assert translate(DATA / "yolov4.cfg").layers == 162  # "Done! Loaded 162 layers from weights-file"
 
 
 @pytest.mark.parametrize(("cfg", "layers", "bflops"), [("darknet53.cfg", 78, 18.57), ("resnet50.cfg", 69, 9.74)])
@@ -217,7 +217,7 @@ def test_imagenet_classifiers_reproduce_pjreddie_s_table(tmp_path: Path, cfg: st
     tensors share (`darknet_shortcut`)."""
     network, _ = imported(tmp_path, cfg, 256)
     assert round(2 * network.report("darknet").totals.macs / 1e9, 2) == bflops
-    assert darknet_layers(DATA / cfg) == layers and network.report().outputs["out1"] == [1000, 1, 1]
+    assert translate(DATA / cfg).layers == layers and network.report().outputs["out1"] == [1000, 1, 1]
 
 
 def _darknet_shortcut(out: np.ndarray, add: np.ndarray) -> np.ndarray:

@@ -442,40 +442,52 @@ def write_spec(name: str, cfg_name: str, shape: tuple[int, int, int], layers: li
     return "\n".join(lines) + "\n"
 
 
-def relocated(diagnostics: list[Diagnostic], generated: Path, cfg: Path) -> list[Diagnostic]:
-    """Diagnostics of a translated spec that did not check, located in the cfg instead: at the section of
-    the Darknet layer whose line of the generated spec they point at (each op of it is written `as layerN`
-    on a line of its own), else at the cfg's first line. The generated file is not kept, so no diagnostic
-    may point into it."""
-    source = read_source(cfg)
-    sections = parse_cfg(source, CfgErrors(source))
-    section_lines = {index: section.line for index, section in enumerate(sections[1:])}
-    result = []
-    for d in diagnostics:
-        if d.location is None or d.location.file != str(generated):
-            result.append(d)
-            continue
-        named = re.search(r"\bas layers?(\d+)", d.excerpt)
-        line = section_lines.get(int(named.group(1)), 1) if named else 1
-        where = f"Darknet layer {named.group(1)}" if named else "the network"
-        result.append(Diagnostic(d.code, f"{d.message} (in {where} as translated)", Location(str(cfg), line, 1),
-                                 d.hint, excerpt=source.line(line)))
-    return result
+@dataclass(frozen=True)
+class Translation:
+    """A translated cfg: the .cnn text, and where each Darknet layer is in the cfg."""
+
+    text: str
+    source: SourceFile  # the cfg
+    section_lines: dict[int, int]  # Darknet layer index -> the line of its section in the cfg
+
+    @property
+    def layers(self) -> int:
+        """How many layers Darknet counts (the sections after [net]), as its log numbers them."""
+        return len(self.section_lines)
+
+    def relocated(self, diagnostics: list[Diagnostic], generated: Path) -> list[Diagnostic]:
+        """Diagnostics of the translated spec, written to `generated`, that did not check, located in the cfg
+        instead: at the section of the Darknet layer whose line of the generated spec they point at (each op
+        of it is written `as layerN` on a line of its own), else at the cfg's first line. The generated file
+        is not kept, so no diagnostic may point into it."""
+        result = []
+        for d in diagnostics:
+            if d.location is None or d.location.file != str(generated):
+                result.append(d)
+                continue
+            named = re.search(r"\bas layers?(\d+)", d.excerpt)
+            line = self.section_lines.get(int(named.group(1)), 1) if named else 1
+            where = f"Darknet layer {named.group(1)}" if named else "the network"
+            result.append(Diagnostic(d.code, f"{d.message} (in {where} as translated)",
+                                     Location(self.source.path, line, 1), d.hint, excerpt=self.source.line(line)))
+        return result
 
 
-def darknet_layers(path: Path) -> int:
-    """How many layers Darknet counts in a cfg (its sections after [net]), as its log numbers them."""
-    source = read_source(path)
-    return max(0, len(parse_cfg(source, CfgErrors(source))) - 1)
-
-
-def translate_cfg(path: Path, name: str | None = None) -> str:
-    """The .cnn text for a Darknet cfg; SpecError with every located problem of the cfg."""
+def translate(path: Path, name: str | None = None) -> Translation:
+    """The .cnn text for a Darknet cfg, with where its layers are; SpecError with every located problem of
+    the cfg."""
     source = read_source(path)
     errors = CfgErrors(source)
     translator = Translator(source, errors)
-    shape = translator.translate(parse_cfg(source, errors))
+    sections = parse_cfg(source, errors)
+    shape = translator.translate(sections)
     if errors.items:
         raise SpecError(sorted(errors.items, key=lambda d: (d.location.line, d.location.col) if d.location else (0, 0)))
     network = name or re.sub(r"\W", "_", path.stem)
-    return write_spec(network, path.name, shape, translator.layers, translator.outputs, translator.uses_conv_block)
+    text = write_spec(network, path.name, shape, translator.layers, translator.outputs, translator.uses_conv_block)
+    return Translation(text, source, {index: section.line for index, section in enumerate(sections[1:])})
+
+
+def translate_cfg(path: Path, name: str | None = None) -> str:
+    """The .cnn text for a Darknet cfg (`translate(path, name).text`)."""
+    return translate(path, name).text
