@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 import cnndsl  # noqa: E402
 
 TORCHVISION = "torchvision `meta` (num_params, _ops; MACs recomputed exactly with PyTorch hooks)"
-DERIVED = "derived by hand (REFERENCE.md)"
+DERIVED = "derived by hand from the layer definitions"
 NOTES = "the course notes"
 
 

@@ -1,5 +1,5 @@
 """Multiply-accumulates per node, in each peer's counting convention (`ops.base.Macs` says how each
-counts; REFERENCE figures in docs/fidelity.md)."""
+counts; docs/fidelity.md checks the totals against the published figures)."""
 
 from __future__ import annotations
 

@@ -102,10 +102,6 @@ class Graph:
         facts = self._facts.get(name)
         return facts if isinstance(facts, NodeFacts) else None
 
-    def unchecked(self, name: str) -> Unchecked | None:
-        facts = self._facts.get(name)
-        return facts if isinstance(facts, Unchecked) else None
-
     def facts(self, name: str) -> NodeFacts:
         """The facts of a node of a checked network (a network with errors never reaches the backends)."""
         facts = self._facts.get(name)

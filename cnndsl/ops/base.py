@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..layout import Shape, fmt_shape, spatial_names
+from ..layout import Shape, fmt_shape, spatial_names, spatial_rank
 from .formulas import conv_output_size, effective_kernel, same_padding
 
 Number = int | Fraction
@@ -118,7 +118,7 @@ class Attrs(Generic[P]):
     @property
     def rank(self) -> int:
         """Spatial axes of the first input."""
-        return len(self.inputs[0]) - 1
+        return spatial_rank(self.inputs[0])
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,7 @@ class Op:
     # ---- helpers for subclasses -------------------------------------------------------------------
     def spatial_rank(self, x: Shape, minimum: int = 1) -> int:
         """Check a (C, *spatial) input against this op's rank and return the spatial rank."""
-        rank = len(x) - 1
+        rank = spatial_rank(x)
         if self.rank is not None and rank != self.rank:
             raise ShapeError("E300", f"`{self.name}` expects a {self.rank}-D input (C x {spatial_names(self.rank)}); "
                              f"got {fmt_shape(x)}",

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from ...layout import batched_axis, channels, spatial, spatial_rank
+from ...layout import batched_axis, channels, spatial
 from ...ops import REGISTRY, Attrs
 from ...ops.base import WindowAttrs
 from ...ops.conv import ConvAttrs, ConvTransposeAttrs
@@ -109,8 +109,7 @@ def upsample(a: UpsampleAttrs) -> nn.Module:
 
 
 def batchnorm(a: Attrs[Any]) -> nn.Module:
-    return _freeze(_BATCHNORM[spatial_rank(a.x)](channels(a.x), eps=a.p.eps, momentum=a.p.momentum,
-                                                 affine=a.p.affine), a.p)
+    return _freeze(_BATCHNORM[a.rank](channels(a.x), eps=a.p.eps, momentum=a.p.momentum, affine=a.p.affine), a.p)
 
 
 def groupnorm(a: Attrs[Any]) -> nn.Module:

@@ -237,7 +237,7 @@ def batchnorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     beta = e.weight(layer.name, "bias") if layer.p.affine else np.zeros_like(mean)
     scale = gamma / np.sqrt(var.astype(np.float64) + layer.p.eps)
     shift = beta - mean * scale
-    shape = per_channel_shape(len(mean), max(layer.rank, 0))
+    shape = per_channel_shape(len(mean), layer.rank)
     scaled = e.emit(R.multiply(args[0], e.param(f"{layer.name}.scale", scale.reshape(shape))))
     return e.emit(R.add(scaled, e.param(f"{layer.name}.shift", shift.reshape(shape))))
 
@@ -249,10 +249,14 @@ def _affine(e: Emitter, layer: Layer, shape: tuple[int, ...]) -> tuple[relax.Exp
     return (relax.const(np.ones(shape, np.float32)), relax.const(np.zeros(shape, np.float32)))
 
 
-def groupnorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+def _group_norm(e: Emitter, layer: Layer, args: list[relax.Expr], groups: int) -> relax.Expr:
     gamma, beta = _affine(e, layer, (channels(layer.a.x),))
-    return e.emit(R.nn.group_norm(args[0], gamma, beta, num_groups=layer.p.groups, channel_axis=BATCHED_CHANNEL_AXIS,
+    return e.emit(R.nn.group_norm(args[0], gamma, beta, num_groups=groups, channel_axis=BATCHED_CHANNEL_AXIS,
                                   axes=batched_spatial_axes(layer.rank), epsilon=layer.p.eps))
+
+
+def groupnorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    return _group_norm(e, layer, args, layer.p.groups)
 
 
 def layernorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
@@ -268,10 +272,7 @@ def layernorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
 
 def instancenorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     """Group norm with one channel per group."""
-    count = channels(layer.a.x)
-    gamma, beta = _affine(e, layer, (count,))
-    return e.emit(R.nn.group_norm(args[0], gamma, beta, num_groups=count, channel_axis=BATCHED_CHANNEL_AXIS,
-                                  axes=batched_spatial_axes(layer.rank), epsilon=layer.p.eps))
+    return _group_norm(e, layer, args, channels(layer.a.x))
 
 
 def lrn(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
@@ -292,7 +293,7 @@ def lrn(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
 
 def scale(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     weight = e.weight(layer.name, "weight")
-    shaped = weight.reshape(per_channel_shape(len(weight), max(layer.rank, 0)))
+    shaped = weight.reshape(per_channel_shape(len(weight), layer.rank))
     return e.emit(R.multiply(args[0], e.param(f"{layer.name}.weight", shaped)))
 
 
@@ -361,8 +362,7 @@ def elu(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
 
 def prelu(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     slopes = e.weight(layer.name, "weight")
-    shape = per_channel_shape(len(slopes), layer.rank) if len(slopes) > 1 else (1,) * (layer.rank + 2)
-    weight = e.param(f"{layer.name}.weight", slopes.reshape(shape))
+    weight = e.param(f"{layer.name}.weight", slopes.reshape(per_channel_shape(len(slopes), layer.rank)))
     return _negative_part(e, args[0], lambda negative: e.emit(R.multiply(weight, negative)))
 
 
