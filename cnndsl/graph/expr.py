@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Union
 
+from ..layout import fmt_shape
 from ..limits import MAX_INTEGER
 from ..syntax import ast as A
 
@@ -122,7 +123,7 @@ def _shape_function(call: A.CallExpr, value: Callable[[A.Node], Value], tensor_s
         _not_unknown(axis, call.args[1], scope)
         raise EvalError("E208", f"the axis of `size` is an integer; got {fmt_value(axis)}", call.args[1])
     if not -len(shape) <= axis < len(shape):
-        raise EvalError("E208", f"axis {axis} is out of range for a tensor of shape {' x '.join(map(str, shape))}",
+        raise EvalError("E208", f"axis {axis} is out of range for a tensor of shape {fmt_shape(shape)}",
                         call.args[1], hint=f"axes count per sample, from 0 (channels) to {len(shape) - 1}")
     return shape[axis]
 

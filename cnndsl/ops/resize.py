@@ -92,16 +92,21 @@ class PixelShuffleParams(OpParams):
     factor: PositiveInt
 
 
-@register()
-class PixelShuffle(Op):
-    kind = "pixel_shuffle"
+class _PixelRearrange(Op):
+    """Moves r x r blocks of positions to channels or back (the arguments and ranks both directions share)."""
+
     Params = PixelShuffleParams
     positional = ("factor",)
     family = "resize"
     spatial_ranks = (2,)  # as PyTorch's and TVM's pixel_shuffle
+    descriptions = {"factor": DESCRIBE_POSITIVE}
+
+
+@register()
+class PixelShuffle(_PixelRearrange):
+    kind = "pixel_shuffle"
     summary = ("Sub-pixel up-sampling (Shi et al., CVPR 2016; PyTorch's PixelShuffle): C*r^2 x H x W becomes "
                "C x H*r x W*r, each r^2 channels spread over an r x r block of positions.")
-    descriptions = {"factor": DESCRIBE_POSITIVE}
 
     def output_shape(self, p: PixelShuffleParams, inputs: tuple[Shape, ...]) -> Shape:
         x, r = inputs[0], p.factor
@@ -116,15 +121,10 @@ class PixelShuffle(Op):
 
 
 @register()
-class PixelUnshuffle(Op):
+class PixelUnshuffle(_PixelRearrange):
     kind = "pixel_unshuffle"
-    Params = PixelShuffleParams
-    positional = ("factor",)
-    family = "resize"
-    spatial_ranks = (2,)
     summary = ("Space to depth, the inverse of `pixel_shuffle` (PyTorch's PixelUnshuffle): C x H*r x W*r becomes "
                "C*r^2 x H x W.")
-    descriptions = {"factor": DESCRIBE_POSITIVE}
 
     def output_shape(self, p: PixelShuffleParams, inputs: tuple[Shape, ...]) -> Shape:
         x, r = inputs[0], p.factor

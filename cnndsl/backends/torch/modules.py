@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...layout import per_channel_shape
+
 Pads = tuple[tuple[int, int], ...]
 
 
@@ -211,7 +213,7 @@ class Scale(nn.Module):
         self.weight = nn.Parameter(torch.full((channels,), float(init)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weight.reshape(1, -1, *(1,) * (x.dim() - 2))
+        return x * self.weight.reshape(per_channel_shape(-1, x.dim() - 2))
 
     def extra_repr(self) -> str:
         return f"channels={self.weight.numel()}"
