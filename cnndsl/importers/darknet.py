@@ -258,7 +258,8 @@ class Translator:
                 self.errors.add("E701", f"[route] groups={groups} takes one layer and a group_id below {groups}; "
                                 f"got {len(refs)} layer(s), group_id={group}", entry.line, entry.col)
                 return self.layers.append(Layer(i, "route", refs[:1]))
-            part = f"slice(channels({{source}}) * {group} // {groups}, channels({{source}}) * {group + 1} // {groups})"
+            count = f"channels({SOURCE_HERE})"
+            part = f"slice({count} * {group} // {groups}, {count} * {group + 1} // {groups})"
             return self.layers.append(Layer(i, "route", refs, part))
         self.layers.append(Layer(i, "route", refs, merge="concat" if len(refs) > 1 else None))
 
@@ -348,6 +349,7 @@ def _residual_at(layers: list[Layer], i: int) -> int | None:
 
 
 NAME_HERE = "{name}"  # where a layer's text takes its `as layerN`: on the op Darknet counts; else at the end
+SOURCE_HERE = "{source}"  # in a grouped route's slice: the tensor it reads, named only when the spec is written
 
 
 def _named(text: str, name: str) -> str:
@@ -415,7 +417,7 @@ def write_spec(name: str, cfg_name: str, shape: tuple[int, int, int], layers: li
             start = tensor(layer.inputs[0]) if not layer.merge else \
                 f"[{', '.join(tensor(r) for r in layer.inputs)}] -> {layer.merge} as layer{layer.index}"
             if layer.kind == "route" and layer.text:  # a grouped route: a slice of the channels of its source
-                chain.append(layer.text.replace("{source}", tensor(layer.inputs[0])) + f" as layer{layer.index}")
+                chain.append(_named(layer.text.replace(SOURCE_HERE, tensor(layer.inputs[0])), f"layer{layer.index}"))
             elif layer.text:  # a merge's activation: the merge carries the name
                 chain.append(layer.text.replace(NAME_HERE, ""))
         else:
