@@ -68,26 +68,68 @@ class BasicBlock(nn.Module):
         return self.relu(out + identity)
 
 
-class ResNet18(nn.Module):
-    """torchvision.models.resnet18's layout."""
+class Bottleneck(nn.Module):
+    """torchvision.models.resnet.Bottleneck (v1.5: the stride on the 3x3 convolution)."""
 
-    def __init__(self) -> None:
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1):
         super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or inplanes != planes * 4:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False),
+                                            nn.BatchNorm2d(planes * 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    """torchvision.models.resnet.ResNet's layout and names: resnet18 is ResNet(BasicBlock, (2, 2, 2, 2)),
+    resnet50 ResNet(Bottleneck, (3, 4, 6, 3))."""
+
+    def __init__(self, block: type[BasicBlock | Bottleneck] = BasicBlock, layers: tuple[int, ...] = (2, 2, 2, 2),
+                 num_classes: int = 1000) -> None:
+        super().__init__()
+        expansion = 4 if block is Bottleneck else 1
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1 = nn.Sequential(BasicBlock(64, 64), BasicBlock(64, 64))
-        self.layer2 = nn.Sequential(BasicBlock(64, 128, 2), BasicBlock(128, 128))
-        self.layer3 = nn.Sequential(BasicBlock(128, 256, 2), BasicBlock(256, 256))
-        self.layer4 = nn.Sequential(BasicBlock(256, 512, 2), BasicBlock(512, 512))
+        inplanes = 64
+        for stage, (planes, count) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
+            blocks = []
+            for i in range(count):
+                blocks.append(block(inplanes, planes, 2 if stage > 0 and i == 0 else 1))
+                inplanes = planes * expansion
+            setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(512, 1000)
+        self.fc = nn.Linear(512 * expansion, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def ResNet18() -> ResNet:  # noqa: N802  (named as the network)
+    return ResNet(BasicBlock, (2, 2, 2, 2))
+
+
+RESNETS = {"resnet18": (BasicBlock, (2, 2, 2, 2)), "resnet34": (BasicBlock, (3, 4, 6, 3)),
+           "resnet50": (Bottleneck, (3, 4, 6, 3)), "resnet101": (Bottleneck, (3, 4, 23, 3)),
+           "resnet152": (Bottleneck, (3, 8, 36, 3))}
 
 
 class DoubleConv(nn.Sequential):

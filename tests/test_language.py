@@ -139,3 +139,34 @@ def test_a_shape_function_of_a_failed_layer_adds_no_error(specs: SpecFiles) -> N
 def test_constants_of_a_file_cannot_read_shapes(specs: SpecFiles) -> None:
     [error] = specs.errors("const c = channels(x)\ninput x: 3 x 8 x 8\noutput y = x -> conv(c, 1)\n")
     assert error.code == "E208" and "no tensor is in scope here" in error.message
+
+
+def test_repeat_index_numbered_names_and_unnamed_instances(specs: SpecFiles) -> None:
+    """What torchvision's names need: `x n for i` (each copy's arguments read its index), `as 0` (layers
+    numbered as an nn.Sequential's), `as _` (a block instance whose layers are named where it is called)."""
+    network = specs.load(
+        "block down(c) {\n  return in -> conv(c, 1) as 0 -> batchnorm as 1\n}\n"
+        "block unit(c, stride=1) {\n"
+        "  return in -> conv(c, 3, stride=stride, padding=1) as conv1 -> down(c) as downsample\n}\n"
+        "block stem() {\n  return in -> conv(4, 3, padding=1) as conv1 -> relu\n}\n"
+        "input x: 3 x 16 x 16\n"
+        "output y = x -> stem as _ -> unit(4 * (i + 1), (2 if i == 0 else 1)) x 3 for i as layer1\n")
+    assert names(network) == [
+        "conv1", "relu1", "layer1.0.conv1", "layer1.0.downsample.0", "layer1.0.downsample.1", "layer1.1.conv1",
+        "layer1.1.downsample.0", "layer1.1.downsample.1", "layer1.2.conv1", "layer1.2.downsample.0",
+        "layer1.2.downsample.1"]
+    assert [layer(network, f"layer1.{i}.conv1").shape for i in range(3)] == [[4, 8, 8], [8, 8, 8], [12, 8, 8]]
+
+
+@pytest.mark.parametrize(("body", "code", "fragment", "col"), [
+    ("output y = x -> relu as _", "E209", "`relu` (an op) needs one", 25),
+    ("output y = x -> b x 2 as _", "E209", "a repeat's copies need one", 26),
+    ("const i = 1\noutput y = x -> b x 2 for i", "E202", "repeat index `i` hides the constant or parameter `i`", 27),
+    ("output y = x -> conv(4 * j, 1) x 2 for i", "E201", "unknown name `j`", 26),
+    ("output y = x -> b as _ -> conv(4, 1) as conv1", "E202", "`conv1` is already used", 41),
+])
+def test_repeat_index_and_unnamed_instance_errors(specs: SpecFiles, body: str, code: str, fragment: str,
+                                                  col: int) -> None:
+    errors = specs.errors(f"block b() {{\n  return in -> conv(3, 1) as conv1\n}}\ninput x: 3 x 8 x 8\n{body}\n")
+    assert [e.code for e in errors] == [code] and fragment in errors[0].message, errors[0].headline()
+    assert errors[0].location is not None and errors[0].location.col == col, errors[0].headline()

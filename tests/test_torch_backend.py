@@ -108,12 +108,38 @@ def test_seeded_initialisation_is_reproducible_and_leaves_the_global_rng_alone(s
 
 def test_names_and_structure_follow_the_spec() -> None:
     module = cnndsl.load(ROOT / "specs" / "resnet18.cnn").to_torch()
-    assert isinstance(module.resnet18.layer2.basic1.downsample.conv1, nn.Conv2d)
-    assert str(module.resnet18).startswith("resnet(") and str(module.resnet18.layer2).startswith("stage(")
-    assert str(module.resnet18.layer1).startswith("repeat(")  # `basic(64) x n1 as layer1`: numbered children
-    assert "resnet18.layer4.blocks.0.conv2.weight" in module.state_dict()
+    assert isinstance(module.layer2[0].downsample[0], nn.Conv2d)  # `conv(...) as 0` in block `projection`
+    assert str(module.layer2[1]).startswith("basic(")
+    assert isinstance(module.layer2[0].downsample, nn.Sequential)  # layers numbered 0, 1, ..., each feeding the next
+    assert isinstance(module.layer1, nn.Sequential)  # `basic(64) x n1 as layer1`: numbered children
+    assert "layer4.1.conv2.weight" in module.state_dict()  # `resnet(2, 2, 2, 2) as _`: no prefix
     assert "def forward(self, image)" in module.code
     assert not module.training  # compiled for inference; .train() to train
+
+
+@pytest.mark.parametrize(("spec", "inputs"), [("resnet18", {"image": (3, 64, 64)}), ("unet", {"image": (1, 188, 188)}),
+                                             ("googlenet", {"image": (3, 96, 96)})])
+def test_block_instances_are_modules_that_hooks_see_and_that_run_alone(spec: str,
+                                                                       inputs: dict[str, tuple[int, ...]]) -> None:
+    """Every block instance and repeat is a module with a forward: a hook on it fires, and calling it
+    alone on what the hook saw gives what the hook saw (without touching the caller's tensors)."""
+    network = cnndsl.load(ROOT / "specs" / f"{spec}.cnn", inputs=inputs)
+    module = network.to_torch()
+    containers = {name: sub for name, sub in module.named_modules()
+                  if name and (isinstance(sub, torch.fx.GraphModule | nn.Sequential))}
+    assert set(containers) == {name for name in network.graph.instances
+                               if any(node.startswith(name + ".") for node in network.graph.dag)}
+    seen: dict[str, tuple[tuple[torch.Tensor, ...], torch.Tensor]] = {}
+    for name, sub in containers.items():
+        sub.register_forward_hook(lambda _, args, out, name=name: seen.__setitem__(
+            name, (tuple(a.clone() for a in args), out.clone())))
+    with torch.no_grad():
+        module(*example_inputs(network.graph, batch=2))
+        assert set(seen) == set(containers)  # googlenet's auxiliary heads run in training mode only: none here
+        for name, (args, out) in seen.items():
+            given = tuple(a.clone() for a in args)
+            torch.testing.assert_close(containers[name](*given), out, rtol=0, atol=0)
+            assert all(torch.equal(a, b) for a, b in zip(given, args, strict=True)), f"{name} wrote to its input"
 
 
 def test_weights_round_trip_and_mismatches_are_located(specs: SpecFiles, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ copy the weights across by position, then the outputs and state_dict shapes must
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ import cnndsl
 from cnndsl.backends.torch.export import example_inputs
 from tests.conftest import ROOT
 from tests.reference_nets import (
+    RESNETS,
     VGG16,
     ConvNeXtTiny,
     DenseNet,
@@ -20,6 +22,7 @@ from tests.reference_nets import (
     LeNet5,
     MobileNetV2,
     MobileNetV3,
+    ResNet,
     ResNet18,
     ShuffleNetV2,
     SqueezeNet,
@@ -67,6 +70,30 @@ def test_compiled_module_equals_the_hand_written_one(spec: str, reference: Calla
         torch.testing.assert_close(ours(*inputs), ref(*inputs), rtol=0, atol=1e-5)
         for a, b in zip(ours.state_dict().values(), ref.state_dict().values(), strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("spec", [pytest.param(name, marks=[pytest.mark.slow] * (name in ("resnet101", "resnet152")))
+                                  for name in RESNETS])
+def test_torchvision_checkpoints_load_strictly_and_give_the_same_outputs(spec: str, tmp_path: Path) -> None:
+    """The bundled ResNets name their layers as torchvision does (`as` names, `x n for i` repeats numbered
+    from 0, `resnet(...) as _`): a torchvision-layout state_dict loads with strict=True, through
+    `to_torch(weights=...)` too, and the compiled module's state_dict loads into torchvision's layout."""
+    block, layers = RESNETS[spec]
+    network = cnndsl.load(ROOT / "specs" / f"{spec}.cnn", inputs={"image": (3, 64, 64)})
+    torch.manual_seed(0)
+    ref = ResNet(block, layers).eval()
+    randomise_batch_norm_statistics(ref)
+    ours = network.to_torch(seed=1)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    torch.save(ref.state_dict(), tmp_path / "torchvision.pt")
+    loaded = network.to_torch(weights=tmp_path / "torchvision.pt")
+    ResNet(block, layers).load_state_dict(ours.state_dict(), strict=True)
+    inputs = example_inputs(network.graph, batch=2)
+    with torch.no_grad():
+        expected = ref(*inputs)
+        torch.testing.assert_close(ours(*inputs), expected, rtol=0, atol=1e-5)
+        torch.testing.assert_close(loaded(*inputs), expected, rtol=0, atol=1e-5)
 
 
 def test_convnext_equals_torchvisions_layout() -> None:

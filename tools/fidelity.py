@@ -63,9 +63,9 @@ FIGURES: list[Figure] = [
     Figure("resnet50", "params", 25_557_032, TORCHVISION),
     Figure("resnet50", "macs", 4_089_184_256, TORCHVISION),
     Figure("resnet50", "macs:torchinfo", 4_089_238_376, "torchinfo 1.8 summary (measured)"),
-    *[Figure("resnet50", f"rf:resnet50.{point}", rf, DERIVED) for point, rf in [
-        ("layer1.blocks.1.relu3", (35, 4, 17)), ("layer2.blocks.2.relu3", (91, 8, 45)),
-        ("layer3.blocks.4.relu3", (267, 16, 133)), ("layer4.blocks.1.relu3", (427, 32, 213))]],
+    *[Figure("resnet50", f"rf:{point}", rf, DERIVED) for point, rf in [
+        ("layer1.2.relu3", (35, 4, 17)), ("layer2.3.relu3", (91, 8, 45)),
+        ("layer3.5.relu3", (267, 16, 133)), ("layer4.2.relu3", (427, 32, 213))]],
     Figure("resnet50_v1", "macs", 3_857_973_248, DERIVED + "; He et al. 2015: 3.8 G"),
     Figure("resnet101", "params", 44_549_160, TORCHVISION),
     Figure("resnet101", "macs", 7_801_405_440, TORCHVISION),

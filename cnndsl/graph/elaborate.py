@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ..diagnostics import CheckingStopped, DiagnosticSink, Location, UsageError, did_you_mean
@@ -20,7 +21,7 @@ from .binding import Binder
 from .expr import EvalError, TensorShape, Unknowable, Value, fmt_value
 from .invariants import check_invariants
 from .loader import Loader
-from .model import INPUT, Graph, Node
+from .model import INPUT, REPEAT, UNNAMED, Graph, Instance, Node
 from .naming import Names, aliases, assignments
 from .resolve import resolve_node
 from .scope import POISON, BlockInfo, Constants, Frame, ModuleEnv, loc
@@ -346,9 +347,23 @@ class Elaborator:
             self.sink.emit("E200", f"unknown layer `{callee}`: not an op or a block in scope",
                            loc(env, layer.call.callee), hint=hint, notes=frame.trail)
             return [POISON]
-        args = self.binder.evaluate_args(layer.call, frame, self.shapes(frame))
-        if args is None:
+        unnamed = layer.alias is not None and layer.alias.name == UNNAMED
+        if layer.alias is not None and unnamed and (block is None or layer.repeat is not None):
+            what = "a repeat's copies need" if layer.repeat is not None else f"`{callee}` (an op) needs"
+            self.sink.emit("E209", f"`as {UNNAMED}` gives a block instance no name of its own; {what} one",
+                           loc(env, layer.alias), hint="name it (`as name`) or leave the name out",
+                           notes=frame.trail)
             return [POISON]
+        index = layer.repeat_index
+        if index is not None and index.name in frame.values:
+            self.sink.emit("E202", f"the repeat index `{index.name}` hides the constant or parameter `{index.name}`",
+                           loc(env, index), hint="give the index another name", notes=frame.trail)
+            return [POISON]
+        args: list[tuple[A.Arg, Value]] | None = []
+        if index is None:  # evaluated once; with an index, once per copy (below)
+            args = self.binder.evaluate_args(layer.call, frame, self.shapes(frame))
+            if args is None:
+                return [POISON]
         copies = 1
         if layer.repeat is not None:
             count = self.constants.evaluate(layer.repeat, frame.values, env, frame.trail, self.shapes(frame))
@@ -368,18 +383,28 @@ class Elaborator:
             copies = count
         base = layer.alias.name if layer.alias else self.names.auto_name(op.kind if op else callee, frame)
         first = base if layer.repeat is None else f"{base}.0"  # a repeat names its copies base.0, base.1, ...
-        if layer.alias and self.names.taken(frame.prefix + first, loc(env, layer.alias), frame):
+        if layer.alias and not unnamed and self.names.taken(frame.prefix + first, loc(env, layer.alias), frame):
             return [POISON]
-        for index in range(copies):
-            name = base if layer.repeat is None else f"{base}.{index}"
+        given = current
+        for copy in range(copies):
+            name = base if layer.repeat is None else f"{base}.{copy}"
             self.step(where, frame)
+            if index is not None:
+                numbered = replace(frame, values=frame.values.new_child({index.name: copy}))
+                args = self.binder.evaluate_args(layer.call, numbered, self.shapes(frame))
+            if args is None:
+                return [POISON]
             if block is not None:
-                current = self.expand_block(block, args, name, current, frame, where)
+                current = self.expand_block(block, args, None if unnamed else name, current, frame, where)
             else:
                 assert op is not None
                 current = self.add_op(op, callee, args, name, current, frame, where)
             if POISON in current:
                 return current
+        if layer.repeat is not None and copies:
+            self.graph.instances[frame.prefix + base] = Instance(name=frame.prefix + base, kind=REPEAT,
+                                                                 inputs=tuple(given), input_names=("in",),
+                                                                 output=current[0])
         return current
 
     def step(self, where: Location, frame: Frame) -> None:
@@ -414,8 +439,10 @@ class Elaborator:
         return [qualified]
 
     # ---- blocks ---------------------------------------------------------------------------------
-    def expand_block(self, info: BlockInfo, args: list[tuple[A.Arg, Value]], name: str, current: list[str],
+    def expand_block(self, info: BlockInfo, args: list[tuple[A.Arg, Value]], name: str | None, current: list[str],
                      frame: Frame, where: Location) -> list[str]:
+        """Run a block's body on `current`. Its layers are named `name.<layer>`; with no name (`as _`) they
+        are named in the caller's scope, as if written at the call."""
         block = info.definition
         callee = block.name.name
         if callee in frame.block_stack:
@@ -447,24 +474,35 @@ class Elaborator:
                 if default is None:
                     return [POISON]
                 values[param.name.name] = default
-        qualified = frame.prefix + name
-        if self.names.taken(qualified, where, frame):
-            return [POISON]
-        self.names.instances[qualified] = where
+        if name is None:
+            qualified = frame.prefix.removesuffix(".")
+            prefix, path, called = frame.prefix, frame.block_path, f"in block `{callee}` called at {where}"
+            reserved = frame.reserved | aliases(block.body)
+        else:
+            qualified = frame.prefix + name
+            if self.names.taken(qualified, where, frame):
+                return [POISON]
+            self.names.instances[qualified] = where
+            prefix, path, called = qualified + ".", (*frame.block_path, qualified), \
+                f"in block `{callee}` called as `{qualified}` at {where}"
+            reserved = aliases(block.body)
         inner = Frame(
             env=info.env,
             values=ChainMap(values, info.env.consts),
             tensors=dict(zip(input_names, current, strict=True)),
             tensor_defs={n: where for n in input_names},
-            prefix=qualified + ".",
-            trail=(*frame.trail, f"in block `{callee}` called as `{qualified}` at {where}"),
+            prefix=prefix,
+            trail=(*frame.trail, called),
             block_stack=(*frame.block_stack, callee),
-            block_path=(*frame.block_path, qualified),
-            reserved=aliases(block.body),
+            block_path=path,
+            reserved=reserved,
         )
         try:
             self.run_body(block.body, inner)
         except Returned as result:
+            if result.tensor != POISON and name is not None:
+                self.graph.instances[qualified] = Instance(name=qualified, kind=callee, inputs=tuple(current),
+                                                           input_names=tuple(input_names), output=result.tensor)
             return [result.tensor]
         if inner.undecided:
             return [POISON]  # the condition's error is reported; which branch returns is unknown

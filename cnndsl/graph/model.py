@@ -33,6 +33,23 @@ class Node(BaseModel):
     shape: tuple[int, ...] | None = None  # declared shape, inputs only
 
 
+class Instance(BaseModel):
+    """A block instance or a repeat as the spec called it: the tensors it was given (in the block's
+    declared input order) and the one it returns. A backend makes it a callable unit (an nn.Module)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str  # qualified: its layers' names start with it and a dot
+    kind: str  # the block's name, or REPEAT
+    inputs: tuple[str, ...]
+    input_names: tuple[str, ...]  # what the block calls them (`in`, or its `input a, b`); ("in",) for a repeat
+    output: str
+
+
+UNNAMED = "_"  # `as _`: a block instance whose layers are named in the caller's scope
+REPEAT = "repeat"  # the kind of a `layer x N` instance: its copies are numbered from 0
+
+
 class Graph:
     """A network: nodes in creation order (which is a topological order), named inputs and outputs."""
 
@@ -42,6 +59,7 @@ class Graph:
         self.inputs: dict[str, str] = {}  # input name -> node
         self.outputs: dict[str, str] = {}  # output name -> node
         self.training_outputs: set[str] = set()  # outputs computed in training mode only (auxiliary heads)
+        self.instances: dict[str, Instance] = {}  # block instances and repeats, by qualified name
         self.tensor_names: dict[str, tuple[str, Location]] = {}  # node -> (assigned tensor name, where)
         # Plain dicts beside the DiGraph (which holds the same objects): passes read every node several
         # times, and networkx's views cost more than the analysis itself.

@@ -103,7 +103,8 @@ class Call(Node):
 class Layer(Node):
     call: Call
     repeat: Expr | None = None
-    alias: Ident | None = None
+    repeat_index: Ident | None = None  # `x n for i`: the name of the copy's index in its arguments
+    alias: Ident | None = None  # `as name`; `as _`: a block instance whose layers take the caller's names
     guard: Expr | None = None
 
 

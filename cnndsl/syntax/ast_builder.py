@@ -177,16 +177,18 @@ class AstBuilder:
     def layer(self, meta: Meta, items: list[Any]) -> A.Layer:
         call, *mods = items
         fields: dict[str, Any] = {}
-        for kind, value in mods:
-            fields[kind] = value
+        for mod in mods:
+            for kind, value in mod if isinstance(mod, list) else [mod]:
+                fields[kind] = value
         return A.construct(A.Layer, call=call, **fields, **_span(meta))
 
     def call(self, meta: Meta, items: list[Any]) -> A.Call:
         name, *args = items
         return A.construct(A.Call, callee=ident(name), args=tuple(a for a in args if a is not None), **_span(meta))
 
-    def repeat(self, meta: Meta, items: list[Any]) -> tuple[str, Any]:
-        return ("repeat", items[0])
+    def repeat(self, meta: Meta, items: list[Any]) -> list[tuple[str, Any]]:
+        count, *index = items
+        return [("repeat", count), *(("repeat_index", ident(name)) for name in index)]
 
     def alias(self, meta: Meta, items: list[Any]) -> tuple[str, Any]:
         return ("alias", ident(items[0]))
