@@ -9,19 +9,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import Network, load
+    from . import runtime
+    from .api import Network, load, loads
     from .diagnostics import Diagnostic, SpecError, UsageError
+    from .extras import MissingExtra
 
-__all__ = ["Diagnostic", "Network", "SpecError", "UsageError", "load"]
+__all__ = ["Diagnostic", "MissingExtra", "Network", "SpecError", "UsageError", "load", "loads", "runtime"]
 __version__ = "0.1.0"
 
-_LAZY = {"Network": "api", "load": "api", "Diagnostic": "diagnostics", "SpecError": "diagnostics",
-         "UsageError": "diagnostics"}
+_LAZY = {"Network": "api", "load": "api", "loads": "api", "Diagnostic": "diagnostics", "SpecError": "diagnostics",
+         "UsageError": "diagnostics", "MissingExtra": "extras"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if name == "runtime":
+        return importlib.import_module(".runtime", __name__)
     raise AttributeError(f"module 'cnndsl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The API, for tab completion (the names are imported on first use)."""
+    return sorted({*(name for name in globals() if name.startswith("__")), *__all__})

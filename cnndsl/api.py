@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,15 +11,19 @@ from .analysis import analyse
 from .analysis.macs import CONVENTIONS
 from .analysis.memory import peak_live_elements
 from .diagnostics import CheckingStopped, Diagnostic, DiagnosticSink
+from .extras import require
 from .graph.elaborate import build_graph
 from .graph.model import Graph
+from .layout import fmt_shape
 from .limits import DEFAULT_LIMITS, Limits
-from .report.assemble import BYTES_PER_ELEMENT, build_report
+from .report.assemble import BYTES_PER_ELEMENT, build_report, tap_entries
 from .report.model import Report
 
 if TYPE_CHECKING:
     import numpy as np
     from torch import fx
+
+    from .backends.tvm import Compiled
 
 
 class Network:
@@ -34,26 +38,35 @@ class Network:
     def name(self) -> str:
         return self.graph.name
 
-    def report(self, convention: str = "torchvision", batch: int = 1) -> Report:
+    def report(self, convention: str = "torchvision", batch: int = 1, taps: Sequence[str] = ()) -> Report:
+        """The per-layer report and totals; with `taps` (layers, block instances, inputs or outputs by name)
+        also each one's shape, channels and receptive field: what a detection neck is configured with."""
         if convention not in CONVENTIONS:
             raise ValueError(f"unknown MAC convention {convention!r}; choose one of {', '.join(CONVENTIONS)}")
         if batch < 1:
             raise ValueError(f"batch must be positive; got {batch}")
-        return build_report(self.graph, self.diagnostics, convention, batch)
+        report = build_report(self.graph, self.diagnostics, convention, batch)
+        return report.model_copy(update={"taps": tap_entries(self.graph, taps)}) if taps else report
 
     def peak_activation_bytes(self, batch: int = 1) -> int:
         return peak_live_elements(self.graph) * BYTES_PER_ELEMENT * batch
 
-    def to_torch(self, seed: int | None = 0, weights: str | Path | None = None) -> fx.GraphModule:
+    def to_torch(self, seed: int | None = 0, weights: str | Path | None = None,
+                 outputs: Sequence[str] | None = None) -> fx.GraphModule:
         """A torch.nn.Module (an fx.GraphModule, in eval mode) whose submodules carry the spec's names.
 
         Parameters get PyTorch's default initialisation drawn from `seed` (None: the global random
-        state), or are loaded from a state_dict file `weights`. Raises SpecError (E600, E601) when a
-        layer cannot be lowered or the weights do not fit.
+        state), or are loaded from a state_dict file `weights`. With `outputs` (names of layers, block
+        instances or outputs: `["layer2", "layer3"]`) the forward returns a dict of those tensors and runs
+        only what they need, as torchvision's create_feature_extractor; the state_dict is the whole
+        network's. Raises SpecError (E600, E601) when a layer cannot be lowered or the weights do not
+        fit, UsageError when an output names nothing.
         """
+        require("compiling to PyTorch", "torch")
         from .backends.torch import build_module, load_weights
 
-        module = build_module(self.graph, seed)
+        graph = self.graph if outputs is None else self.graph.with_outputs(list(outputs))
+        module = build_module(graph, seed, named_outputs=outputs is not None)
         if weights is not None:
             load_weights(module, self.graph, Path(weights))
         return module
@@ -65,6 +78,59 @@ class Network:
         module = self.to_torch(seed=seed, weights=weights)
         return {key: tensor.detach().cpu().numpy() for key, tensor in module.state_dict().items()}
 
+    def tapped(self, outputs: Sequence[str]) -> Network:
+        """This network computing the tensors `outputs` names (layers, block instances, outputs) instead of
+        its outputs, in that order and under those names: what `export` and `to_tvm` then compile."""
+        return Network(self.graph.with_outputs(list(outputs)), self.diagnostics)
+
+    def export(self, path: str | Path, dynamic_batch: bool = False, batch: int = 1, seed: int | None = 0,
+               weights: str | Path | None = None, kind: str | None = None) -> Path:
+        """Write a deployable PyTorch artifact, its kind (`onnx` or `pt2`) chosen by `kind` or the suffix:
+        ONNX (checked with onnx.checker) or a torch.export program. The batch axis is `batch`, or symbolic
+        with `dynamic_batch`; parameters as `to_torch`'s. The file appears whole or not at all."""
+        path = Path(path)
+        kind = kind or path.suffix.lstrip(".")
+        if kind not in ARTIFACT_KINDS:
+            raise ValueError(f"cannot tell the artifact kind of {path}: name it .onnx or .pt2, or give kind=")
+        if batch < 1:
+            raise ValueError(f"batch must be positive; got {batch}")
+        require(f"exporting to .{kind}", *ARTIFACT_KINDS[kind])
+        module = self.to_torch(seed=seed, weights=weights)
+        from .backends.torch.export import save_onnx, save_program
+        from .files import atomic_file
+
+        save = save_onnx if kind == "onnx" else save_program
+        with atomic_file(path, "output") as temporary:
+            save(module, self.graph, temporary, batch=batch, dynamic_batch=dynamic_batch)
+        return path
+
+    def to_tvm(self, target: str = "llvm", path: str | Path | None = None, batch: int = 1, tune: int = 0,
+               tune_db: str | Path | None = None, layout: str = "auto", winograd: str = "auto", seed: int = 0,
+               weights: str | Path | None = None, log: Callable[[str], None] | None = None,
+               trials_per_task: int | None = None) -> Compiled:
+        """Compile with Apache TVM for `target` (`llvm`, `cuda`, or a TVM target as a JSON dict) into the
+        artifact directory `path` (default build/<name>), tuning `tune` trials first or applying the
+        records of the database `tune_db` (`trials_per_task` caps each kernel's share of the trials);
+        `.load()` on the result runs it (cnndsl.runtime)."""
+        if batch < 1:
+            raise ValueError(f"batch must be positive; got {batch}")
+        require("compiling with TVM", "tvm", "torch")
+        from .backends.tvm import compile_network
+
+        return compile_network(self.graph, self.weights(seed, weights), target,
+                               Path(path) if path is not None else Path("build") / self.name, batch, tune,
+                               Path(tune_db) if tune_db is not None else None, log=log, layout=layout,
+                               trials_per_task=trials_per_task, winograd=winograd, seed=seed)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{name}: {fmt_shape(self.graph.shape(node))}" for name, node in self.graph.inputs.items())
+        layers = len(self.graph) - len(self.graph.inputs)
+        return f"<cnndsl network {self.name} ({shapes}), {layers} layer{'s' * (layers != 1)}>"
+
+
+# What each deployable PyTorch artifact needs installed, by file suffix.
+ARTIFACT_KINDS = {"pt2": ("torch",), "onnx": ("torch", "onnx", "onnxscript")}
+
 
 def load(path: str | Path, inputs: dict[str, tuple[int, ...]] | None = None, limits: Limits = DEFAULT_LIMITS,
          import_path: Sequence[str | Path] = ()) -> Network:
@@ -73,13 +139,25 @@ def load(path: str | Path, inputs: dict[str, tuple[int, ...]] | None = None, lim
 
     Imports resolve inside the spec's directory tree and the `import_path` directories only; `limits`
     bounds the work a spec may ask for (see cnndsl.limits)."""
+    return _checked(Path(path), None, inputs, limits, import_path)
+
+
+def loads(text: str, name: str = "model.cnn", inputs: dict[str, tuple[int, ...]] | None = None,
+          limits: Limits = DEFAULT_LIMITS, import_path: Sequence[str | Path] = (), base: str | Path = ".") -> Network:
+    """`load` for a spec given as a string: diagnostics show it as `name`, the network is named after it,
+    and its imports resolve inside the directory `base` (default: the current one)."""
+    return _checked(Path(base) / name, text, inputs, limits, import_path)
+
+
+def _checked(path: Path, text: str | None, inputs: dict[str, tuple[int, ...]] | None, limits: Limits,
+             import_path: Sequence[str | Path]) -> Network:
     sink = DiagnosticSink(max_errors=limits.errors, max_per_line=limits.per_line, max_per_code=limits.per_code)
     # The builder allocates many small objects that all stay alive until the graph is done; the cyclic
     # garbage collector would rescan them over and over (quadratic on long specs), so pause it.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        graph, sink = build_graph(Path(path), inputs, sink, limits, [Path(p) for p in import_path])
+        graph, sink = build_graph(path, inputs, sink, limits, [Path(p) for p in import_path], text=text)
         if sink.stopped is None:
             analyse(graph, sink)
     except CheckingStopped:

@@ -91,11 +91,14 @@ def main() -> None:
               help="How MACs are counted (torchvision: conv+linear weights; torchinfo: Mult-Adds; darknet: convs).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Batch size: scales MACs and activation memory.")
+@click.option("--taps", default=None, metavar="NAME,...",
+              help="Also report these layers' or block instances' tensors (shape, channels, stride, receptive "
+                   "field): what `compile --outputs` would return, e.g. --taps layer2,layer3,layer4.")
 @input_option
 @_spec_options
 @color_option
 @debug_option
-def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inputs: tuple[str, ...],
+def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, taps: str | None, inputs: tuple[str, ...],
           import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
     """Check SPEC and print its per-layer report and every diagnostic."""
     import gc
@@ -106,13 +109,24 @@ def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inpu
     collecting = gc.isenabled()
     gc.disable()
     try:
-        _check(spec, fmt, as_json, convention, batch, inputs, import_path, max_layers, color, debug)
+        _check(spec, fmt, as_json, convention, batch, _names(taps, "--taps"), inputs, import_path, max_layers, color,
+               debug)
     finally:
         if collecting:
             gc.enable()
 
 
-def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inputs: tuple[str, ...],
+def _names(option: str | None, flag: str) -> list[str]:
+    """A comma-separated list of layer names (`--taps`, `--outputs`)."""
+    if option is None:
+        return []
+    names = [name.strip() for name in option.split(",")]
+    if not all(names):
+        raise click.BadParameter(f"expected names separated by commas; got {option!r}", param_hint=flag)
+    return names
+
+
+def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, taps: list[str], inputs: tuple[str, ...],
            import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
     from .diagnostics import SpecError, UsageError
     from .report.assemble import build_report
@@ -141,7 +155,10 @@ def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, inp
             raise
         _fail_usage("internal error while checking the spec (a bug in cnndsl); rerun with --debug for the "
                     "traceback and report it", debug)
-    report = network.report(convention, batch)
+    try:
+        report = network.report(convention, batch, taps)
+    except UsageError as exc:
+        _fail_usage(f"--taps: {exc}", debug)
     if fmt == "json":
         click.echo(report.model_dump_json(indent=2))
         return
@@ -166,6 +183,9 @@ _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
 @click.option("--format", "fmt", type=click.Choice(sorted(_FORMATS)), default=None,
               help="torch only. pt2: torch.export program; onnx: ONNX (opset 18). Default: from -o's suffix, else pt2.")
 @click.option("--dynamic-batch", is_flag=True, help="torch only: make the batch axis dynamic in the artifact.")
+@click.option("--outputs", default=None, metavar="NAME,...",
+              help="Return these layers' or block instances' tensors instead of the outputs (feature extraction; "
+                   "`check --taps` reports them), e.g. --outputs layer2,layer3,layer4.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="The batch the artifact is specialised to (without --dynamic-batch).")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
@@ -186,8 +206,9 @@ _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
 @_spec_options
 @color_option
 @debug_option
-def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None, dynamic_batch: bool, batch: int,
-                 weights: Path | None, seed: int, target: str, tune: bool, trials: int, trials_per_task: int | None,
+def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None, dynamic_batch: bool,
+                 outputs: str | None, batch: int, weights: Path | None, seed: int, target: str, tune: bool,
+                 trials: int, trials_per_task: int | None,
                  tune_db: Path | None, layout: str, winograd: str, inputs: tuple[str, ...],
                  import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
     """Compile SPEC to a deployable artifact (checking it first; errors stop before any lowering)."""
@@ -197,16 +218,16 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
         raise click.UsageError("--format and --dynamic-batch apply to --to torch; a TVM artifact has a fixed batch")
     if backend == "torch" and (tune or tune_db or target != "llvm" or layout != "auto" or winograd != "auto"):
         raise click.UsageError("--target, --tune, --tune-db, --layout and --winograd apply to --to tvm")
+    taps = _names(outputs, "--outputs")
     start = time.perf_counter()
     with _reported_errors(color, debug, "compiling"):
         network = _load(spec, inputs, import_path, max_layers)
+        if taps:
+            network = network.tapped(taps)
         if backend == "tvm":
-            from .backends.tvm import compile_network
-
-            compiled = compile_network(network.graph, network.weights(seed, weights), target,
-                                       output or Path("build") / spec.stem, batch, trials if tune else 0, tune_db,
-                                       log=lambda line: click.echo(line, err=True), layout=layout,
-                                       trials_per_task=trials_per_task, winograd=winograd, seed=seed)
+            compiled = network.to_tvm(target, output or Path("build") / spec.stem, batch, trials if tune else 0,
+                                      tune_db, layout=layout, winograd=winograd, seed=seed, weights=weights,
+                                      log=lambda line: click.echo(line, err=True), trials_per_task=trials_per_task)
             tuned = (f", {compiled.tuning.summary()}" if tune and compiled.tuning else
                      f", records from {tune_db}" if tune_db else "")
             click.echo(f"wrote {compiled.path}/ (TVM {compiled.target}, {compiled.layout.upper()}{tuned}) in "
@@ -214,15 +235,9 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
             return
         fmt = _artifact_format(fmt, output)
         output = output or Path(f"{spec.stem}.{fmt}")
-        from .files import atomic_file
-
-        module = network.to_torch(seed=seed, weights=weights)
-        from .backends.torch.export import save_onnx, save_program
-
-        save = save_onnx if fmt == "onnx" else save_program
-        with atomic_file(output, "output") as temporary:
-            save(module, network.graph, temporary, batch=batch, dynamic_batch=dynamic_batch)
-    params = sum(p.numel() for p in module.parameters())
+        network.export(output, kind=fmt, dynamic_batch=dynamic_batch, batch=batch, seed=seed, weights=weights)
+    graph = network.graph
+    params = sum(graph.facts(node).params.params for node in graph.inference_nodes())  # what the artifact holds
     batch_axis = "N" if dynamic_batch else str(batch)
     shapes = ", ".join(f"{name}: {fmt_shape((batch_axis, *network.graph.shape(node)))}"
                        for name, node in network.graph.inputs.items())
@@ -274,6 +289,12 @@ def tune_spec(spec: Path, target: str, trials: int, trials_per_task: int | None,
 @debug_option
 def run_artifact(artifact: Path, inputs: tuple[str, ...], output: Path | None, debug: bool) -> None:
     """Run a TVM ARTIFACT directory (from `compile --to tvm`) on .npy inputs, with the TVM runtime only."""
+    from .extras import MissingExtra, require
+
+    try:
+        require("running a compiled artifact", "numpy", "tvm")
+    except MissingExtra as exc:
+        _fail_usage(str(exc), debug)
     import numpy as np
 
     from .diagnostics import UsageError
@@ -293,7 +314,7 @@ def run_artifact(artifact: Path, inputs: tuple[str, ...], output: Path | None, d
                 else:
                     np.savez(file, **named)  # type: ignore[arg-type]
             click.echo(f"wrote {output}")
-    except (ArtifactError, UsageError) as exc:
+    except (ArtifactError, UsageError, ModuleNotFoundError) as exc:  # the runtime says what to install
         _fail_usage(str(exc), debug)
     except Exception as exc:
         if debug:
@@ -440,11 +461,11 @@ def _reported_errors(color: bool | None, debug: bool, doing: str) -> Iterator[No
     except MemoryError:
         _fail_usage(f"out of memory while {doing}; a smaller --batch or input size may fit", debug)
     except ModuleNotFoundError as exc:
+        from .extras import MissingExtra, missing_message
+
         if debug:
             raise
-        package = _PACKAGES.get((exc.name or "").split(".")[0], exc.name)
-        _fail_usage(f"{doing} needs the Python package `{package}`, which is not installed here "
-                    f"(pip install {package})", debug)
+        _fail_usage(str(exc) if isinstance(exc, MissingExtra) else missing_message(doing, exc.name or "?"), debug)
     except Exception as exc:
         if debug:
             raise
@@ -454,11 +475,6 @@ def _reported_errors(color: bool | None, debug: bool, doing: str) -> Iterator[No
         _fail_usage(f"{doing} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}\n"
                     "this is a bug in cnndsl or the backend; rerun with --debug for the traceback and report it",
                     debug)
-
-
-# import name -> PyPI name, for the packages of optional features
-_PACKAGES = {"tvm": "apache-tvm", "tvm_ffi": "apache-tvm-ffi", "torch": "torch", "onnx": "onnx",
-             "onnxscript": "onnxscript", "xgboost": "xgboost", "psutil": "psutil"}
 
 
 def _artifact_format(fmt: str | None, output: Path | None) -> str:

@@ -187,9 +187,15 @@ def _read_params(path: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def load(path: str | Path, device_id: int = 0) -> Model:
     """Load an artifact directory after checking that it is whole (see the module's docstring)."""
-    import tvm
-    import tvm.runtime.vm  # noqa: F401  (a runtime-only TVM install does not import it by itself)
-    from tvm import runtime
+    try:
+        import tvm
+        import tvm.runtime.vm  # noqa: F401  (a runtime-only TVM install does not import it by itself)
+        from tvm import runtime
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("tvm", "tvm_ffi"):
+            raise
+        raise ModuleNotFoundError(f"running a compiled artifact needs TVM's runtime (`{exc.name}` is not installed "
+                                  "here); install with: pip install 'cnndsl[tvm]'", name=exc.name) from exc
 
     path = Path(path)
     manifest = read_manifest(path)

@@ -20,7 +20,7 @@ from ..syntax import ast as A
 from .binding import Binder
 from .expr import EvalError, TensorShape, Unknowable, Value, fmt_value
 from .invariants import check_invariants
-from .loader import Loader
+from .loader import Loader, resolved
 from .model import INPUT, REPEAT, UNNAMED, Graph, Instance, Node
 from .naming import Names, aliases, assignments
 from .resolve import resolve_node
@@ -36,7 +36,7 @@ class Returned(Exception):
 
 def build_graph(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
                 sink: DiagnosticSink | None = None, limits: Limits = DEFAULT_LIMITS,
-                import_path: Sequence[Path] = ()) -> tuple[Graph, DiagnosticSink]:
+                import_path: Sequence[Path] = (), text: str | None = None) -> tuple[Graph, DiagnosticSink]:
     """Parse `path` (and its imports) and expand it into a graph, collecting diagnostics in `sink`.
 
     A layer with an error is left out and the tensors that depend on it are poisoned, so the graph
@@ -44,9 +44,12 @@ def build_graph(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = No
     errors of the rest of the spec in the same run. Callers raise with ``sink.raise_if_errors()``.
     Imports resolve inside `path`'s directory and the directories of `import_path` only. At a limit
     (`limits`) the sink is stopped (``sink.stopped``) and the graph holds what was built until then.
+    With `text`, that is the spec's content and `path` only names it (and where its imports resolve).
     """
     sink = sink or DiagnosticSink()
     elaborator = Elaborator(sink, limits, [path.parent, *import_path])
+    if text is not None:
+        elaborator.loader.given[resolved(path)] = text
     try:
         graph = elaborator.build(path, input_shapes or {})
     except CheckingStopped:

@@ -11,7 +11,7 @@ from ..limits import Limits
 from ..ops import REGISTRY
 from ..syntax import ast as A
 from ..syntax.parse import parse
-from ..syntax.source import read_source
+from ..syntax.source import read_source, source_from_bytes
 from .scope import BlockInfo, Constants, ModuleEnv, duplicate, loc
 
 
@@ -22,6 +22,7 @@ class Loader:
         self.import_roots = [resolved(root) for root in import_roots]  # the first is the spec's directory
         self.constants = constants
         self.envs: dict[Path, ModuleEnv] = {}  # by resolved path: a file imported twice is loaded once
+        self.given: dict[Path, str] = {}  # texts given as strings (`cnndsl.loads`), by resolved path
 
     def load(self, path: Path, stack: tuple[Path, ...], shown: str, importer: Location | None = None
              ) -> ModuleEnv | None:
@@ -36,7 +37,9 @@ class Loader:
         if here in self.envs:
             return self.envs[here]
         try:
-            source = read_source(path, shown, self.limits.spec_bytes)
+            given = self.given.get(here)
+            source = (read_source(path, shown, self.limits.spec_bytes) if given is None else
+                      source_from_bytes(given.encode("utf-8", "surrogatepass"), shown, self.limits.spec_bytes))
         except UsageError as exc:
             if importer is None:
                 raise

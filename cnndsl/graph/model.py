@@ -7,12 +7,13 @@ block calls that produced them). Analysis passes record what they find about eac
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Iterator, Sequence
 
 import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
-from ..diagnostics import Diagnostic, Location, SourceText
+from ..diagnostics import Diagnostic, Location, SourceText, UsageError, did_you_mean
 from ..ops import OpParams
 from .facts import NodeFacts, Unchecked
 
@@ -59,6 +60,7 @@ class Graph:
         self.inputs: dict[str, str] = {}  # input name -> node
         self.outputs: dict[str, str] = {}  # output name -> node
         self.training_outputs: set[str] = set()  # outputs computed in training mode only (auxiliary heads)
+        self.pruned = False  # inference runs only what the outputs need (a graph `with_outputs`)
         self.instances: dict[str, Instance] = {}  # block instances and repeats, by qualified name
         self.tensor_names: dict[str, tuple[str, Location]] = {}  # node -> (assigned tensor name, where)
         # Plain dicts beside the DiGraph (which holds the same objects): passes read every node several
@@ -95,7 +97,7 @@ class Graph:
     def inference_nodes(self) -> set[str]:
         """The nodes an inference pass runs: those an inference output depends on. The rest feed training
         outputs only: their parameters count, their MACs and activations do not run at inference."""
-        if not self.training_outputs:
+        if not self.training_outputs and not self.pruned:
             return set(self._nodes)
         needed: set[str] = set()
         stack = list(self.inference_outputs.values())
@@ -106,6 +108,34 @@ class Graph:
                 stack.extend(self._nodes[name].inputs)
         needed.update(self.inputs.values())  # an input read by training heads only is still an input
         return needed
+
+    def tap(self, name: str) -> str:
+        """The node whose tensor `name` means: a layer, a block instance or repeat (the tensor it returns), an
+        input or an output. UsageError, with the nearest name, when it names none of them."""
+        if name in self._nodes:
+            return name
+        if name in self.instances:
+            return self.instances[name].output
+        if name in self.outputs:
+            return self.outputs[name]
+        hint = did_you_mean(name, [*self._nodes, *self.instances, *self.outputs])
+        raise UsageError(f"`{name}` names no layer, block instance, input or output of {self.name}"
+                         + (f"; {hint}" if hint else ""))
+
+    def with_outputs(self, taps: Sequence[str]) -> Graph:
+        """The same network (nodes, facts and instances shared) computing the tensors `taps` name instead of
+        its outputs, in that order and under those names, all at inference: feature extraction, as
+        torchvision's create_feature_extractor. The backends compile only what the taps need."""
+        if not taps:
+            raise UsageError("name at least one layer or block instance to return")
+        repeated = sorted({name for name in taps if list(taps).count(name) > 1})
+        if repeated:
+            raise UsageError(f"{', '.join(f'`{name}`' for name in repeated)} named twice")
+        tapped = copy.copy(self)
+        tapped.outputs = {name: self.tap(name) for name in taps}
+        tapped.training_outputs = set()
+        tapped.pruned = True
+        return tapped
 
     def record(self, name: str, facts: NodeFacts | Unchecked) -> None:
         """What the shape pass found about node `name`: its facts, or why it has none."""

@@ -33,6 +33,15 @@ class Layer(_Strict):
                                 "MACs and activations are not in the inference totals")
 
 
+class Tap(_Strict):
+    name: str = Field(description="as given to --taps: a layer, a block instance, an input or an output")
+    layer: str = Field(description="the layer (or input) whose output the name means")
+    shape: list[int] = Field(description="per-sample shape, channels first")
+    channels: int
+    rf: ReceptiveField | None = Field(description="its receptive field: the stride is the tap's stride against "
+                                      "the input; null without spatial axes")
+
+
 class Totals(_Strict):
     params: int
     trainable_params: int
@@ -56,5 +65,6 @@ class Report(_Strict):
     outputs: dict[str, list[int]]
     training_outputs: list[str] = Field([], description="outputs computed in training mode only")
     layers: list[Layer]
+    taps: list[Tap] = Field([], description="`check --taps`: the tensors a feature extractor would return")
     totals: Totals
     diagnostics: list[DiagnosticEntry]

@@ -24,6 +24,15 @@ def layer_row(layer: M.Layer) -> tuple[str, ...]:
             _axes(rf.size) if rf else "-", _axes(rf.stride) if rf else "-", _axes(rf.padding) if rf else "-")
 
 
+TAP_COLUMNS = ("Tap", "Layer", "Shape", "Channels", "Stride", "RF size", "RF padding")
+
+
+def tap_row(tap: M.Tap) -> tuple[str, ...]:
+    rf = tap.rf
+    return (printable(tap.name), printable(tap.layer), fmt_shape(tap.shape), str(tap.channels),
+            _axes(rf.stride) if rf else "-", _axes(rf.size) if rf else "-", _axes(rf.padding) if rf else "-")
+
+
 def human_size(n: int, unit: str = "") -> str:
     for factor, prefix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k")):
         if abs(n) >= factor:
@@ -65,7 +74,10 @@ def format_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], right: s
 def render_text(report: M.Report, diagnostics: list[Diagnostic], convention: str, batch: int, peak_bytes: int,
                 color: bool = False) -> str:
     table = format_table(COLUMNS, [layer_row(layer) for layer in report.layers], right=NUMERIC_COLUMNS)
-    out = "\n".join([printable(report.network), "", *table, "", *totals_lines(report, convention, batch, peak_bytes)])
+    taps = ["", "Taps:", *format_table(TAP_COLUMNS, [tap_row(tap) for tap in report.taps], right=set())] \
+        if report.taps else []
+    out = "\n".join([printable(report.network), "", *table, *taps, "",
+                      *totals_lines(report, convention, batch, peak_bytes)])
     if diagnostics:
         out += "\n\n" + render_diagnostics(diagnostics, color)
     return out + "\n"
@@ -77,6 +89,9 @@ def render_markdown(report: M.Report, diagnostics: list[Diagnostic], convention:
              "|" + "|".join("---:" if c in NUMERIC_COLUMNS else "---" for c in COLUMNS) + "|"]
     for layer in report.layers:
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in layer_row(layer)) + " |")
+    if report.taps:
+        lines += ["", "Taps:", "", "| " + " | ".join(TAP_COLUMNS) + " |", "|" + "---|" * len(TAP_COLUMNS)]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in tap_row(tap)) + " |" for tap in report.taps]
     lines += [""] + [f"- {line}" for line in totals_lines(report, convention, batch, peak_bytes)]
     if diagnostics:
         lines += ["", "Diagnostics:", ""]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -44,11 +45,7 @@ def read_source(path: Path, shown_as: str | None = None, max_bytes: int = DEFAUL
     """Read a spec file, or raise UsageError (missing, not a regular file, too large, binary or not
     UTF-8)."""
     shown = shown_as or str(path)
-
-    def fail(what: str) -> UsageError:
-        diagnostic = Diagnostic("E001", what, Location(shown, 1, 1))
-        return UsageError(f"{shown}: error[E001]: {what}", diagnostic)
-
+    fail = _failure(shown)
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; the file type is checked on the open
         # descriptor, so the path cannot be swapped between the check and the read.
@@ -69,6 +66,13 @@ def read_source(path: Path, shown_as: str | None = None, max_bytes: int = DEFAUL
         raise fail(f"cannot be read: {exc.strerror}") from exc
     finally:
         os.close(fd)
+    return source_from_bytes(data, shown, max_bytes)
+
+
+def source_from_bytes(data: bytes, shown: str, max_bytes: int = DEFAULT_LIMITS.spec_bytes) -> SourceFile:
+    """A spec's text from its bytes (a file's, or `cnndsl.loads`' string), refused as `read_source` refuses
+    a file: larger than the limit, binary, or not UTF-8."""
+    fail = _failure(shown)
     if len(data) > max_bytes:
         raise fail(f"is larger than {max_bytes:,} bytes, the limit for a spec "
                    "(a spec is a description of layers: the largest published networks take a few kB)")
@@ -79,3 +83,10 @@ def read_source(path: Path, shown_as: str | None = None, max_bytes: int = DEFAUL
     except UnicodeDecodeError as exc:
         raise fail(f"is not UTF-8 text (invalid byte at offset {exc.start})") from exc
     return SourceFile(shown, text.removeprefix("\ufeff"))
+
+
+def _failure(shown: str) -> Callable[[str], UsageError]:
+    def fail(what: str) -> UsageError:
+        diagnostic = Diagnostic("E001", what, Location(shown, 1, 1))
+        return UsageError(f"{shown}: error[E001]: {what}", diagnostic)
+    return fail

@@ -25,11 +25,12 @@ from .lowerings import LOWERINGS, lower_layer
 from .modules import Block
 
 
-def build_module(graph: Graph, seed: int | None = 0) -> fx.GraphModule:
+def build_module(graph: Graph, seed: int | None = 0, named_outputs: bool = False) -> fx.GraphModule:
     """Lower every layer (after checking they all can be) and generate the forwards.
 
     Parameters get PyTorch's default initialisation; with a seed the draw is reproducible and does not
-    disturb the caller's global random state.
+    disturb the caller's global random state. With `named_outputs` the forward returns a dict of the
+    outputs by name (feature extraction: `graph.with_outputs`), else the output, or a tuple of several.
     """
     missing = unsupported_ops(graph, LOWERINGS, "PyTorch")
     if missing:
@@ -42,7 +43,7 @@ def build_module(graph: Graph, seed: int | None = 0) -> fx.GraphModule:
             leaves = _leaves(graph)
     tree = _Tree(graph, leaves)
     holder = tree.children_of("")
-    module = fx.GraphModule(holder, tree.program("", graph.inference_outputs, graph.inference_nodes()),
+    module = fx.GraphModule(holder, tree.program(graph.inference_outputs, graph.inference_nodes(), named_outputs),
                             class_name=_class_name(graph.name))
     _adopt_children(module, holder)
     if graph.training_outputs:
@@ -106,7 +107,7 @@ class _Tree:
         scope = name + "."
         arguments = {tensor: input_argument(argument) for tensor, argument in zip(unit.inputs, unit.input_names,
                                                                                    strict=True)}
-        program = self._program(scope, self._needed(unit), arguments, [unit.output])
+        program = self._program(scope, self._needed(unit), arguments, {unit.name: unit.output})
         block = fx.GraphModule(holder, program, class_name=unit.kind)
         _adopt_children(block, holder)
         return block
@@ -126,11 +127,14 @@ class _Tree:
             fed = child
         return True
 
-    def program(self, scope: str, outputs: dict[str, str], running: set[str]) -> fx.Graph:
-        """The network's forward computing `outputs` from every input, running the nodes in `running` only."""
+    def program(self, outputs: dict[str, str], running: set[str], named: bool = False) -> fx.Graph:
+        """The network's forward computing `outputs` from every input, running the nodes in `running` only.
+        An output inside a block instance (a tap) opens it: the forward calls its layers one by one."""
         arguments = {node: input_argument(node) for node in self.graph.inputs.values()}
         nodes = (node for node in self.graph.nodes() if node.name in running)
-        return self._program(scope, nodes, arguments, list(outputs.values()))
+        opened = {unit for unit in self.units for tensor in outputs.values()
+                  if tensor.startswith(unit + ".") and tensor != self.units[unit].output}
+        return self._program("", nodes, arguments, outputs, opened, named)
 
     def _needed(self, unit: Instance) -> list[Node]:
         """The layers of `unit` its output depends on, in spec order."""
@@ -144,31 +148,36 @@ class _Tree:
                 stack.extend(self.graph.node(name).inputs)
         return [node for node in self.graph.nodes() if node.name in needed]
 
-    def _program(self, scope: str, nodes: Iterable[Node], arguments: dict[str, str], outputs: list[str]) -> fx.Graph:
+    def _program(self, scope: str, nodes: Iterable[Node], arguments: dict[str, str], outputs: dict[str, str],
+                 opened: frozenset[str] | set[str] = frozenset(), named: bool = False) -> fx.Graph:
         """Straight-line code calling `scope`'s direct children: a layer, or a whole block instance or repeat
-        where the node belongs to one (called once, where its first layer would run)."""
+        where the node belongs to one (called once, where its first layer would run) unless it is `opened`."""
         code = fx.Graph()
         values = {tensor: code.placeholder(argument) for tensor, argument in arguments.items()}
         for node in nodes:
             if node.name in values or node.op == INPUT:
                 continue
-            unit = self._outermost_unit(node.name, scope)
+            unit = self._outermost_unit(node.name, scope, opened)
             if unit is None:
                 values[node.name] = code.call_module(node.name.removeprefix(scope),
                                                      tuple(values[source] for source in node.inputs))
             elif unit.output not in values:
                 values[unit.output] = code.call_module(unit.name.removeprefix(scope),
                                                        tuple(values[tensor] for tensor in unit.inputs))
-        results = [values[name] for name in outputs]
-        code.output(results[0] if len(results) == 1 else tuple(results))
+        results = [values[tensor] for tensor in outputs.values()]
+        if named:
+            code.output(dict(zip(outputs, results, strict=True)))
+        else:
+            code.output(results[0] if len(results) == 1 else tuple(results))
         return code
 
-    def _outermost_unit(self, name: str, scope: str) -> Instance | None:
-        """The outermost block instance or repeat inside `scope` that layer `name` belongs to."""
+    def _outermost_unit(self, name: str, scope: str, opened: frozenset[str] | set[str]) -> Instance | None:
+        """The outermost block instance or repeat inside `scope` that layer `name` belongs to, if not opened."""
         parts = name.removeprefix(scope).split(".")
         for depth in range(1, len(parts)):
-            unit = self.units.get(scope + ".".join(parts[:depth]))
-            if unit is not None:
+            prefix = scope + ".".join(parts[:depth])
+            unit = self.units.get(prefix)
+            if unit is not None and prefix not in opened:
                 return unit
         return None
 
@@ -205,7 +214,7 @@ def _add_training_forward(module: fx.GraphModule, graph: Graph) -> None:
     cls = type(module)
     if "_training_forward" in vars(cls):
         return
-    program = _Tree(graph, {}).program("", graph.outputs, set(graph.dag.nodes)).python_code(root_module="self")
+    program = _Tree(graph, {}).program(graph.outputs, set(graph.dag.nodes)).python_code(root_module="self")
     namespace: dict[str, Any] = dict(program.globals)
     exec(program.src, namespace)  # noqa: S102  (code torch.fx generated from the graph)
     arguments = ", ".join(input_argument(node) for node in graph.inputs.values())

@@ -16,6 +16,8 @@ import tvm
 
 from ...diagnostics import UsageError
 from ...graph.model import Graph
+from ...runtime import Model
+from ...runtime import load as load_artifact
 from .compile import check_artifact_target, make_target, write_artifact
 from .lower import Lowered, build_relax, check_supported
 from .pipeline import LAYOUT_CHOICES, Layout, compile_program, prepared
@@ -27,11 +29,17 @@ __all__ = ["LAYOUT_CHOICES", "Compiled", "Lowered", "build_relax", "check_indexa
 
 @dataclass
 class Compiled:
+    """A compiled artifact directory and how it was made."""
+
     path: Path
     target: str
     layout: str
     tuning: TuningReport | None
     seconds: float
+
+    def load(self, device_id: int = 0) -> Model:
+        """The artifact, loaded to run: `compiled.load()(x)` (cnndsl.runtime.load)."""
+        return load_artifact(self.path, device_id)
 
 
 def _prepared(graph: Graph, state: Mapping[str, np.ndarray], target_name: str, batch: int, layout: str,
