@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from .backends.tvm import Compiled
 
 
+# How a checkpoint's keys become the module's: rules (`PATTERN=REPLACEMENT`, `-PATTERN`) or a function.
+WeightsMap = Sequence[str] | Callable[[str], str | None]
+
+
 class Network:
     """A checked network: its expanded graph (with each node's analysed facts) and the
     warnings and notes found while checking it."""
@@ -52,11 +56,13 @@ class Network:
         return peak_live_elements(self.graph) * BYTES_PER_ELEMENT * batch
 
     def to_torch(self, seed: int | None = 0, weights: str | Path | None = None,
-                 outputs: Sequence[str] | None = None) -> fx.GraphModule:
+                 outputs: Sequence[str] | None = None, weights_map: WeightsMap | None = None) -> fx.GraphModule:
         """A torch.nn.Module (an fx.GraphModule, in eval mode) whose submodules carry the spec's names.
 
         Parameters get PyTorch's default initialisation drawn from `seed` (None: the global random
-        state), or are loaded from a state_dict file `weights`. With `outputs` (names of layers, block
+        state), or are loaded from a state_dict file `weights`, its keys renamed by `weights_map` (rules
+        `PATTERN=REPLACEMENT` and `-PATTERN`, see backends/torch/weights.py, or a function of the key
+        returning the new key or None) when it was saved from another layout. With `outputs` (names of layers, block
         instances or outputs: `["layer2", "layer3"]`) the forward returns a dict of those tensors and runs
         only what they need, as torchvision's create_feature_extractor; the state_dict is the whole
         network's. Raises SpecError (E600, E601) when a layer cannot be lowered or the weights do not
@@ -64,18 +70,21 @@ class Network:
         """
         require("compiling to PyTorch", "torch")
         from .backends.torch import build_module, load_weights
+        from .backends.torch.weights import weights_map as rename_rules
 
         graph = self.graph if outputs is None else self.graph.with_outputs(list(outputs))
         module = build_module(graph, seed, named_outputs=outputs is not None)
         if weights is not None:
-            load_weights(module, self.graph, Path(weights))
+            key_map = weights_map if callable(weights_map) or weights_map is None else rename_rules(weights_map)
+            load_weights(module, self.graph, Path(weights), key_map)
         return module
 
-    def weights(self, seed: int | None = 0, weights: str | Path | None = None) -> dict[str, np.ndarray]:
+    def weights(self, seed: int | None = 0, weights: str | Path | None = None,
+                weights_map: WeightsMap | None = None) -> dict[str, np.ndarray]:
         """The parameters and buffers as numpy arrays, named as `to_torch()`'s state_dict: PyTorch's
         default initialisation drawn from `seed`, or the state_dict file `weights`. What the TVM backend
         compiles with (the same numbers as the PyTorch module, by construction)."""
-        module = self.to_torch(seed=seed, weights=weights)
+        module = self.to_torch(seed=seed, weights=weights, weights_map=weights_map)
         return {key: tensor.detach().cpu().numpy() for key, tensor in module.state_dict().items()}
 
     def tapped(self, outputs: Sequence[str]) -> Network:
@@ -84,7 +93,8 @@ class Network:
         return Network(self.graph.with_outputs(list(outputs)), self.diagnostics)
 
     def export(self, path: str | Path, dynamic_batch: bool = False, batch: int = 1, seed: int | None = 0,
-               weights: str | Path | None = None, kind: str | None = None) -> Path:
+               weights: str | Path | None = None, kind: str | None = None,
+               weights_map: WeightsMap | None = None) -> Path:
         """Write a deployable PyTorch artifact, its kind (`onnx` or `pt2`) chosen by `kind` or the suffix:
         ONNX (checked with onnx.checker) or a torch.export program. The batch axis is `batch`, or symbolic
         with `dynamic_batch`; parameters as `to_torch`'s. The file appears whole or not at all."""
@@ -95,7 +105,7 @@ class Network:
         if batch < 1:
             raise ValueError(f"batch must be positive; got {batch}")
         require(f"exporting to .{kind}", *ARTIFACT_KINDS[kind])
-        module = self.to_torch(seed=seed, weights=weights)
+        module = self.to_torch(seed=seed, weights=weights, weights_map=weights_map)
         from .backends.torch.export import save_onnx, save_program
         from .files import atomic_file
 
@@ -107,7 +117,7 @@ class Network:
     def to_tvm(self, target: str = "llvm", path: str | Path | None = None, batch: int = 1, tune: int = 0,
                tune_db: str | Path | None = None, layout: str = "auto", winograd: str = "auto", seed: int = 0,
                weights: str | Path | None = None, log: Callable[[str], None] | None = None,
-               trials_per_task: int | None = None) -> Compiled:
+               trials_per_task: int | None = None, weights_map: WeightsMap | None = None) -> Compiled:
         """Compile with Apache TVM for `target` (`llvm`, `cuda`, or a TVM target as a JSON dict) into the
         artifact directory `path` (default build/<name>), tuning `tune` trials first or applying the
         records of the database `tune_db` (`trials_per_task` caps each kernel's share of the trials);
@@ -117,7 +127,7 @@ class Network:
         require("compiling with TVM", "tvm", "torch")
         from .backends.tvm import compile_network
 
-        return compile_network(self.graph, self.weights(seed, weights), target,
+        return compile_network(self.graph, self.weights(seed, weights, weights_map), target,
                                Path(path) if path is not None else Path("build") / self.name, batch, tune,
                                Path(tune_db) if tune_db is not None else None, log=log, layout=layout,
                                trials_per_task=trials_per_task, winograd=winograd, seed=seed)

@@ -126,6 +126,26 @@ def _names(option: str | None, flag: str) -> list[str]:
     return names
 
 
+def _weights_map_rules(options: tuple[str, ...]) -> list[str]:
+    """--weights-map values: rules, or @FILE of rules (one per line; blank lines and # comments skipped)."""
+    from .diagnostics import UsageError
+    from .files import readable_file
+
+    rules: list[str] = []
+    for option in options:
+        if not option.startswith("@"):
+            rules.append(option)
+            continue
+        path = Path(option[1:])
+        readable_file(path, "weights map")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"weights map {path} cannot be read ({exc})") from exc
+        rules += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return rules
+
+
 def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, taps: list[str], inputs: tuple[str, ...],
            import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
     from .diagnostics import SpecError, UsageError
@@ -190,6 +210,10 @@ _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
               help="The batch the artifact is specialised to (without --dynamic-batch).")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
               help="Load this state_dict (torch.save) instead of initialising the parameters.")
+@click.option("--weights-map", "weights_map", multiple=True, metavar="RULE",
+              help="Rename --weights' keys from another layout, in order: PATTERN=REPLACEMENT (a regular "
+                   "expression, e.g. '^module\\.=' or '^backbone\\.='), -PATTERN (leave those tensors out), or "
+                   "@FILE of rules, one per line (repeatable).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
               help="Seed of the default initialisation.")
 @click.option("--target", default="llvm", show_default=True,
@@ -207,7 +231,8 @@ _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
 @color_option
 @debug_option
 def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None, dynamic_batch: bool,
-                 outputs: str | None, batch: int, weights: Path | None, seed: int, target: str, tune: bool,
+                 outputs: str | None, batch: int, weights: Path | None, weights_map: tuple[str, ...], seed: int,
+                 target: str, tune: bool,
                  trials: int, trials_per_task: int | None,
                  tune_db: Path | None, layout: str, winograd: str, inputs: tuple[str, ...],
                  import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
@@ -219,14 +244,18 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
     if backend == "torch" and (tune or tune_db or target != "llvm" or layout != "auto" or winograd != "auto"):
         raise click.UsageError("--target, --tune, --tune-db, --layout and --winograd apply to --to tvm")
     taps = _names(outputs, "--outputs")
+    if weights_map and weights is None:
+        raise click.UsageError("--weights-map renames the keys of --weights; give --weights too")
     start = time.perf_counter()
     with _reported_errors(color, debug, "compiling"):
         network = _load(spec, inputs, import_path, max_layers)
         if taps:
             network = network.tapped(taps)
+        rules = _weights_map_rules(weights_map)
         if backend == "tvm":
             compiled = network.to_tvm(target, output or Path("build") / spec.stem, batch, trials if tune else 0,
                                       tune_db, layout=layout, winograd=winograd, seed=seed, weights=weights,
+                                      weights_map=rules,
                                       log=lambda line: click.echo(line, err=True), trials_per_task=trials_per_task)
             tuned = (f", {compiled.tuning.summary()}" if tune and compiled.tuning else
                      f", records from {tune_db}" if tune_db else "")
@@ -235,7 +264,8 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
             return
         fmt = _artifact_format(fmt, output)
         output = output or Path(f"{spec.stem}.{fmt}")
-        network.export(output, kind=fmt, dynamic_batch=dynamic_batch, batch=batch, seed=seed, weights=weights)
+        network.export(output, kind=fmt, dynamic_batch=dynamic_batch, batch=batch, seed=seed, weights=weights,
+                       weights_map=rules)
     graph = network.graph
     params = sum(graph.facts(node).params.params for node in graph.inference_nodes())  # what the artifact holds
     batch_axis = "N" if dynamic_batch else str(batch)

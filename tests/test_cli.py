@@ -35,7 +35,7 @@ def test_json_report_matches_schema_and_batch_scaling() -> None:
     report = Report.model_validate_json(out)
     assert report.totals.macs == 1_072_000
     data = json.loads(out)
-    assert set(data) == {"network", "inputs", "outputs", "training_outputs", "layers", "totals", "diagnostics"}
+    assert set(data) == {"network", "inputs", "outputs", "training_outputs", "layers", "taps", "totals", "diagnostics"}
     assert set(data["layers"][0]) == {"name", "op", "inputs", "shape", "params", "macs", "rf", "line",
                                       "training_only"}
     assert data["layers"][-1]["rf"] is None and data["inputs"] == {"x": [1, 40]}

@@ -160,7 +160,8 @@ def test_repeat_index_numbered_names_and_unnamed_instances(specs: SpecFiles) -> 
 
 @pytest.mark.parametrize(("body", "code", "fragment", "col"), [
     ("output y = x -> relu as _", "E209", "`relu` (an op) needs one", 25),
-    ("output y = x -> b x 2 as _", "E209", "a repeat's copies need one", 26),
+    ("output y = x -> relu x 2 as _", "E209", "`relu` (an op) needs one", 29),
+    ("output y = x -> b x 2 as _", "E202", "`conv1` is already used", 30),  # unnamed copies share the caller's names
     ("const i = 1\noutput y = x -> b x 2 for i", "E202", "repeat index `i` hides the constant or parameter `i`", 27),
     ("output y = x -> conv(4 * j, 1) x 2 for i", "E201", "unknown name `j`", 26),
     ("output y = x -> b as _ -> conv(4, 1) as conv1", "E202", "`conv1` is already used", 41),
@@ -170,3 +171,19 @@ def test_repeat_index_and_unnamed_instance_errors(specs: SpecFiles, body: str, c
     errors = specs.errors(f"block b() {{\n  return in -> conv(3, 1) as conv1\n}}\ninput x: 3 x 8 x 8\n{body}\n")
     assert [e.code for e in errors] == [code] and fragment in errors[0].message, errors[0].headline()
     assert errors[0].location is not None and errors[0].location.col == col, errors[0].headline()
+
+
+def test_numbered_blocks_number_what_they_do_not_name(specs: SpecFiles) -> None:
+    """As an nn.Sequential numbers its children: guarded-out layers take no number, unnamed instances and
+    repeats continue the numbering, a named repeat is one child."""
+    network = specs.load(
+        "block cbr(bn) {\n  return in -> conv(4, 3, padding=1) -> batchnorm if bn -> relu\n}\n"
+        "numbered block features(bn) {\n"
+        "  return in -> cbr(bn) x 2 as _ -> maxpool(2) -> cbr(false) -> relu x 2 as acts -> cbr(bn) x 2\n}\n"
+        "input x: 3 x 16 x 16\noutput y = x -> features(true) as features -> features(false) as plain\n")
+    assert names(network)[:16] == [
+        "features.0", "features.1", "features.2", "features.3", "features.4", "features.5", "features.6",
+        "features.7.conv1", "features.7.relu1", "features.acts.0", "features.acts.1",
+        "features.8.conv1", "features.8.batchnorm1", "features.8.relu1", "features.9.conv1", "features.9.batchnorm1"]
+    assert [name for name in names(network) if name.startswith("plain.")][:5] == [
+        "plain.0", "plain.1", "plain.2", "plain.3", "plain.4"]

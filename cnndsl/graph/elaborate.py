@@ -351,12 +351,13 @@ class Elaborator:
                            loc(env, layer.call.callee), hint=hint, notes=frame.trail)
             return [POISON]
         unnamed = layer.alias is not None and layer.alias.name == UNNAMED
-        if layer.alias is not None and unnamed and (block is None or layer.repeat is not None):
-            what = "a repeat's copies need" if layer.repeat is not None else f"`{callee}` (an op) needs"
-            self.sink.emit("E209", f"`as {UNNAMED}` gives a block instance no name of its own; {what} one",
-                           loc(env, layer.alias), hint="name it (`as name`) or leave the name out",
+        if layer.alias is not None and unnamed and block is None:
+            self.sink.emit("E209", f"`as {UNNAMED}` gives a block instance no name of its own; `{callee}` (an op) "
+                           "needs one", loc(env, layer.alias), hint="name it (`as name`) or leave the name out",
                            notes=frame.trail)
             return [POISON]
+        # In a `numbered block` an unnamed layer, block instance or repeated copy takes the next number.
+        numbered = frame.numbering is not None and layer.alias is None
         index = layer.repeat_index
         if index is not None and index.name in frame.values:
             self.sink.emit("E202", f"the repeat index `{index.name}` hides the constant or parameter `{index.name}`",
@@ -384,31 +385,43 @@ class Elaborator:
                 self.too_large(f"`{callee} x {count:,}` repeats past the limit of {self.limits.layers:,} layers",
                                loc(env, layer.repeat), frame)
             copies = count
-        base = layer.alias.name if layer.alias else self.names.auto_name(op.kind if op else callee, frame)
+        base = "" if unnamed or numbered else \
+            layer.alias.name if layer.alias else self.names.auto_name(op.kind if op else callee, frame)
         first = base if layer.repeat is None else f"{base}.0"  # a repeat names its copies base.0, base.1, ...
-        if layer.alias and not unnamed and self.names.taken(frame.prefix + first, loc(env, layer.alias), frame):
+        if base and layer.alias and self.names.taken(frame.prefix + first, loc(env, layer.alias), frame):
             return [POISON]
         given = current
         for copy in range(copies):
-            name = base if layer.repeat is None else f"{base}.{copy}"
+            name = None if unnamed else self.copy_name(base, copy if layer.repeat is not None else None, frame)
             self.step(where, frame)
             if index is not None:
-                numbered = replace(frame, values=frame.values.new_child({index.name: copy}))
-                args = self.binder.evaluate_args(layer.call, numbered, self.shapes(frame))
+                indexed = replace(frame, values=frame.values.new_child({index.name: copy}))
+                args = self.binder.evaluate_args(layer.call, indexed, self.shapes(frame))
             if args is None:
                 return [POISON]
             if block is not None:
                 current = self.expand_block(block, args, None if unnamed else name, current, frame, where)
             else:
-                assert op is not None
+                assert op is not None and name is not None
                 current = self.add_op(op, callee, args, name, current, frame, where)
             if POISON in current:
                 return current
-        if layer.repeat is not None and copies:
+        if layer.repeat is not None and copies and base:  # unnamed or numbered copies have no container
             self.graph.instances[frame.prefix + base] = Instance(name=frame.prefix + base, kind=REPEAT,
                                                                  inputs=tuple(given), input_names=("in",),
                                                                  output=current[0])
         return current
+
+    @staticmethod
+    def copy_name(base: str, copy: int | None, frame: Frame) -> str | None:
+        """The name of a layer or block instance (`copy`: its index in a repeat): `base`, `base.<copy>`, the
+        next number of a numbered body (no `base`)."""
+        if base:
+            return base if copy is None else f"{base}.{copy}"
+        assert frame.numbering is not None
+        number = frame.numbering[0]
+        frame.numbering[0] += 1
+        return str(number)
 
     def step(self, where: Location, frame: Frame) -> None:
         """Count one layer or block instance; a block that adds no layer still costs a step, so that
@@ -477,10 +490,12 @@ class Elaborator:
                 if default is None:
                     return [POISON]
                 values[param.name.name] = default
+        numbering = [0] if block.numbered else None  # a fresh count of this instance's layers
         if name is None:
             qualified = frame.prefix.removesuffix(".")
             prefix, path, called = frame.prefix, frame.block_path, f"in block `{callee}` called at {where}"
             reserved = frame.reserved | aliases(block.body)
+            numbering = frame.numbering or numbering  # its layers continue the caller's numbering
         else:
             qualified = frame.prefix + name
             if self.names.taken(qualified, where, frame):
@@ -499,6 +514,7 @@ class Elaborator:
             block_stack=(*frame.block_stack, callee),
             block_path=path,
             reserved=reserved,
+            numbering=numbering,
         )
         try:
             self.run_body(block.body, inner)

@@ -47,6 +47,8 @@ class Frame:
     block_stack: tuple[str, ...] = ()
     block_path: tuple[str, ...] = ()
     reserved: set[str] = field(default_factory=set)  # `as` names of this body: auto-names avoid them
+    # The next number of a `numbered block` (shared with the unnamed instances it calls), or None.
+    numbering: list[int] | None = None
     counters: dict[str, int] = field(default_factory=dict)
     # Tensors each statement of the running body assigns, and the statement running: a name used before
     # a later statement assigns it is reported as a use before definition.

@@ -192,6 +192,7 @@ class BlockDef(Node):
     name: Ident
     params: tuple[Param, ...]
     body: tuple[Statement, ...]
+    numbered: bool = False  # `numbered block`: its unnamed layers are named 0, 1, ... in order
 
 
 Statement = Annotated[

@@ -12,7 +12,7 @@ from ..limits import DEFAULT_LIMITS, MAX_INTEGER, Limits
 from . import ast as A
 
 # Tokens the handlers read; punctuation and keywords only mark where a rule starts and ends.
-VALUE_TOKENS = frozenset({"NAME", "INT", "FLOAT", "STRING", "ARROW", "COMPARE", "PLUS", "MINUS", "MUL_OP",
+VALUE_TOKENS = frozenset({"NAME", "INT", "FLOAT", "STRING", "ARROW", "COMPARE", "PLUS", "MINUS", "MUL_OP", "NUMBERED",
                           "SHAPE_LITERAL"})
 
 
@@ -140,9 +140,10 @@ class AstBuilder:
         return tuple(items)
 
     def block_def(self, meta: Meta, items: list[Any]) -> A.BlockDef:
-        name, *params, body = items
+        numbered = isinstance(items[0], Token) and items[0].type == "NUMBERED"
+        name, *params, body = items[1:] if numbered else items
         return A.construct(A.BlockDef, name=ident(name), params=tuple(p for p in params if p is not None), body=body,
-                          **_span(meta))
+                           numbered=numbered, **_span(meta))
 
     def param(self, meta: Meta, items: list[Any]) -> A.Param:
         default = items[1] if len(items) > 1 else None

@@ -113,19 +113,24 @@ class _Tree:
         return block
 
     def _numbered_chain(self, unit: Instance) -> bool:
-        """Whether a block's layers are named 0, 1, ... (`as 0`) and each feeds the next, from its one input
-        to its output: an nn.Sequential, indexable as torchvision's `downsample[0]`."""
+        """Whether a block's layers and block instances are named 0, 1, ... (a `numbered block`, or `as 0`)
+        and each feeds the next, from its one input to its output: an nn.Sequential, indexable as
+        torchvision's `features[0]` and `downsample[0]`."""
         children = self.children[unit.name]
         if [child.rpartition(".")[2] for child in children] != [str(i) for i in range(len(children))]:
             return False
-        if len(unit.inputs) != 1 or unit.output != children[-1]:
+        if len(unit.inputs) != 1:
             return False
         fed = unit.inputs[0]
         for child in children:
-            if child not in self.leaves or self.graph.node(child).inputs != (fed,):
+            inner = self.units.get(child)
+            if inner is not None and inner.inputs == (fed,):
+                fed = inner.output
+            elif child in self.leaves and self.graph.node(child).inputs == (fed,):
+                fed = child
+            else:
                 return False
-            fed = child
-        return True
+        return fed == unit.output
 
     def program(self, outputs: dict[str, str], running: set[str], named: bool = False) -> fx.Graph:
         """The network's forward computing `outputs` from every input, running the nodes in `running` only.

@@ -3,7 +3,9 @@ located at the layer it concerns, reported all at once."""
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,12 @@ from ...files import readable_file
 from ...graph.model import Graph
 from ...layout import fmt_shape
 
+KeyMap = Callable[[str], str | None]  # a stored key -> the module's key, or None to leave the tensor out
 
-def load_weights(module: nn.Module, graph: Graph, path: Path) -> None:
-    """Load a state_dict saved with torch.save; every mismatch is an E601 at the layer it concerns."""
+
+def load_weights(module: nn.Module, graph: Graph, path: Path, key_map: KeyMap | None = None) -> None:
+    """Load a state_dict saved with torch.save, its keys renamed by `key_map` first (a checkpoint of another
+    layout: `weights_map`); every mismatch is an E601 at the layer it concerns."""
     readable_file(path, "weights file")  # a FIFO or a device would hang or never end
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -32,13 +37,63 @@ def load_weights(module: nn.Module, graph: Graph, path: Path) -> None:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SpecError([Diagnostic("E601", f"{path} does not hold a state_dict (a dict of tensors)", None,
                                     "save one with torch.save(model.state_dict(), path)")])
+    renaming: list[Diagnostic] = []
+    if key_map is not None:
+        state, renaming = renamed(state, key_map, path)
     expected = module.state_dict()
-    problems = weight_mismatches(expected, state, graph, path)
+    problems = renaming + weight_mismatches(expected, state, graph, path)
     if problems:
         raise SpecError(problems)
     for dtype, count in converted_precisions(expected, state).items():
         warnings.warn(f"{count} tensor(s) of {path} are {dtype}; they are converted to float32", stacklevel=2)
     module.load_state_dict(state)
+
+
+def renamed(state: dict[str, Any], key_map: KeyMap, path: Path) -> tuple[dict[str, Any], list[Diagnostic]]:
+    """The state_dict with its keys mapped (those mapped to None left out); two keys mapped to one is E601."""
+    result: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    problems = []
+    for key, tensor in state.items():
+        new = key_map(key)
+        if new is None:
+            continue
+        if new in origin:
+            problems.append(Diagnostic("E601", f"`{origin[new]}` and `{key}` in {path} both map to `{new}`", None,
+                                       "make the weights map's rules tell them apart"))
+        origin[new] = key
+        result[new] = tensor
+    return result, problems
+
+
+def weights_map(rules: Sequence[str]) -> KeyMap:
+    """A key map from rules, applied in order to each key: `PATTERN=REPLACEMENT` substitutes a Python regular
+    expression (`^module\\.=` strips DataParallel's prefix, `^features\\.(\\d+)=stage.\\1`), `-PATTERN`
+    leaves out the tensors whose key matches (`-^fc\\.` keeps a checkpoint's classifier out).
+    UsageError for a rule that is not one of these."""
+    compiled: list[tuple[re.Pattern[str], str | None]] = []
+    for rule in rules:
+        drop = rule.startswith("-")
+        pattern, sep, replacement = (rule[1:], "", "") if drop else rule.partition("=")
+        if not drop and not sep:
+            raise UsageError(f"weights map rule {rule!r} is not PATTERN=REPLACEMENT or -PATTERN")
+        try:
+            regex = re.compile(pattern)
+            if not drop:
+                regex.sub(replacement, "")  # a bad back-reference shows only when substituting
+        except (re.error, IndexError) as exc:
+            raise UsageError(f"weights map rule {rule!r}: {exc}") from exc
+        compiled.append((regex, None if drop else replacement))
+
+    def apply(key: str) -> str | None:
+        for regex, replacement in compiled:
+            if replacement is None:
+                if regex.search(key):
+                    return None
+            else:
+                key = regex.sub(replacement, key)
+        return key
+    return apply
 
 
 def weight_mismatches(expected: dict[str, torch.Tensor], given: dict[str, Any], graph: Graph,
