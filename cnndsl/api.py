@@ -94,34 +94,42 @@ class Network:
 
     def export(self, path: str | Path, dynamic_batch: bool = False, batch: int = 1, seed: int | None = 0,
                weights: str | Path | None = None, kind: str | None = None,
-               weights_map: WeightsMap | None = None) -> Path:
+               weights_map: WeightsMap | None = None, fold_bn: bool = False) -> Path:
         """Write a deployable PyTorch artifact, its kind (`onnx` or `pt2`) chosen by `kind` or the suffix:
         ONNX (checked with onnx.checker) or a torch.export program. The batch axis is `batch`, or symbolic
-        with `dynamic_batch`; parameters as `to_torch`'s. The file appears whole or not at all."""
+        with `dynamic_batch`; parameters as `to_torch`'s. An ONNX file keeps each batch norm as a node (its
+        statistics stay visible and trainable) unless `fold_bn` folds it into the convolution before it.
+        The file appears whole or not at all."""
         path = Path(path)
         kind = kind or path.suffix.lstrip(".")
         if kind not in ARTIFACT_KINDS:
             raise ValueError(f"cannot tell the artifact kind of {path}: name it .onnx or .pt2, or give kind=")
         if batch < 1:
             raise ValueError(f"batch must be positive; got {batch}")
+        if fold_bn and kind != "onnx":
+            raise ValueError("fold_bn applies to ONNX; a .pt2 program keeps the module's operations as they are")
         require(f"exporting to .{kind}", *ARTIFACT_KINDS[kind])
         module = self.to_torch(seed=seed, weights=weights, weights_map=weights_map)
         from .backends.torch.export import save_onnx, save_program
         from .files import atomic_file
 
-        save = save_onnx if kind == "onnx" else save_program
         with atomic_file(path, "output") as temporary:
-            save(module, self.graph, temporary, batch=batch, dynamic_batch=dynamic_batch)
+            if kind == "onnx":
+                save_onnx(module, self.graph, temporary, batch=batch, dynamic_batch=dynamic_batch, fold_bn=fold_bn)
+            else:
+                save_program(module, self.graph, temporary, batch=batch, dynamic_batch=dynamic_batch)
         return path
 
     def to_tvm(self, target: str = "llvm", path: str | Path | None = None, batch: int = 1, tune: int = 0,
                tune_db: str | Path | None = None, layout: str = "auto", winograd: str = "auto", seed: int = 0,
                weights: str | Path | None = None, log: Callable[[str], None] | None = None,
-               trials_per_task: int | None = None, weights_map: WeightsMap | None = None) -> Compiled:
+               trials_per_task: int | None = None, weights_map: WeightsMap | None = None,
+               dynamic_batch: bool = False) -> Compiled:
         """Compile with Apache TVM for `target` (`llvm`, `cuda`, or a TVM target as a JSON dict) into the
         artifact directory `path` (default build/<name>), tuning `tune` trials first or applying the
-        records of the database `tune_db` (`trials_per_task` caps each kernel's share of the trials);
-        `.load()` on the result runs it (cnndsl.runtime)."""
+        records of the database `tune_db` (`trials_per_task` caps each kernel's share of the trials). With
+        `dynamic_batch` it takes any batch (untuned: tuned kernels are specialised to one). `.load()` on
+        the result runs it (cnndsl.runtime)."""
         if batch < 1:
             raise ValueError(f"batch must be positive; got {batch}")
         require("compiling with TVM", "tvm", "torch")
@@ -130,7 +138,8 @@ class Network:
         return compile_network(self.graph, self.weights(seed, weights, weights_map), target,
                                Path(path) if path is not None else Path("build") / self.name, batch, tune,
                                Path(tune_db) if tune_db is not None else None, log=log, layout=layout,
-                               trials_per_task=trials_per_task, winograd=winograd, seed=seed)
+                               trials_per_task=trials_per_task, winograd=winograd, seed=seed,
+                               dynamic_batch=dynamic_batch)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}: {fmt_shape(self.graph.shape(node))}" for name, node in self.graph.inputs.items())

@@ -202,7 +202,9 @@ _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
               help="Artifact to write (default: SPEC's name with the format's suffix here; build/NAME for tvm).")
 @click.option("--format", "fmt", type=click.Choice(sorted(_FORMATS)), default=None,
               help="torch only. pt2: torch.export program; onnx: ONNX (opset 18). Default: from -o's suffix, else pt2.")
-@click.option("--dynamic-batch", is_flag=True, help="torch only: make the batch axis dynamic in the artifact.")
+@click.option("--dynamic-batch", is_flag=True, help="Make the batch axis dynamic in the artifact.")
+@click.option("--fold-bn", is_flag=True,
+              help="onnx only: fold each batch norm into the convolution before it (kept as a node by default).")
 @click.option("--outputs", default=None, metavar="NAME,...",
               help="Return these layers' or block instances' tensors instead of the outputs (feature extraction; "
                    "`check --taps` reports them), e.g. --outputs layer2,layer3,layer4.")
@@ -231,16 +233,15 @@ _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
 @color_option
 @debug_option
 def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None, dynamic_batch: bool,
-                 outputs: str | None, batch: int, weights: Path | None, weights_map: tuple[str, ...], seed: int,
-                 target: str, tune: bool,
-                 trials: int, trials_per_task: int | None,
+                 fold_bn: bool, outputs: str | None, batch: int, weights: Path | None, weights_map: tuple[str, ...],
+                 seed: int, target: str, tune: bool, trials: int, trials_per_task: int | None,
                  tune_db: Path | None, layout: str, winograd: str, inputs: tuple[str, ...],
                  import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
     """Compile SPEC to a deployable artifact (checking it first; errors stop before any lowering)."""
     import time
 
-    if backend == "tvm" and (fmt or dynamic_batch):
-        raise click.UsageError("--format and --dynamic-batch apply to --to torch; a TVM artifact has a fixed batch")
+    if backend == "tvm" and (fmt or fold_bn):
+        raise click.UsageError("--format and --fold-bn apply to --to torch (a TVM build folds batch norm itself)")
     if backend == "torch" and (tune or tune_db or target != "llvm" or layout != "auto" or winograd != "auto"):
         raise click.UsageError("--target, --tune, --tune-db, --layout and --winograd apply to --to tvm")
     taps = _names(outputs, "--outputs")
@@ -255,17 +256,20 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
         if backend == "tvm":
             compiled = network.to_tvm(target, output or Path("build") / spec.stem, batch, trials if tune else 0,
                                       tune_db, layout=layout, winograd=winograd, seed=seed, weights=weights,
-                                      weights_map=rules,
+                                      weights_map=rules, dynamic_batch=dynamic_batch,
                                       log=lambda line: click.echo(line, err=True), trials_per_task=trials_per_task)
             tuned = (f", {compiled.tuning.summary()}" if tune and compiled.tuning else
                      f", records from {tune_db}" if tune_db else "")
-            click.echo(f"wrote {compiled.path}/ (TVM {compiled.target}, {compiled.layout.upper()}{tuned}) in "
-                       f"{time.perf_counter() - start:.1f} s")
+            any_batch = ", any batch" if dynamic_batch else ""
+            click.echo(f"wrote {compiled.path}/ (TVM {compiled.target}, {compiled.layout.upper()}{tuned}{any_batch}) "
+                       f"in {time.perf_counter() - start:.1f} s")
             return
         fmt = _artifact_format(fmt, output)
         output = output or Path(f"{spec.stem}.{fmt}")
+        if fold_bn and fmt != "onnx":
+            raise click.UsageError("--fold-bn applies to ONNX (-o NAME.onnx or --format onnx)")
         network.export(output, kind=fmt, dynamic_batch=dynamic_batch, batch=batch, seed=seed, weights=weights,
-                       weights_map=rules)
+                       weights_map=rules, fold_bn=fold_bn)
     graph = network.graph
     params = sum(graph.facts(node).params.params for node in graph.inference_nodes())  # what the artifact holds
     batch_axis = "N" if dynamic_batch else str(batch)

@@ -39,8 +39,9 @@ class Model:
 
     def __init__(self, path: Path, manifest: dict[str, Any], vm: Any, params: list[Any], device: Any):
         self.path, self.manifest, self._vm, self._params, self._device = path, manifest, vm, params, device
-        self.inputs: dict[str, tuple[int, ...]] = {k: tuple(v) for k, v in manifest["inputs"].items()}
-        self.outputs: dict[str, tuple[int, ...]] = {k: tuple(v) for k, v in manifest["outputs"].items()}
+        # A batch of None: the artifact takes any batch (compiled with --dynamic-batch).
+        self.inputs: dict[str, tuple[int | None, ...]] = {k: tuple(v) for k, v in manifest["inputs"].items()}
+        self.outputs: dict[str, tuple[int | None, ...]] = {k: tuple(v) for k, v in manifest["outputs"].items()}
 
     def __call__(self, *arrays: np.ndarray, **named: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
         import tvm
@@ -64,14 +65,22 @@ class Model:
         if len(arrays) != len(self.inputs):
             raise ArtifactError(f"{self.manifest['network']} takes {len(self.inputs)} input(s) "
                                 f"({', '.join(self.inputs)}); got {len(arrays)}")
+        batches = set()
         for (name, shape), array in zip(self.inputs.items(), arrays, strict=True):
-            if tuple(np.shape(array)) != shape:  # shapes written out here: the runtime imports no cnndsl module
-                raise ArtifactError(f"input `{name}` must be {' x '.join(map(str, shape))} (the artifact's batch "
-                                    f"is fixed at compile time); got {' x '.join(map(str, np.shape(array)))}")
+            given = tuple(np.shape(array))
+            fits = len(given) == len(shape) and all(d is None or d == g for d, g in zip(shape, given, strict=False))
+            if not fits or (shape[0] is None and given[0] < 1):
+                # shapes written out here: the runtime imports no cnndsl module
+                wanted = " x ".join("N" if d is None else str(d) for d in shape)
+                fixed = "any batch N >= 1" if shape[0] is None else "the artifact's batch is fixed at compile time"
+                raise ArtifactError(f"input `{name}` must be {wanted} ({fixed}); got {' x '.join(map(str, given))}")
+            batches.add(given[0])
+        if len(batches) > 1:
+            raise ArtifactError(f"the inputs must share one batch; got {', '.join(map(str, sorted(batches)))}")
         return list(arrays)
 
     def __repr__(self) -> str:
-        shapes = ", ".join(f"{k}: {'x'.join(map(str, v))}" for k, v in self.inputs.items())
+        shapes = ", ".join(f"{k}: {'x'.join('N' if d is None else str(d) for d in v)}" for k, v in self.inputs.items())
         return f"<cnndsl artifact {self.manifest['network']} ({shapes}) on {self.manifest['target_kind']}>"
 
 
@@ -127,8 +136,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 
 def _shapes(value: object) -> bool:
+    """Names to positive dimensions; the batch (the first) may be null: any batch (`--dynamic-batch`)."""
     return isinstance(value, dict) and bool(value) and all(
-        isinstance(k, str) and isinstance(v, list) and all(type(d) is int and d > 0 for d in v)
+        isinstance(k, str) and isinstance(v, list) and bool(v) and all(
+            (type(d) is int and d > 0) or (d is None and axis == 0) for axis, d in enumerate(v))
         for k, v in value.items())
 
 

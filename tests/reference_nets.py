@@ -357,9 +357,9 @@ class DenseNet(nn.Module):
             layers.append((f"denseblock{i + 1}", DenseBlock(count, channels, growth)))
             channels += count * growth
             if i != len(blocks) - 1:
-                layers.append((f"transition{i + 1}", nn.Sequential(
-                    nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, channels // 2, 1, bias=False),
-                    nn.AvgPool2d(2, 2))))
+                layers.append((f"transition{i + 1}", nn.Sequential(OrderedDict([  # torchvision's _Transition
+                    ("norm", nn.BatchNorm2d(channels)), ("relu", nn.ReLU(inplace=True)),
+                    ("conv", nn.Conv2d(channels, channels // 2, 1, bias=False)), ("pool", nn.AvgPool2d(2, 2))]))))
                 channels //= 2
         layers.append(("norm5", nn.BatchNorm2d(channels)))
         self.features = nn.Sequential(OrderedDict(layers))
@@ -618,3 +618,50 @@ class GoogLeNet(nn.Module):
             x = getattr(self, f"inception{name}")(x)
         x = self.inception5b(self.inception5a(self.maxpool4(x)))
         return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+
+
+VGG_CONFIGS = {"vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+
+
+class VGG(nn.Module):
+    """torchvision.models.vgg's layout for any configuration, with or without batch norm (vgg*_bn)."""
+
+    def __init__(self, convs: tuple[int, ...], bn: bool = False, num_classes: int = 1000) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for width, count in zip((64, 128, 256, 512, 512), convs, strict=True):
+            for _ in range(count):
+                layers += [nn.Conv2d(channels, width, 3, padding=1), *([nn.BatchNorm2d(width)] if bn else []),
+                           nn.ReLU(inplace=True)]
+                channels = width
+            layers.append(nn.MaxPool2d(2, 2))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(
+            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(),
+            nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(),
+            nn.Linear(4096, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+class AlexNet(nn.Module):
+    """torchvision.models.alexnet's layout."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2))
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(0.5), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
+            nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Linear(4096, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))

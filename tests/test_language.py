@@ -165,6 +165,9 @@ def test_repeat_index_numbered_names_and_unnamed_instances(specs: SpecFiles) -> 
     ("const i = 1\noutput y = x -> b x 2 for i", "E202", "repeat index `i` hides the constant or parameter `i`", 27),
     ("output y = x -> conv(4 * j, 1) x 2 for i", "E201", "unknown name `j`", 26),
     ("output y = x -> b as _ -> conv(4, 1) as conv1", "E202", "`conv1` is already used", 41),
+    ("output y = x -> b x 2 as layer{1}", "E209", "names the copies of a repeat by its index", 17),
+    ("output y = x -> b x 2 for i as layer{i - 1}", "E205", "non-negative integer; got -1", 38),
+    ("output y = x -> b x 2 for i as layer{i // 2}", "E202", "`layer0` is already used", 17),
 ])
 def test_repeat_index_and_unnamed_instance_errors(specs: SpecFiles, body: str, code: str, fragment: str,
                                                   col: int) -> None:
@@ -187,3 +190,10 @@ def test_numbered_blocks_number_what_they_do_not_name(specs: SpecFiles) -> None:
         "features.8.conv1", "features.8.batchnorm1", "features.8.relu1", "features.9.conv1", "features.9.batchnorm1"]
     assert [name for name in names(network) if name.startswith("plain.")][:5] == [
         "plain.0", "plain.1", "plain.2", "plain.3", "plain.4"]
+
+
+def test_a_name_template_names_each_copy_by_its_index(specs: SpecFiles) -> None:
+    network = specs.load("block d() {\n  return in -> conv(4, 1) as conv1\n}\n"
+                         "block db(n) {\n  return in -> d x n for i as denselayer{i + 1}\n}\n"
+                         "input x: 3 x 8 x 8\noutput y = x -> db(3) as denseblock1\n")
+    assert names(network) == [f"denseblock1.denselayer{i}.conv1" for i in (1, 2, 3)]

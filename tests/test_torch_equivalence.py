@@ -16,7 +16,10 @@ from cnndsl.backends.torch.export import example_inputs
 from tests.conftest import ROOT
 from tests.reference_nets import (
     RESNETS,
+    VGG,
     VGG16,
+    VGG_CONFIGS,
+    AlexNet,
     ConvNeXtTiny,
     DenseNet,
     EfficientNetV2S,
@@ -33,7 +36,7 @@ from tests.reference_nets import (
 
 # The bundled specs whose names are torchvision's (`as` names, numbered blocks, `x n for i` repeats).
 NAMED_AS_TORCHVISION = {"vgg16", "resnet18", "mobilenet_v2", "squeezenet1_0", "squeezenet1_1", "shufflenet_v2_x1_0",
-                        "googlenet", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_v2_s"}
+                        "googlenet", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_v2_s", "densenet121"}
 
 
 def copy_by_position(source: nn.Module, target: nn.Module) -> None:
@@ -108,6 +111,24 @@ def test_torchvision_checkpoints_load_strictly_and_give_the_same_outputs(spec: s
         expected = ref(*inputs)
         torch.testing.assert_close(ours(*inputs), expected, rtol=0, atol=1e-5)
         torch.testing.assert_close(loaded(*inputs), expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec", [pytest.param(f"{name}{bn}", marks=[pytest.mark.slow] * (f"{name}{bn}" != "vgg11_bn"))
+                                  for name in VGG_CONFIGS for bn in ("", "_bn")] + ["alexnet"])
+def test_torchvision_vgg_and_alexnet_checkpoints_load_strictly(spec: str) -> None:
+    """Every VGG (numbered `features` filled by unnamed stages) and AlexNet: torchvision's keys, both ways."""
+    network = cnndsl.load(ROOT / "specs" / f"{spec}.cnn", inputs={"image": (3, 64, 64)})
+    torch.manual_seed(0)
+    ref = AlexNet() if spec == "alexnet" else VGG(VGG_CONFIGS[spec.removesuffix("_bn")], bn=spec.endswith("_bn"))
+    ref.eval()
+    randomise_batch_norm_statistics(ref)
+    ours = network.to_torch(seed=1)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ref.load_state_dict(ours.state_dict(), strict=True)  # and the other way
+    inputs = example_inputs(network.graph, batch=2)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(*inputs), ref(*inputs), rtol=0, atol=1e-5)
 
 
 def test_convnext_equals_torchvisions_layout() -> None:

@@ -95,8 +95,27 @@ def test_exported_program_loads_and_runs_without_cnndsl(tmp_path: Path) -> None:
     assert done.stdout.strip() == "(2, 10)"
 
 
+@pytest.mark.parametrize("fold_bn", [False, True])
+def test_onnx_nodes_carry_the_spec_names_and_batch_norm_stays_unless_folded(fold_bn: bool, tmp_path: Path) -> None:
+    network = cnndsl.load(ROOT / "specs" / "resnet18.cnn", inputs={"image": (3, 32, 32)})
+    network.export(tmp_path / "r.onnx", batch=2, fold_bn=fold_bn)
+    model = onnx.load(str(tmp_path / "r.onnx"))
+    names = [node.name for node in model.graph.node]
+    ops = [node.op_type for node in model.graph.node]
+    assert ops.count("BatchNormalization") == (0 if fold_bn else 20)
+    assert names[:4] == (["conv1+bn1", "relu1", "maxpool", "layer1.0.conv1+layer1.0.bn1"] if fold_bn else
+                         ["conv1", "bn1", "relu1", "maxpool"])
+    downsample = "layer2.0.downsample.0+layer2.0.downsample.1" if fold_bn else "layer2.0.downsample.0"
+    assert {downsample, "layer4.1.add1", "fc"} <= set(names) and len(set(names)) == len(names)
+    session = onnxruntime.InferenceSession(str(tmp_path / "r.onnx"), providers=["CPUExecutionProvider"])
+    (x,) = example_inputs(network.graph, batch=2)
+    np.testing.assert_allclose(session.run(None, {"image": x.numpy()})[0],
+                               network.to_torch()(x).detach().numpy(), atol=1e-4)
+
+
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["-o", "x.onnx", "--format", "pt2"], 2, "--format pt2 but the output x.onnx ends in .onnx"),
+    (["-o", "x.pt2", "--fold-bn"], 2, "--fold-bn applies to ONNX"),
     (["--weights", "missing.pt"], 2, "weights file missing.pt: no such file"),
     (["--to", "caffe"], 2, "Invalid value for '--to'"),
 ])

@@ -44,3 +44,23 @@ def test_torchinfo_mult_adds_and_params(specs: SpecFiles, batch: int) -> None:
         assert report.totals.params == stats.total_params
         with torch.no_grad():
             assert list(module(torch.zeros(1, *shape)).shape[1:]) == list(report.outputs.values())[0]
+
+
+def test_torchinfo_shows_every_block_instance_with_its_shape_at_any_depth() -> None:
+    """Block instances are modules with forwards: torchinfo's depth=2 table shows each stage and block
+    with its output shape and parameters, as for torchvision's ResNet-18."""
+    from tests.conftest import ROOT
+    from tests.reference_nets import ResNet18
+
+    network = cnndsl.load(ROOT / "specs" / "resnet18.cnn", inputs={"image": (3, 64, 64)})
+    ours = summary(network.to_torch(), input_size=(1, 3, 64, 64), depth=2, verbose=0)
+    theirs = summary(ResNet18(), input_size=(1, 3, 64, 64), depth=2, verbose=0)
+
+    def rows(info: object) -> list[tuple[str, list[int], int]]:
+        return [(layer.var_name, layer.output_size, layer.num_params) for layer in info.summary_list  # type: ignore[attr-defined]
+                if layer.depth <= 2 and layer.num_params]
+
+    assert [row for row in rows(ours) if row[0].startswith("layer")] == \
+        [row for row in rows(theirs) if row[0].startswith("layer")]
+    assert ("layer3", [1, 256, 4, 4], 2_099_712) in rows(ours)
+    assert ours.total_params == theirs.total_params and ours.total_mult_adds == theirs.total_mult_adds

@@ -28,7 +28,7 @@ from cnndsl.backends.tvm.tune import TuningReport
 from cnndsl.cli import main
 from cnndsl.diagnostics import SpecError
 from cnndsl.ops import REGISTRY
-from tests.conftest import SPECS, SpecFiles, assert_artifact_runs_without_the_compiler
+from tests.conftest import ROOT, SPECS, SpecFiles, assert_artifact_runs_without_the_compiler
 from tests.test_ops import CASES
 from tests.test_torch_backend import EXTRA_CASES, SPEC_FILES
 
@@ -366,8 +366,10 @@ def test_run_usage_errors(args: list[str], message: str, tmp_path: Path, monkeyp
 
 
 def test_compile_option_mistakes_are_usage_errors() -> None:
-    result = runner.invoke(main, ["compile", str(SPECS / "mnist1d.cnn"), "--to", "tvm", "--dynamic-batch"])
-    assert result.exit_code == 2 and "fixed batch" in result.output
+    result = runner.invoke(main, ["compile", str(SPECS / "mnist1d.cnn"), "--to", "tvm", "--dynamic-batch", "--tune"])
+    assert result.exit_code == 2 and "tuned kernels are specialised to one batch" in result.output
+    result = runner.invoke(main, ["compile", str(SPECS / "mnist1d.cnn"), "--to", "tvm", "--fold-bn"])
+    assert result.exit_code == 2 and "apply to --to torch" in result.output
     result = runner.invoke(main, ["compile", str(SPECS / "mnist1d.cnn"), "--target", "cuda"])
     assert result.exit_code == 2 and "apply to --to tvm" in result.output
     for target in ('{"kind": "nope"}', '{"kind": "llvm", "mcpu": 3}', "{not json"):
@@ -426,3 +428,23 @@ def test_training_outputs_are_not_compiled(specs: SpecFiles) -> None:
     lowered = build_relax(network.graph, network.weights())
     assert list(lowered.output_shapes) == ["y"] and not any("linear" in name for name in lowered.param_names)
     assert_same(network, batch=2)
+
+
+@pytest.mark.parametrize("spec", ["resnet18", "unet", "googlenet"])
+def test_a_dynamic_batch_artifact_runs_at_any_batch(spec: str, tmp_path: Path) -> None:
+    """A symbolic batch in Relax: one artifact, run at batch 1 and 7, equal to PyTorch; the manifest says
+    null for the batch, and the runtime refuses inputs of different batches."""
+    small = {"resnet18": (3, 32, 32), "unet": (1, 188, 188), "googlenet": (3, 64, 64)}
+    network = cnndsl.load(ROOT / "specs" / f"{spec}.cnn", inputs={"image": small[spec]})
+    result = runner.invoke(main, ["compile", str(ROOT / "specs" / f"{spec}.cnn"), "--to", "tvm", "--dynamic-batch",
+                                  "--input", "image=" + "x".join(map(str, small[spec])), "-o", str(tmp_path / "a")])
+    assert result.exit_code == 0 and "any batch" in result.output, result.output
+    model = cnndsl.runtime.load(tmp_path / "a")
+    assert model.inputs["image"] == (None, *small[spec]) and next(iter(model.outputs.values()))[0] is None
+    module = network.to_torch()
+    for batch in (1, 7):
+        (x,) = example_inputs(network.graph, batch=batch)
+        np.testing.assert_allclose(model(x.numpy()), module(x).detach().numpy(), atol=2e-5)
+    if spec == "resnet18":
+        with pytest.raises(cnndsl.runtime.ArtifactError, match=r"must be N x 3 x 32 x 32 \(any batch N >= 1\)"):
+            model(np.zeros((2, 3, 16, 16), np.float32))

@@ -92,7 +92,7 @@ FIGURES: list[Figure] = [
     Figure("shufflenet_v2_x1_0", "shape:stage4.3.channel_shuffle1", (464, 7, 7), "Ma et al. 2018, Table 5"),
     Figure("densenet121", "params", 7_978_856, TORCHVISION),
     Figure("densenet121", "macs", 2_834_161_664, TORCHVISION + " (docs: 2.83 GFLOPS)"),
-    Figure("densenet121", "shape:densenet121.norm5", (1024, 7, 7), "Huang et al. 2017, Table 1"),
+    Figure("densenet121", "shape:features.norm5", (1024, 7, 7), "Huang et al. 2017, Table 1"),
     Figure("densenet169", "params", 14_149_480, TORCHVISION),
     Figure("densenet169", "macs", 3_359_843_328, TORCHVISION + " (docs: 3.36 GFLOPS)"),
     Figure("mobilenet_v3_large", "params", 5_483_032, TORCHVISION),

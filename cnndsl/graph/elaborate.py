@@ -363,6 +363,11 @@ class Elaborator:
             self.sink.emit("E202", f"the repeat index `{index.name}` hides the constant or parameter `{index.name}`",
                            loc(env, index), hint="give the index another name", notes=frame.trail)
             return [POISON]
+        templated = layer.alias_index is not None  # `x n for i as layer{i + 1}`
+        if templated and (index is None or layer.alias is None):
+            self.sink.emit("E209", "a name with `{...}` names the copies of a repeat by its index", loc(env, layer),
+                           hint="write `x n for i as name{i + 1}`", notes=frame.trail)
+            return [POISON]
         args: list[tuple[A.Arg, Value]] | None = []
         if index is None:  # evaluated once; with an index, once per copy (below)
             args = self.binder.evaluate_args(layer.call, frame, self.shapes(frame))
@@ -385,19 +390,22 @@ class Elaborator:
                 self.too_large(f"`{callee} x {count:,}` repeats past the limit of {self.limits.layers:,} layers",
                                loc(env, layer.repeat), frame)
             copies = count
-        base = "" if unnamed or numbered else \
+        base = "" if unnamed or numbered or templated else \
             layer.alias.name if layer.alias else self.names.auto_name(op.kind if op else callee, frame)
         first = base if layer.repeat is None else f"{base}.0"  # a repeat names its copies base.0, base.1, ...
         if base and layer.alias and self.names.taken(frame.prefix + first, loc(env, layer.alias), frame):
             return [POISON]
         given = current
         for copy in range(copies):
-            name = None if unnamed else self.copy_name(base, copy if layer.repeat is not None else None, frame)
+            name = None if unnamed or templated else \
+                self.copy_name(base, copy if layer.repeat is not None else None, frame)
             self.step(where, frame)
             if index is not None:
                 indexed = replace(frame, values=frame.values.new_child({index.name: copy}))
                 args = self.binder.evaluate_args(layer.call, indexed, self.shapes(frame))
-            if args is None:
+                if templated:
+                    name = self.templated_name(layer, indexed)
+            if args is None or (templated and name is None):
                 return [POISON]
             if block is not None:
                 current = self.expand_block(block, args, None if unnamed else name, current, frame, where)
@@ -411,6 +419,19 @@ class Elaborator:
                                                                  inputs=tuple(given), input_names=("in",),
                                                                  output=current[0])
         return current
+
+    def templated_name(self, layer: A.Layer, frame: Frame) -> str | None:
+        """`name{expr}` for one copy of a repeat (`frame` binds its index): the name followed by the value,
+        a non-negative integer (`denselayer{i + 1}` names torchvision's `denselayer1`, `denselayer2`, ...)."""
+        assert layer.alias is not None and layer.alias_index is not None
+        value = self.constants.evaluate(layer.alias_index, frame.values, frame.env, frame.trail, self.shapes(frame))
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            self.sink.emit("E205", f"the number in a name is a non-negative integer; got {fmt_value(value)}",
+                           loc(frame.env, layer.alias_index), notes=frame.trail)
+            return None
+        return f"{layer.alias.name}{value}"
 
     @staticmethod
     def copy_name(base: str, copy: int | None, frame: Frame) -> str | None:

@@ -105,6 +105,7 @@ class Layer(Node):
     repeat: Expr | None = None
     repeat_index: Ident | None = None  # `x n for i`: the name of the copy's index in its arguments
     alias: Ident | None = None  # `as name`; `as _`: a block instance whose layers take the caller's names
+    alias_index: Expr | None = None  # `x n for i as layer{i + 1}`: each copy named `layer<value>`
     guard: Expr | None = None
 
 

@@ -194,6 +194,9 @@ class AstBuilder:
     def alias(self, meta: Meta, items: list[Any]) -> tuple[str, Any]:
         return ("alias", ident(items[0]))
 
+    def alias_template(self, meta: Meta, items: list[Any]) -> list[tuple[str, Any]]:
+        return [("alias", ident(items[0])), ("alias_index", items[1])]
+
     def guard(self, meta: Meta, items: list[Any]) -> tuple[str, Any]:
         return ("guard", items[0])
 

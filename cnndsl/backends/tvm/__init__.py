@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import tvm
+import tvm.tirx
 
 from ...diagnostics import UsageError
 from ...graph.model import Graph
@@ -43,11 +44,13 @@ class Compiled:
 
 
 def _prepared(graph: Graph, state: Mapping[str, np.ndarray], target_name: str, batch: int, layout: str,
-              winograd: str, tuned: bool) -> tuple[tvm.target.Target, Lowered, Layout, tvm.IRModule]:
+              winograd: str, tuned: bool, dynamic_batch: bool = False
+              ) -> tuple[tvm.target.Target, Lowered, Layout, tvm.IRModule]:
     check_supported(graph)  # every unsupported op, located
     check_indexable(graph, batch)
     target = make_target(target_name)
-    lowered = build_relax(graph, state, batch)
+    # A dynamic batch is a symbolic dimension of every tensor in Relax: the kernels loop over it at run time.
+    lowered = build_relax(graph, state, tvm.tirx.Var("batch", "int64") if dynamic_batch else batch)
     module, chosen = prepared(lowered, target, layout, winograd, tuned)
     return target, lowered, chosen, module
 
@@ -72,15 +75,20 @@ def check_indexable(graph: Graph, batch: int) -> None:
 def compile_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: str, out_dir: Path, batch: int = 1,
                     trials: int = 0, database_dir: Path | None = None, log: Callable[[str], None] | None = None,
                     layout: str = "auto", trials_per_task: int | None = None, winograd: str = "auto",
-                    seed: int = 0) -> Compiled:
+                    seed: int = 0, dynamic_batch: bool = False) -> Compiled:
     """Lower, (tune,) compile and write the artifact of a checked network's `graph` with the weights
     `state` (named as the PyTorch module's state_dict: `Network.weights()`). Tuning records are applied
     when tuning now (`trials`, searching from `seed`) or when a database is named (`database_dir`, from
-    `cnndsl tune`); `log` gets tuning's progress lines."""
+    `cnndsl tune`); `log` gets tuning's progress lines. With `dynamic_batch` the artifact takes any batch
+    (`batch` is then only the one its tensor sizes are checked at)."""
     start = time.perf_counter()
     check_artifact_target(out_dir)  # a bad -o fails now, not after minutes of tuning
     tuned = trials > 0 or database_dir is not None
-    target, lowered, chosen, module = _prepared(graph, state, target_name, batch, layout, winograd, tuned)
+    if dynamic_batch and tuned:
+        raise UsageError("tuned kernels are specialised to one batch; compile a dynamic batch without tuning "
+                         "(TVM's default schedules), or tune and compile for the batch you serve")
+    target, lowered, chosen, module = _prepared(graph, state, target_name, batch, layout, winograd, tuned,
+                                                dynamic_batch)
     report, database = None, None
     if tuned:
         database, report = tune(module, target, database_dir or default_database_dir(), trials,

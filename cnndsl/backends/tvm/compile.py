@@ -99,14 +99,19 @@ def write_artifact(program: Program, lowered: Lowered, target: tvm.target.Target
             "format": FORMAT, "version": VERSION, "network": network,
             "graph_sha256": graph_sha256, "target": str(target), "target_kind": target.kind.name,
             "device": "cuda" if target.kind.name == "cuda" else "cpu", "dtype": "float32", "layout": program.layout,
-            "inputs": {name: list(shape) for name, shape in lowered.input_shapes.items()},
-            "outputs": {name: list(shape) for name, shape in lowered.output_shapes.items()},
+            "inputs": {name: manifest_shape(shape) for name, shape in lowered.input_shapes.items()},
+            "outputs": {name: manifest_shape(shape) for name, shape in lowered.output_shapes.items()},
             "params": program.param_names, "tuning": asdict(tuning) if tuning else None,
             "tvm": tvm.__version__,
             "files": {name: file_sha256(staging / name) for name in (LIBRARY, PARAMS)},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return out_dir
+
+
+def manifest_shape(shape: tuple[Any, ...]) -> list[int | None]:
+    """A batched shape for the manifest: a symbolic batch (`--dynamic-batch`) is null."""
+    return [d if isinstance(d, int) else None for d in shape]
 
 
 def nvcc_available() -> bool:

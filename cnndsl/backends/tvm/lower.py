@@ -1,6 +1,6 @@
 """Build a Relax IRModule from a checked network, directly from the graph (not through torch.export).
 
-`main(inputs..., params...)` takes the network's inputs at a fixed batch, then the parameters in the
+`main(inputs..., params...)` takes the network's inputs at a fixed batch (or a symbolic one), then the parameters in the
 order `Lowered.param_names` lists them; it returns one tensor, or a tuple for several outputs.
 """
 
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tvm
+import tvm.tirx
 from tvm import relax
 
 from ...diagnostics import SpecError
@@ -26,8 +28,8 @@ class Lowered:
     module: tvm.IRModule
     param_names: list[str]
     param_values: list[np.ndarray]
-    input_shapes: dict[str, tuple[int, ...]]  # batched
-    output_shapes: dict[str, tuple[int, ...]]  # batched
+    input_shapes: dict[str, tuple[Any, ...]]  # batched: the batch an int, or a variable (dynamic)
+    output_shapes: dict[str, tuple[Any, ...]]
 
 
 # Relax has no adaptive max pooling: it is lowered one output cell at a time (`lowerings.adaptive_maxpool`),
@@ -51,7 +53,7 @@ def check_supported(graph: Graph) -> None:
         raise SpecError(missing)
 
 
-def build_relax(graph: Graph, state: Mapping[str, np.ndarray], batch: int = 1) -> Lowered:
+def build_relax(graph: Graph, state: Mapping[str, np.ndarray], batch: int | tvm.tirx.Var = 1) -> Lowered:
     """Lower every layer (after checking they all can be) with `state` (the PyTorch backend's state_dict
     as numpy arrays) as the weights."""
     check_supported(graph)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import tvm.tirx
 from tvm import relax
 from tvm.relax import op as R
 
@@ -42,7 +43,7 @@ class Emitter:
 
     builder: relax.BlockBuilder
     state: Mapping[str, np.ndarray]
-    batch: int
+    batch: int | tvm.tirx.Var  # a variable for a dynamic batch
     params: list[relax.Var] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     values: list[np.ndarray] = field(default_factory=list)
