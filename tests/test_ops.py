@@ -86,6 +86,7 @@ CASES = [
     ("flatten", "16 x 4 x 4", [256], 0, 0, None),
     ("linear(10)", "60", [10], 610, 600, None),
     ("linear(10, bias=false)", "60", [10], 600, 600, None),
+    ("linear(12, over=channels)", "8 x 5 x 5", [12, 5, 5], 108, 8 * 12 * 25, (1, 1, 0)),  # ConvNeXt's MLP
     ("crop(3)", "2 x 7 x 7", [2, 3, 3], 0, 0, (1, 1, -2)),
     ("identity", "2 x 7 x 7", [2, 7, 7], 0, 0, (1, 1, 0)),
     # channel splits (ShuffleNet, CSP, Darknet's grouped route) and a spatial slice (shifts like a crop)

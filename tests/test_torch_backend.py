@@ -292,3 +292,9 @@ def test_convnext_parts_compute_what_torchvision_computes(specs: SpecFiles) -> N
     kept = [bool(y[i].abs().sum() > 0) for i in range(64)]
     assert 10 < sum(kept) < 54  # about half of the samples survive
     assert all(torch.allclose(y[i], norm[i], atol=1e-5) for i in range(64) if kept[i])  # 0.5 scale / (1 - 0.5)
+
+    mlp = specs.load("input x: 8 x 5 x 5\noutput y = x -> linear(12, over=channels) as fc\n", name="mlp.cnn").to_torch()
+    assert tuple(mlp.state_dict()["fc.weight"].shape) == (12, 8)  # nn.Linear's weights, not a 1x1 convolution's
+    with torch.no_grad():
+        expected = torch.nn.functional.linear(x.permute(0, 2, 3, 1), mlp.fc.weight, mlp.fc.bias).permute(0, 3, 1, 2)
+        assert torch.allclose(mlp(x), expected, atol=1e-6)

@@ -3,6 +3,7 @@ copy the weights across by position, then the outputs and state_dict shapes must
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,7 +37,8 @@ from tests.reference_nets import (
 
 # The bundled specs whose names are torchvision's (`as` names, numbered blocks, `x n for i` repeats).
 NAMED_AS_TORCHVISION = {"vgg16", "resnet18", "mobilenet_v2", "squeezenet1_0", "squeezenet1_1", "shufflenet_v2_x1_0",
-                        "googlenet", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_v2_s", "densenet121"}
+                        "googlenet", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_v2_s", "densenet121",
+                        "densenet169"}
 
 
 def copy_by_position(source: nn.Module, target: nn.Module) -> None:
@@ -61,8 +63,9 @@ def randomise_batch_norm_statistics(module: nn.Module) -> None:
     ("densenet121", DenseNet, 1), ("mobilenet_v3_large", MobileNetV3, 2),
     ("mobilenet_v3_small", lambda: MobileNetV3("small"), 2), ("efficientnet_v2_s", EfficientNetV2S, 1),
     ("googlenet", GoogLeNet, 2),
+    pytest.param("densenet169", lambda: DenseNet((6, 12, 32, 32)), 1, marks=pytest.mark.slow),
 ], ids=["lenet5", "vgg16", "resnet18", "unet", "mobilenet_v2", "squeezenet1_0", "squeezenet1_1", "shufflenet_v2",
-        "densenet121", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_v2_s", "googlenet"])
+        "densenet121", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_v2_s", "googlenet", "densenet169"])
 def test_compiled_module_equals_the_hand_written_one(spec: str, reference: Callable[[], nn.Module],
                                                      batch: int) -> None:
     """Specs named as torchvision names its modules load the reference's state_dict strictly, both ways;
@@ -131,32 +134,25 @@ def test_torchvision_vgg_and_alexnet_checkpoints_load_strictly(spec: str) -> Non
         torch.testing.assert_close(ours(*inputs), ref(*inputs), rtol=0, atol=1e-5)
 
 
-def test_convnext_equals_torchvisions_layout() -> None:
-    """torchvision's ConvNeXt-T applies nn.Linear to channels-last tensors and keeps each block's layer
-    scale as a (C, 1, 1) parameter registered before the block: the weights copy across with those two
-    reshapes and that one move, then the outputs agree."""
+def test_convnext_loads_torchvisions_checkpoint_with_its_one_rename(tmp_path: Path) -> None:
+    """ConvNeXt-T's names are torchvision's but for the layer scale, a bare parameter of torchvision's
+    block and a layer's weight here: one weights-map rule, then the checkpoint loads strictly and the
+    outputs agree (its MLP is nn.Linear on channels-last tensors in both)."""
     network = cnndsl.load(ROOT / "specs" / "convnext_tiny.cnn", inputs={"image": (3, 64, 64)})
     torch.manual_seed(0)
     ref = ConvNeXtTiny().eval()
     for name, parameter in ref.named_parameters():
         if name.endswith("layer_scale"):
             parameter.data.uniform_(0.5, 1.5)  # 1e-6 would hide a wrong residual branch
-    theirs, scale = [], None
-    for key, value in ref.state_dict().items():  # each layer scale after its block's 8 tensors, where ours is
-        if key.endswith("layer_scale"):
-            scale = (key, value)
-            continue
-        theirs.append((key, value))
-        if scale is not None and key.endswith("block.5.bias"):
-            theirs.append(scale)
-            scale = None
     ours = network.to_torch(seed=1)
-    state = ours.state_dict()
-    assert len(state) == len(theirs)
-    ours.load_state_dict({key: value.reshape(state[key].shape) for key, (_, value) in zip(state, theirs, strict=True)})
+    rename = [r"layer_scale$=layer_scale.weight"]
+    assert sorted(ours.state_dict()) == sorted(re.sub(r"layer_scale$", "layer_scale.weight", key)
+                                               for key in ref.state_dict())
+    torch.save(ref.state_dict(), tmp_path / "convnext.pt")
+    loaded = network.to_torch(weights=tmp_path / "convnext.pt", weights_map=rename)
     x = example_inputs(network.graph, batch=2)
     with torch.no_grad():
-        torch.testing.assert_close(ours(*x), ref(*x), rtol=0, atol=1e-4)
+        torch.testing.assert_close(loaded(*x), ref(*x), rtol=0, atol=1e-4)
 
 
 def weight_macs(module: nn.Module, x: torch.Tensor) -> tuple[int, int]:

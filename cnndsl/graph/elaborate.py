@@ -472,7 +472,7 @@ class Elaborator:
         if self.names.taken(qualified, where, frame):  # e.g. a repeat's copies meeting another repeat's, `as` both
             return [POISON]
         self.add_node(Node(name=qualified, op=callee, params=params, inputs=tuple(current), location=where,
-                            block_path=frame.block_path, block_kinds=frame.block_stack, trail=frame.trail))
+                            trail=frame.trail))
         return [qualified]
 
     # ---- blocks ---------------------------------------------------------------------------------
@@ -514,7 +514,7 @@ class Elaborator:
         numbering = [0] if block.numbered else None  # a fresh count of this instance's layers
         if name is None:
             qualified = frame.prefix.removesuffix(".")
-            prefix, path, called = frame.prefix, frame.block_path, f"in block `{callee}` called at {where}"
+            prefix, called = frame.prefix, f"in block `{callee}` called at {where}"
             reserved = frame.reserved | aliases(block.body)
             numbering = frame.numbering or numbering  # its layers continue the caller's numbering
         else:
@@ -522,8 +522,7 @@ class Elaborator:
             if self.names.taken(qualified, where, frame):
                 return [POISON]
             self.names.instances[qualified] = where
-            prefix, path, called = qualified + ".", (*frame.block_path, qualified), \
-                f"in block `{callee}` called as `{qualified}` at {where}"
+            prefix, called = qualified + ".", f"in block `{callee}` called as `{qualified}` at {where}"
             reserved = aliases(block.body)
         inner = Frame(
             env=info.env,
@@ -533,7 +532,6 @@ class Elaborator:
             prefix=prefix,
             trail=(*frame.trail, called),
             block_stack=(*frame.block_stack, callee),
-            block_path=path,
             reserved=reserved,
             numbering=numbering,
         )

@@ -28,8 +28,6 @@ class Node(BaseModel):
     params: OpParams | None  # None for inputs
     inputs: tuple[str, ...]  # producer node names, in argument order
     location: Location
-    block_path: tuple[str, ...] = ()  # enclosing block instances, outermost first: ("layer1", "layer1.0")
-    block_kinds: tuple[str, ...] = ()  # the block each of those instances is: ("stage", "basic")
     trail: tuple[str, ...] = ()  # "in block `basic` called at file:line:col", outermost first
     shape: tuple[int, ...] | None = None  # declared shape, inputs only
 

@@ -45,7 +45,6 @@ class Frame:
     prefix: str = ""
     trail: tuple[str, ...] = ()
     block_stack: tuple[str, ...] = ()
-    block_path: tuple[str, ...] = ()
     reserved: set[str] = field(default_factory=set)  # `as` names of this body: auto-names avoid them
     # The next number of a `numbered block` (shared with the unnamed instances it calls), or None.
     numbering: list[int] | None = None

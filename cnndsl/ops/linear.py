@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from math import prod
+from typing import Literal
+
 from ..layout import fmt_shape
 from .base import (
     DESCRIBE_BOOL,
@@ -22,6 +25,7 @@ class LinearParams(OpParams):
     features: PositiveInt
     bias: bool = True
     frozen: bool = False
+    over: Literal["flat", "channels"] = "flat"  # channels: each position's channels (ConvNeXt's MLP)
 
 
 @register()
@@ -30,23 +34,33 @@ class Linear(Op):
     Params = LinearParams
     positional = ("features",)
     family = "linear"
-    summary = "Fully connected layer on a flat (1-D) per-sample input."
-    descriptions = {"features": DESCRIBE_POSITIVE, "bias": DESCRIBE_BOOL, "frozen": DESCRIBE_BOOL}
+    summary = ("Fully connected layer on a flat (1-D) per-sample input, or with `over=channels` on each "
+               "position's channels (nn.Linear on a channels-last tensor, as ConvNeXt's MLP: a 1x1 convolution's "
+               "numbers, nn.Linear's weights).")
+    descriptions = {"features": DESCRIBE_POSITIVE, "bias": DESCRIBE_BOOL, "frozen": DESCRIBE_BOOL,
+                    "over": "`flat` (a 1-D input) or `channels` (each position's channels)"}
 
     overwritable_output = True
 
     def output_shape(self, p: LinearParams, inputs: tuple[Shape, ...]) -> Shape:
         x = inputs[0]
+        if p.over == "channels":
+            return (p.features, *x[1:])
         if len(x) != 1:
             raise ShapeError("E300", f"`linear` expects a flat input (features); got {fmt_shape(x)}",
-                             hint="insert `flatten` (or `global_avgpool -> flatten`) before `linear`")
+                             hint="insert `flatten` (or `global_avgpool -> flatten`) before `linear`, or apply it "
+                                  "to each position's channels with `linear(n, over=channels)`")
         return (p.features,)
 
     def param_count(self, a: Attrs[LinearParams]) -> ParamCount:
         return ParamCount(a.x[0] * a.p.features + (a.p.features if a.p.bias else 0))
 
     def macs(self, a: Attrs[LinearParams], params: int) -> Macs:
-        return Macs(a.x[0] * a.p.features, params, 0)
+        # torchinfo counts an nn.Linear's parameters once per position it is applied at; Darknet counts
+        # convolutions only, and on each position's channels this is one (a 1x1 convolution's MACs)
+        positions = prod(a.out[1:])
+        macs = a.x[0] * a.p.features * positions
+        return Macs(macs, params * positions, macs if a.p.over == "channels" else 0)
 
 
 class ScaleParams(OpParams):

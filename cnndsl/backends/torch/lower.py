@@ -22,7 +22,6 @@ from ...graph.model import INPUT, REPEAT, Graph, Instance, Node
 from ...ops import REGISTRY
 from .. import unsupported_ops
 from .lowerings import LOWERINGS, lower_layer
-from .modules import Block
 
 
 def build_module(graph: Graph, seed: int | None = 0, named_outputs: bool = False) -> fx.GraphModule:
@@ -95,12 +94,7 @@ class _Tree:
     def module(self, name: str) -> nn.Module:
         if name in self.leaves:
             return self.leaves[name]
-        unit = self.units.get(name)
-        if unit is None:  # a dotted name no block or repeat made (not produced by the language today)
-            container = Block("container")
-            for child in self.children[name]:
-                container.add_module(child.rpartition(".")[2], self.module(child))
-            return container
+        unit = self.units[name]  # every dotted prefix of a layer's name is a block instance or a repeat
         if unit.kind == REPEAT or self._numbered_chain(unit):  # what nn.Sequential runs, as torchvision's
             return nn.Sequential(*(self.module(child) for child in self.children[name]))
         holder = self.children_of(name)

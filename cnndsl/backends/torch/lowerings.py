@@ -25,6 +25,7 @@ from .modules import (
     PADDED_MAXPOOL,
     Add,
     ChannelLayerNorm,
+    ChannelLinear,
     ChannelShuffle,
     Concat,
     Crop,
@@ -126,7 +127,8 @@ def instancenorm(a: Attrs[Any]) -> nn.Module:
 
 
 def linear(a: Attrs[Any]) -> nn.Module:
-    return _freeze(nn.Linear(a.x[0], a.p.features, bias=a.p.bias), a.p)
+    layer = ChannelLinear if a.p.over == "channels" else nn.Linear
+    return _freeze(layer(a.x[0], a.p.features, bias=a.p.bias), a.p)
 
 
 def crop(a: CropAttrs) -> nn.Module:
@@ -178,7 +180,7 @@ LOWERINGS: dict[str, Converter] = {
     "layernorm": layernorm,
     "instancenorm": instancenorm,
     "lrn": _simple(lambda p: nn.LocalResponseNorm(p.size, p.alpha, p.beta, p.k)),
-    "scale": lambda a: _freeze(Scale(channels(a.x), a.p.init), a.p),
+    "scale": lambda a: _freeze(Scale(channels(a.x), a.p.init, a.rank), a.p),
     "drop_path": _simple(lambda p: DropPath(p.p)),
     "identity": _simple(lambda p: nn.Identity()),
     "crop": crop,

@@ -24,18 +24,6 @@ def flat_pad(pads: Pads) -> tuple[int, ...]:
     return tuple(v for before, after in reversed(pads) for v in (before, after))
 
 
-class Block(nn.Module):
-    """A block instance or a repeat of the spec: a container whose children are its layers. It prints
-    as the spec's block name (`(layer2): stage(`), as torchvision's containers print `BasicBlock(`."""
-
-    def __init__(self, kind: str):
-        super().__init__()
-        self.kind = kind
-
-    def _get_name(self) -> str:
-        return self.kind
-
-
 class _Elementwise(nn.Module):
     """An element-wise merge of its inputs, broadcasting as numpy does on the per-sample shapes: an input
     of lower per-sample rank gets unit axes after the batch (`expand`: how many, per input). In place
@@ -205,15 +193,24 @@ class ChannelLayerNorm(nn.LayerNorm):
         return super().forward(x.movedim(1, -1)).movedim(-1, 1)
 
 
-class Scale(nn.Module):
-    """A learnable multiplier per channel (layer scale)."""
-
-    def __init__(self, channels: int, init: float = 1.0):
-        super().__init__()
-        self.weight = nn.Parameter(torch.full((channels,), float(init)))
+class ChannelLinear(nn.Linear):
+    """nn.Linear on each position's channels of an N x C x ... tensor (ConvNeXt's MLP): channels moved
+    last, transformed, moved back. Its state_dict is nn.Linear's (weight out x in, bias)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weight.reshape(per_channel_shape(-1, x.dim() - 2))
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
+
+
+class Scale(nn.Module):
+    """A learnable multiplier per channel (layer scale), stored C x 1 x ... as torchvision's ConvNeXt
+    stores its `layer_scale`, so that a checkpoint's tensor fits as it is."""
+
+    def __init__(self, channels: int, init: float = 1.0, rank: int = 2):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full(per_channel_shape(channels, rank)[1:], float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
 
     def extra_repr(self) -> str:
         return f"channels={self.weight.numel()}"

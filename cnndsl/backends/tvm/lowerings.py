@@ -299,9 +299,17 @@ def scale(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
 
 
 def linear(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    x = args[0]
+    rank = len(layer.a.x)
+    if layer.p.over == "channels":  # channels last, the matmul, channels back: as PyTorch's nn.Linear applies
+        x = e.emit(R.permute_dims(x, [0, *range(2, rank + 1), 1]))
     w = e.param(f"{layer.name}.weight_t", e.weight(layer.name, "weight").T)  # (in, out): a plain matmul
-    y = e.emit(R.matmul(args[0], w))
-    return e.emit(R.add(y, e.param(f"{layer.name}.bias", e.weight(layer.name, "bias")))) if layer.p.bias else y
+    y = e.emit(R.matmul(x, w))
+    if layer.p.bias:
+        y = e.emit(R.add(y, e.param(f"{layer.name}.bias", e.weight(layer.name, "bias"))))
+    if layer.p.over == "channels":
+        y = e.emit(R.permute_dims(y, [0, rank, *range(1, rank)]))
+    return y
 
 
 def flatten(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
