@@ -289,12 +289,22 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
               help="Tuning database directory (default: $CNNDSL_TUNE_DB or ~/.cache/cnndsl/tuning).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="The batch to tune for (kernels are specialised to it).")
+@click.option("--rpc-tracker", "rpc_tracker", default=None, metavar="HOST:PORT",
+              help="Measure on the RPC servers registered with this TVM tracker (python -m tvm.exec.rpc_tracker) "
+                   "under --rpc-key, in parallel; candidates are built here. See docs/distributed-tuning.md.")
+@click.option("--rpc-key", "rpc_key", default=None, metavar="KEY",
+              help="The device key the servers registered with (python -m tvm.exec.rpc_server --key KEY).")
+@click.option("--rpc-timeout", "rpc_timeout", type=click.IntRange(min=1), default=120, show_default=True,
+              help="Seconds one remote measurement (connect, upload, run) may take before it counts as failed.")
+@click.option("--builders", type=click.IntRange(min=1), default=None,
+              help="Local processes building candidates (default: one per core).")
 @layout_option
 @winograd_option
 @input_option
 @_spec_options
 @debug_option
 def tune_spec(spec: Path, target: str, trials: int, trials_per_task: int | None, tune_db: Path | None, batch: int,
+              rpc_tracker: str | None, rpc_key: str | None, rpc_timeout: int, builders: int | None,
               layout: str, winograd: str, inputs: tuple[str, ...], import_path: tuple[Path, ...],
               max_layers: int | None, debug: bool) -> None:
     """Tune SPEC's kernels for TARGET into a database, without compiling. Every round is written as it is
@@ -302,16 +312,61 @@ def tune_spec(spec: Path, target: str, trials: int, trials_per_task: int | None,
     `cnndsl compile SPEC --to tvm --tune-db DIR` (same --target, --batch and --layout)."""
     import time
 
+    if rpc_key and not rpc_tracker:
+        raise click.UsageError("--rpc-key names the servers of --rpc-tracker; give --rpc-tracker too")
     start = time.perf_counter()
     with _reported_errors(None, debug, "tuning"):
         network = _load(spec, inputs, import_path, max_layers)
-        from .backends.tvm import default_database_dir, tune_network
+        from .backends.tvm import Tracker, default_database_dir, tune_network
 
+        tracker = Tracker.parse(rpc_tracker, rpc_key, rpc_timeout) if rpc_tracker else None
         database = tune_db or default_database_dir()
         report = tune_network(network.graph, network.weights(), target, trials, database, batch, layout,
-                              trials_per_task, log=lambda line: click.echo(line, err=True), winograd=winograd)
+                              trials_per_task, log=lambda line: click.echo(line, err=True), winograd=winograd,
+                              tracker=tracker, builders=builders)
     estimate = f"; network estimate {report.estimate_ms:.4g} ms" if report.estimate_ms is not None else ""
     click.echo(f"{report.summary()}{estimate}; database {database} ({time.perf_counter() - start:.0f} s)")
+
+
+@main.group("tune-db")
+def tune_db_group() -> None:
+    """Look into and pool tuning databases (`cnndsl tune --tune-db DIR`)."""
+
+
+@tune_db_group.command("show")
+@click.argument("database", type=click.Path(path_type=Path))
+@debug_option
+def tune_db_show(database: Path, debug: bool) -> None:
+    """List DATABASE's tuned tasks: target, measured records, best run time."""
+    with _reported_errors(None, debug, "reading the tuning database"):
+        from .backends.tvm.records import summarize
+        from .report.text import format_table
+
+        tasks = summarize(database)
+    if not tasks:
+        click.echo(f"{database}: no measured records")
+        return
+    rows: list[tuple[str, ...]] = [(task.name, task.target, f"{task.records:,}", f"{task.best_us:.4g}")
+                                   for task in tasks]
+    table = format_table(("Task", "Target", "Records", "Best (us)"), rows, right={"Records", "Best (us)"})
+    click.echo("\n".join(table))
+    click.echo(f"\n{len(tasks)} task(s), {sum(t.records for t in tasks):,} measured record(s); "
+               f"sum of the best times {sum(t.best_us for t in tasks):.4g} us")
+
+
+@tune_db_group.command("merge")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="The database to merge into (created, or added to).")
+@debug_option
+def tune_db_merge(sources: tuple[Path, ...], output: Path, debug: bool) -> None:
+    """Merge the measured records of SOURCES (tuning databases) into --output, each record once."""
+    with _reported_errors(None, debug, "merging tuning databases"):
+        from .backends.tvm.records import merge
+
+        merged, workloads = merge(list(sources), output)
+    click.echo(f"merged {merged:,} new record(s) from {len(sources)} database(s) into {output} "
+               f"({workloads} workload(s))")
 
 
 @main.command("run")

@@ -22,10 +22,11 @@ from ...runtime import load as load_artifact
 from .compile import check_artifact_target, make_target, write_artifact
 from .lower import Lowered, build_relax, check_supported
 from .pipeline import LAYOUT_CHOICES, Layout, compile_program, prepared
+from .remote import Tracker
 from .tune import TuningReport, default_database_dir, tune
 
 __all__ = ["LAYOUT_CHOICES", "Compiled", "Lowered", "build_relax", "check_indexable", "check_supported",
-           "compile_network", "default_database_dir", "graph_hash", "make_target", "tune_network"]
+           "compile_network", "default_database_dir", "graph_hash", "make_target", "tune_network", "Tracker"]
 
 
 @dataclass
@@ -106,13 +107,13 @@ def compile_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: 
 def tune_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: str, trials: int,
                  database_dir: Path | None = None, batch: int = 1, layout: str = "auto",
                  trials_per_task: int | None = None, log: Callable[[str], None] | None = None,
-                 winograd: str = "auto") -> TuningReport:
+                 winograd: str = "auto", tracker: Tracker | None = None, builders: int | None = None) -> TuningReport:
     """Tune the kernels `compile_network` would build for `target_name` (the same layout and weights
     folding, so the records match; the weights' values do not matter) into the database, without
     compiling."""
     target, _, _, module = _prepared(graph, state, target_name, batch, layout, winograd, tuned=True)
     _, report = tune(module, target, database_dir or default_database_dir(), trials, trials_per_task=trials_per_task,
-                     log=log)
+                     log=log, tracker=tracker, builders=builders)
     return report
 
 

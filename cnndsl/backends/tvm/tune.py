@@ -38,6 +38,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from ...diagnostics import UsageError
 from .pipeline import fuse
+from .remote import Tracker
 
 # Trials per task per round. The task scheduler first gives every task one round, then spends the
 # rest where latency falls fastest: ResNet-18 has ~20 tasks, and at 64 the first round alone took
@@ -149,13 +150,17 @@ class WarmWorkerBuilder(ms.builder.PyBuilder):
         from tvm.support.popen_pool import PopenPoolExecutor
 
         self.timeout_sec = timeout_sec
-        self.pool = PopenPoolExecutor(max_workers=max_workers or os.cpu_count() or 1, timeout=timeout_sec,
+        self.workers = max_workers or os.cpu_count() or 1
+        self.pool = PopenPoolExecutor(max_workers=self.workers, timeout=timeout_sec,
                                       initializer=_import_tensor_intrinsics)
+        self.built = 0  # candidates built, and the wall time their batches took (for the timing summary)
+        self.seconds = 0.0
 
     def build(self, build_inputs: list[ms.builder.BuilderInput]) -> list[ms.builder.BuilderResult]:
         from tvm.s_tir.meta_schedule.builder.local_builder import _serialize_params, _worker_func
         from tvm.support.popen_pool import StatusKind
 
+        started = time.perf_counter()
         jobs = [(None, None, item.mod, item.target, _serialize_params(item.params)) for item in build_inputs]
         results = []
         for outcome in self.pool.map_with_error_catching(lambda job: _worker_func(*job), jobs):
@@ -165,6 +170,8 @@ class WarmWorkerBuilder(ms.builder.PyBuilder):
                 results.append(ms.builder.BuilderResult(None, f"build timed out after {self.timeout_sec:.0f} s"))
             else:
                 results.append(ms.builder.BuilderResult(None, f"build failed: {outcome.value}"))
+        self.built += len(build_inputs)
+        self.seconds += time.perf_counter() - started
         return results
 
     def shutdown(self) -> None:
@@ -333,18 +340,19 @@ class TuningReport:
 
 
 def tune(module: tvm.IRModule, target: tvm.target.Target, database_dir: Path, trials: int, seed: int = 0,
-         trials_per_task: int | None = None, log: Callable[[str], None] | None = None
-         ) -> tuple[ms.database.Database, TuningReport]:
+         trials_per_task: int | None = None, log: Callable[[str], None] | None = None,
+         tracker: Tracker | None = None, builders: int | None = None) -> tuple[ms.database.Database, TuningReport]:
     """Tune every task of `module` (a `pipeline.prepare`d module) not yet in the database, up to `trials`
-    measurements in all and `trials_per_task` for one task. `log` gets a line per round (the caller
+    measurements in all and `trials_per_task` for one task, measured here or on the servers of a `tracker`'s
+    key, built by `builders` local processes (default: one per core). `log` gets a line per round (the caller
     decides where progress goes). The database is locked for the run."""
     with database_lock(database_dir):
-        return _tune(module, target, database_dir, trials, seed, trials_per_task, log)
+        return _tune(module, target, database_dir, trials, seed, trials_per_task, log, tracker, builders)
 
 
 def _tune(module: tvm.IRModule, target: tvm.target.Target, database_dir: Path, trials: int, seed: int,
-          trials_per_task: int | None, log: Callable[[str], None] | None
-          ) -> tuple[ms.database.Database, TuningReport]:
+          trials_per_task: int | None, log: Callable[[str], None] | None, tracker: Tracker | None = None,
+          builders: int | None = None) -> tuple[ms.database.Database, TuningReport]:
     database = open_database(database_dir)
     tasks = ms.relax_integration.extract_tasks(fuse(module, target), target)
     pending = untuned_tasks(tasks, database, target)
@@ -361,17 +369,37 @@ def _tune(module: tvm.IRModule, target: tvm.target.Target, database_dir: Path, t
     if log is not None:
         log(f"tuning {len(pending)} of {len(tasks)} tasks ({len(tasks) - len(pending)} already in {database_dir}), "
             f"{trials} trials, {per_iter} per round")
-    builder = WarmWorkerBuilder()
+    runner: str | ms.runner.Runner = "local"
+    tracker_servers = 0
+    if tracker is not None:  # checked before the first build: an unreachable tracker or unknown key stops here
+        state = tracker.check_servers()
+        if log is not None:
+            log(f"measuring through the RPC tracker at {tracker.address}: {state.describe(tracker.key)}")
+        tracker_servers = state.queues[tracker.key].total
+        runner = tracker.runner(workers=tracker_servers)
+    builder = WarmWorkerBuilder(max_workers=builders)
     try:
         # MetaSchedule may stop early when every task's search space is exhausted.
         ms.tune.tune_tasks(
             tasks=contexts, task_weights=weights, work_dir=str(database_dir), max_trials_global=trials,
             max_trials_per_task=trials_per_task or trials, num_trials_per_iter=per_iter,
-            builder=builder, runner="local", database=database, task_scheduler=EagerGradientScheduler(progress),
+            builder=builder, runner=runner, database=database, task_scheduler=EagerGradientScheduler(progress),
             measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                _progress_callback(progress, log)])
     finally:
         builder.shutdown()
+    elapsed = time.perf_counter() - start
+    if log is not None and builder.built:  # what docs/distributed-tuning.md's speed-up model is made of
+        measuring = max(0.0, elapsed - builder.seconds)
+        log(f"timing: built {builder.built} candidates in {builder.seconds:.0f} s on {builder.workers} worker(s) "
+            f"({builder.seconds * builder.workers / builder.built:.2f} worker-s each); measuring and search took the "
+            f"other {measuring:.0f} s ({measuring / builder.built:.2f} s per candidate"
+            + (f" on {tracker_servers} server(s))" if tracker is not None else " here)"))
+    if tracker is not None and log is not None:
+        try:
+            log(f"after tuning, the tracker says {tracker.state().describe(tracker.key)}")
+        except UsageError as exc:  # the records are in; a tracker gone since is only worth a line
+            log(f"after tuning: {exc}")
     left = len(untuned_tasks(pending, database, target))
     report = TuningReport(len(tasks), len(pending) - left, progress.done, time.perf_counter() - start,
                           left_untuned=left, estimate_ms=round(progress.estimate_ms(), 3) if not left else None)
