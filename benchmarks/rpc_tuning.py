@@ -4,8 +4,9 @@ docs/distributed-tuning.md. Run by hand (about 10 minutes on 2 cores):
     .venv/bin/python benchmarks/rpc_tuning.py [--spec specs/resnet18.cnn] [--trials 64]
 
 Starts a tracker and one RPC server on 127.0.0.1, tunes SPEC through them into a fresh database, and
-prints `cnndsl tune`'s timing line (candidates built, worker-seconds per build, seconds per measurement)
-and the modelled trials per second for 1, 4 and 16 servers at this machine's builder count and at 16.
+prints `cnndsl tune`'s timing line (candidates built, worker-seconds per build, the other seconds per
+candidate), the server's own time per session (from its log), and the modelled trials per second for 1, 4
+and 16 servers at this machine's builder count and at 16.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,10 +35,26 @@ def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", *args], stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
-def throughput(build_cost: float, run_cost: float, builders: int, servers: int) -> float:
-    """Trials per second when each round builds its candidates on `builders` processes, then measures them
-    on `servers` devices (the scheduler alternates the two: a round's time is the sum)."""
-    return 1.0 / (build_cost / builders + run_cost / servers)
+def throughput(build: float, serve: float, local: float, builders: int, servers: int) -> float:
+    """Trials per second when each round builds its candidates on `builders` processes, measures them on
+    `servers` devices, and spends `local` seconds per candidate here on the search, the cost model and the
+    sessions' set-up (the scheduler alternates these: a round's time is their sum)."""
+    return 1.0 / (build / builders + serve / servers + local)
+
+
+def serving_seconds(log: Path) -> list[float]:
+    """How long the server held each session (upload, link, load, run), from its log's timestamps."""
+    sessions, started = [], None
+    for line in log.read_text().splitlines():
+        match = re.match(r"(\S+ \S+) INFO (start|finish) serving", line)
+        if match:
+            at = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S.%f")
+            if match[2] == "start":
+                started = at
+            elif started is not None:
+                sessions.append((at - started).total_seconds())
+                started = None
+    return sessions
 
 
 def main() -> None:
@@ -67,16 +85,19 @@ def main() -> None:
                        r"measuring and search took the other (\d+) s \(([\d.]+) s per candidate on (\d+)", run.stderr)
     if run.returncode != 0 or timing is None:
         sys.exit("the tuning run failed or printed no timing line")
-    build_cost, run_cost, workers = float(timing[4]), float(timing[6]), int(timing[3])
-    print(f"machine: {os.cpu_count()} cores; per candidate: {build_cost:.2f} worker-s to build, "
-          f"{run_cost:.2f} s to measure on one server")
+    build, rest, workers = float(timing[4]), float(timing[6]), int(timing[3])
+    sessions = serving_seconds(work / "server.log")
+    serve = sum(sessions) / len(sessions)
+    local = max(0.0, rest - serve)
+    print(f"machine: {os.cpu_count()} cores; per candidate: {build:.2f} worker-s to build, {serve:.2f} s held by "
+          f"the server ({len(sessions)} sessions), {local:.2f} s of search, cost model and set-up here")
     print("| builders | servers | trials/s | speed-up over 1 server |")
     print("|---:|---:|---:|---:|")
     for builders in sorted({workers, 16}):
-        base = throughput(build_cost, run_cost, builders, 1)
+        base = throughput(build, serve, local, builders, 1)
         for servers in (1, 4, 16):
-            rate = throughput(build_cost, run_cost, builders, servers)
-            print(f"| {builders} | {servers} | {rate:.2f} | {rate / base:.2f}x |")
+            rate = throughput(build, serve, local, builders, servers)
+            print(f"| {builders} | {servers} | {rate:.3f} | {rate / base:.2f}x |")
 
 
 if __name__ == "__main__":
