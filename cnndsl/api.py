@@ -16,7 +16,7 @@ from .graph.elaborate import build_graph
 from .graph.model import Graph
 from .layout import fmt_shape
 from .limits import DEFAULT_LIMITS, Limits
-from .report.assemble import BYTES_PER_ELEMENT, build_report, tap_entries
+from .report.assemble import BYTES_PER_ELEMENT, build_report, collapse_to_depth, tap_entries
 from .report.model import Report
 
 if TYPE_CHECKING:
@@ -42,15 +42,25 @@ class Network:
     def name(self) -> str:
         return self.graph.name
 
-    def report(self, convention: str = "torchvision", batch: int = 1, taps: Sequence[str] = ()) -> Report:
-        """The per-layer report and totals; with `taps` (layers, block instances, inputs or outputs by name)
-        also each one's shape, channels and receptive field: what a detection neck is configured with."""
+    def report(self, convention: str = "torchvision", batch: int = 1, taps: Sequence[str] = (),
+               depth: int | None = None) -> Report:
+        """The per-layer report and totals (and MACs and parameters by op kind); with `taps` (layers, block
+        instances, inputs or outputs by name) also each one's shape, channels and receptive field, what a
+        detection neck is configured with; with `depth`, block instances `depth` levels deep as one row each
+        (torchinfo's `depth=`: `depth=1` gives ResNet's stages), the totals unchanged."""
         if convention not in CONVENTIONS:
             raise ValueError(f"unknown MAC convention {convention!r}; choose one of {', '.join(CONVENTIONS)}")
         if batch < 1:
             raise ValueError(f"batch must be positive; got {batch}")
+        if depth is not None and depth < 1:
+            raise ValueError(f"depth counts block levels from 1; got {depth}")
         report = build_report(self.graph, self.diagnostics, convention, batch)
-        return report.model_copy(update={"taps": tap_entries(self.graph, taps)}) if taps else report
+        update: dict[str, object] = {}
+        if taps:
+            update["taps"] = tap_entries(self.graph, taps)
+        if depth is not None:
+            update["layers"] = collapse_to_depth(self.graph, report.layers, depth)
+        return report.model_copy(update=update) if update else report
 
     def peak_activation_bytes(self, batch: int = 1) -> int:
         return peak_live_elements(self.graph) * BYTES_PER_ELEMENT * batch

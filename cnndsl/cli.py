@@ -8,6 +8,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +52,25 @@ def _spec_options(function: Any) -> Any:
 
 def _load(spec: Path, inputs: tuple[str, ...] = (), import_path: tuple[Path, ...] = (),
           max_layers: int | None = None) -> Any:
-    """`cnndsl.load` with the command line's input overrides, import path and limits."""
+    """`cnndsl.load` with the command line's input overrides, import path and limits; `-` reads the spec
+    from standard input (shown as `<stdin>`, its imports resolved in the current directory)."""
     import dataclasses
     import os
 
-    from .api import load
+    from .api import load, loads
     from .limits import DEFAULT_LIMITS
 
     overrides = dict(parse_input_override(text) for text in inputs)
     from_environment = [Path(p) for p in os.environ.get("CNNDSL_PATH", "").split(os.pathsep) if p]
     limits = dataclasses.replace(DEFAULT_LIMITS, layers=max_layers) if max_layers else DEFAULT_LIMITS
+    if str(spec) == "-":
+        data = sys.stdin.buffer.read(limits.spec_bytes + 1)  # one byte over the limit is enough to refuse it
+        text = data.decode("utf-8", errors="surrogateescape")  # what is not UTF-8 is refused as for a file
+        return loads(text, STDIN, overrides, limits, [*import_path, *from_environment])
     return load(spec, overrides, limits, [*import_path, *from_environment])
+
+
+STDIN = "<stdin>"  # how a spec read from standard input is shown
 # TVM options shared by compile, tune and bench; the choices are the backend's, repeated here so that
 # `--help` never imports TVM
 layout_option = click.option("--layout", type=click.Choice(["auto", "nchw", "nhwc"]), default="auto",
@@ -91,6 +100,13 @@ def main() -> None:
               help="How MACs are counted (torchvision: conv+linear weights; torchinfo: Mult-Adds; darknet: convs).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
               help="Batch size: scales MACs and activation memory.")
+@click.option("--depth", type=click.IntRange(min=1), default=None,
+              help="Show block instances this many levels deep as one row each (params and MACs summed), as "
+                   "torchinfo's depth=: --depth 1 gives ResNet's stages.")
+@click.option("--by-op", "by_op", is_flag=True, help="Add MACs and parameters by op kind (as fvcore's breakdown).")
+@click.option("--min-severity", "min_severity", type=click.Choice(["info", "warning", "error"]), default="info",
+              show_default=True, help="Leave out diagnostics below this severity.")
+@click.option("-q", "--quiet", is_flag=True, help="Same as --min-severity warning: no notes (I1xx).")
 @click.option("--taps", default=None, metavar="NAME,...",
               help="Also report these layers' or block instances' tensors (shape, channels, stride, receptive "
                    "field): what `compile --outputs` would return, e.g. --taps layer2,layer3,layer4.")
@@ -98,8 +114,9 @@ def main() -> None:
 @_spec_options
 @color_option
 @debug_option
-def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, taps: str | None, inputs: tuple[str, ...],
-          import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
+def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, depth: int | None, by_op: bool,
+          min_severity: str, quiet: bool, taps: str | None, inputs: tuple[str, ...], import_path: tuple[Path, ...],
+          max_layers: int | None, color: bool | None, debug: bool) -> None:
     """Check SPEC and print its per-layer report and every diagnostic."""
     import gc
 
@@ -109,8 +126,9 @@ def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, taps
     collecting = gc.isenabled()
     gc.disable()
     try:
-        _check(spec, fmt, as_json, convention, batch, _names(taps, "--taps"), inputs, import_path, max_layers, color,
-               debug)
+        view = ReportView(depth, by_op, "warning" if quiet and min_severity == "info" else min_severity,
+                          _names(taps, "--taps"))
+        _check(spec, fmt, as_json, convention, batch, view, inputs, import_path, max_layers, color, debug)
     finally:
         if collecting:
             gc.enable()
@@ -146,8 +164,24 @@ def _weights_map_rules(options: tuple[str, ...]) -> list[str]:
     return rules
 
 
-def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, taps: list[str], inputs: tuple[str, ...],
-           import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
+@dataclass(frozen=True)
+class ReportView:
+    """What `check` shows of a report: the depth of its table, the by-op breakdown, the least severe
+    diagnostic shown, the taps."""
+
+    depth: int | None = None
+    by_op: bool = False
+    min_severity: str = "info"
+    taps: list[str] = field(default_factory=list)
+
+    def shown(self, diagnostics: list[Any]) -> list[Any]:
+        order = ["info", "warning", "error"]
+        return [d for d in diagnostics if order.index(d.severity.value) >= order.index(self.min_severity)]
+
+
+def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, view: ReportView,
+           inputs: tuple[str, ...], import_path: tuple[Path, ...], max_layers: int | None, color: bool | None,
+           debug: bool) -> None:
     from .diagnostics import SpecError, UsageError
     from .report.assemble import build_report
     from .report.diagnostics import render_diagnostics
@@ -159,6 +193,11 @@ def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, tap
     except click.ClickException:
         raise
     except UsageError as exc:
+        if fmt == "json" and exc.diagnostic is not None:  # a file that cannot be read: still JSON, exit 2
+            from .graph.model import Graph
+
+            click.echo(build_report(Graph(spec.stem), [exc.diagnostic], convention, batch).model_dump_json(indent=2))
+            sys.exit(2)
         _fail_usage(str(exc), debug)
     except SpecError as exc:
         if fmt == "json":
@@ -176,18 +215,23 @@ def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, tap
         _fail_usage("internal error while checking the spec (a bug in cnndsl); rerun with --debug for the "
                     "traceback and report it", debug)
     try:
-        report = network.report(convention, batch, taps)
+        report = network.report(convention, batch, view.taps, view.depth)
     except UsageError as exc:
         _fail_usage(f"--taps: {exc}", debug)
+    diagnostics = view.shown(network.diagnostics)
+    if len(diagnostics) < len(network.diagnostics):
+        kept = {(d.code, d.message) for d in diagnostics}
+        entries = [entry for entry in report.diagnostics if (entry.code, entry.message) in kept]
+        report = report.model_copy(update={"diagnostics": entries})
     if fmt == "json":
         click.echo(report.model_dump_json(indent=2))
         return
     peak = network.peak_activation_bytes(batch)
     if fmt == "markdown":
-        click.echo(render_markdown(report, network.diagnostics, convention, batch, peak), nl=False)
+        click.echo(render_markdown(report, diagnostics, convention, batch, peak), nl=False)
         return
     use_color = _color(color, sys.stdout)
-    click.echo(render_text(report, network.diagnostics, convention, batch, peak, color=use_color), nl=False,
+    click.echo(render_text(report, diagnostics, convention, batch, peak, color=use_color, by_op=view.by_op), nl=False,
                color=use_color)
 
 
@@ -584,14 +628,20 @@ def schema() -> None:
 
 
 @main.command()
-@click.argument("code")
-def explain(code: str) -> None:
-    """Explain a diagnostic code, e.g. `cnndsl explain W100`."""
-    from .diagnostics import CODES
+@click.argument("code", required=False)
+def explain(code: str | None) -> None:
+    """Explain a diagnostic code, e.g. `cnndsl explain W100`; without one, list every code."""
+    from .diagnostics import CODES, did_you_mean
 
+    if code is None:
+        for name, entry in CODES.items():
+            click.echo(f"{name}  {entry.severity.value:<7}  {entry.title}")
+        return
     info = CODES.get(code.upper())
     if info is None:
-        _fail_usage(f"unknown diagnostic code {code!r}; see docs/diagnostics.md", False)
+        hint = did_you_mean(code.upper(), list(CODES))
+        _fail_usage(f"unknown diagnostic code {code!r}{'; ' + hint if hint else ''}; `cnndsl explain` lists them "
+                    "(docs/diagnostics.md)", False)
     assert info is not None
     click.echo(f"{code.upper()} ({info.severity.value}): {info.title}\nexample: {info.example}")
 

@@ -35,9 +35,10 @@ def test_json_report_matches_schema_and_batch_scaling() -> None:
     report = Report.model_validate_json(out)
     assert report.totals.macs == 1_072_000
     data = json.loads(out)
-    assert set(data) == {"network", "inputs", "outputs", "training_outputs", "layers", "taps", "totals", "diagnostics"}
+    assert set(data) == {"network", "convention", "batch", "inputs", "outputs", "training_outputs", "layers", "taps",
+                         "by_op", "totals", "diagnostics"}
     assert set(data["layers"][0]) == {"name", "op", "inputs", "shape", "params", "macs", "rf", "line",
-                                      "training_only"}
+                                      "training_only", "layers"}
     assert data["layers"][-1]["rf"] is None and data["inputs"] == {"x": [1, 40]}
 
 
@@ -114,6 +115,10 @@ def test_schema_command_and_explain() -> None:
     code, out, _ = run("explain", "w100")
     assert code == 0 and "W100 (warning)" in out
     assert run("explain", "X999")[0] == 2
+    code, out, _ = run("explain")  # every code, one line each
+    assert code == 0 and out.startswith("E001  error") and "W100  warning" in out
+    result = runner.invoke(main, ["explain", "W10"])
+    assert result.exit_code == 2 and "did you mean `W10" in result.output
 
 
 def test_check_never_imports_torch_or_tvm() -> None:
@@ -169,3 +174,50 @@ def test_check_leaves_the_garbage_collector_as_it_found_it() -> None:
     assert gc.isenabled()
     assert run("check", str(SPECS / "mnist1d.cnn"))[0] == 0
     assert gc.isenabled()
+
+
+def test_depth_collapses_block_instances_and_keeps_the_totals() -> None:
+    """`--depth 1` on ResNet-18: one row per stage (the repeat of basic blocks), the same totals."""
+    code, out, _ = run("check", str(SPECS / "resnet18.cnn"), "--json", "--depth", "1")
+    assert code == 0
+    report = json.loads(out)
+    rows = {layer["name"]: layer for layer in report["layers"]}
+    assert [name for name in rows if name.startswith("layer")] == ["layer1", "layer2", "layer3", "layer4"]
+    assert rows["layer2"]["op"] == "basic x 2" and rows["layer2"]["shape"] == [128, 28, 28]
+    assert rows["layer2"]["rf"]["size"] == [99, 99] and rows["layer2"]["layers"] == 16
+    assert sum(layer["params"] for layer in report["layers"]) == report["totals"]["params"] == 11_689_512
+    assert sum(layer["macs"] for layer in report["layers"]) == report["totals"]["macs"]
+    code, deeper, _ = run("check", str(SPECS / "resnet18.cnn"), "--depth", "2")
+    assert code == 0 and "layer2.0   basic" in deeper and "layer2.0.conv1" not in deeper
+    assert run("check", str(SPECS / "resnet18.cnn"), "--depth", "0")[0] == 2
+
+
+def test_by_op_quiet_and_the_json_a_machine_needs() -> None:
+    code, out, _ = run("check", str(SPECS / "resnet18.cnn"), "--by-op", "--quiet")
+    assert code == 0 and "By op:" in out and "info[" not in out
+    assert "  conv2d               20   11,166,912   1,813,561,344          100.0%" in out
+    code, out, _ = run("check", str(SPECS / "resnet18.cnn"), "--json", "--convention", "darknet", "--batch", "2")
+    report = json.loads(out)
+    assert (report["convention"], report["batch"]) == ("darknet", 2)
+    assert report["totals"]["bflops"] == round(2 * report["totals"]["macs"] / 1e9, 6)
+    assert report["totals"]["peak_activation_bytes"] == 2 * 6_422_528
+    assert report["by_op"][0]["op"] == "conv2d" and sum(op["params"] for op in report["by_op"]) == 11_689_512
+    info = report["diagnostics"][0]
+    assert info["end_col"] > info["col"] and info["notes"] and "hint" in info
+
+
+def test_a_spec_from_standard_input(tmp_path: Path) -> None:
+    result = runner.invoke(main, ["check", "-"], input="input x: 3 x 8 x 8\noutput y = x -> conv(4, 30)\n")
+    assert result.exit_code == 1 and "<stdin>:2:17: error[E303]" in result.output
+    result = runner.invoke(main, ["check", "-", "--json"], input=(SPECS / "lenet5.cnn").read_text())
+    assert result.exit_code == 0 and json.loads(result.output)["network"] == "lenet5"
+    result = runner.invoke(main, ["check", "-"], input=b"\xff\xfe not text")
+    assert result.exit_code == 2 and "is not UTF-8 text" in result.output
+
+
+def test_json_of_a_file_that_cannot_be_read_is_json(tmp_path: Path) -> None:
+    result = runner.invoke(main, ["check", str(tmp_path / "missing.cnn"), "--json"])
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)
+    assert [(d["code"], d["severity"]) for d in report["diagnostics"]] == [("E001", "error")]
+    assert "no such file" in report["diagnostics"][0]["message"]

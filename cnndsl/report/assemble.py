@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
+from ..analysis.memory import peak_live_elements
 from ..diagnostics import Diagnostic
 from ..graph.facts import INPUT_AXIS, Field
-from ..graph.model import INPUT, Graph
+from ..graph.model import INPUT, REPEAT, Graph, Instance
 from ..ops.base import Convention, Number
 from . import model as M
 
@@ -43,14 +44,79 @@ def build_report(graph: Graph, diagnostics: list[Diagnostic], convention: Conven
             activations += facts.elements * batch
     totals = M.Totals(params=params, trainable_params=trainable, macs=macs,
                       param_bytes=(params + buffers) * BYTES_PER_ELEMENT,
-                      activation_bytes=activations * BYTES_PER_ELEMENT)
+                      activation_bytes=activations * BYTES_PER_ELEMENT,
+                      peak_activation_bytes=peak_live_elements(graph) * BYTES_PER_ELEMENT * batch,
+                      bflops=round(2 * macs / 1e9, 6))
     return M.Report(
-        network=graph.name,
+        network=graph.name, convention=str(Convention(convention).value), batch=batch,
         inputs={name: list(graph.node(node).shape or ()) for name, node in graph.inputs.items()},
         outputs={name: list(facts.shape if (facts := graph.checked(node)) else ())
                  for name, node in graph.outputs.items()},
         training_outputs=sorted(graph.training_outputs),
-        layers=layers, totals=totals, diagnostics=[diagnostic_entry(d) for d in diagnostics])
+        layers=layers, by_op=op_summary(layers), totals=totals, diagnostics=[diagnostic_entry(d) for d in diagnostics])
+
+
+def collapse_to_depth(graph: Graph, layers: list[M.Layer], depth: int) -> list[M.Layer]:
+    """The table at `depth` levels of block instances (torchinfo's `depth=`): each instance `depth` levels
+    deep becomes one row in place of its layers (`layer2`, op its block's name, params and MACs summed, the
+    shape and receptive field of the tensor it returns). Totals are unchanged: they are the layers'."""
+    rows: list[M.Layer] = []
+    by_name = {layer.name: layer for layer in layers}
+    collapsed: dict[str, list[M.Layer]] = {}
+    for layer in layers:
+        unit = _instance_at(graph, layer.name, depth)
+        if unit is None:
+            rows.append(layer)
+            continue
+        if unit.name not in collapsed:
+            collapsed[unit.name] = []
+            rows.append(layer)  # a placeholder, replaced below once the instance's layers are all seen
+        collapsed[unit.name].append(layer)
+    result = []
+    for row in rows:
+        unit = _instance_at(graph, row.name, depth)
+        if unit is None:
+            result.append(row)
+            continue
+        members = collapsed[unit.name]
+        returned = by_name.get(unit.output, members[-1])
+        kind = f"{_repeated(graph, unit.name)} x {_copies(graph, unit.name)}" if unit.kind == REPEAT else unit.kind
+        result.append(M.Layer(name=unit.name, op=kind, inputs=list(unit.inputs), shape=returned.shape,
+                              params=sum(m.params for m in members), macs=sum(m.macs for m in members),
+                              rf=returned.rf, line=members[0].line,
+                              training_only=all(m.training_only for m in members), layers=len(members)))
+    return result
+
+
+def _instance_at(graph: Graph, layer: str, depth: int) -> Instance | None:
+    """The block instance or repeat `depth` levels deep that layer `layer` belongs to, if any."""
+    parts = layer.split(".")
+    for level in range(depth, len(parts)):
+        unit = graph.instances.get(".".join(parts[:level]))
+        if unit is not None and unit.name.count(".") + 1 >= depth:
+            return unit
+    return None
+
+
+def _repeated(graph: Graph, repeat: str) -> str:
+    """What a repeat repeats: its first copy's block, or op."""
+    first = f"{repeat}.0"
+    return graph.instances[first].kind if first in graph.instances else graph.node(first).op if first in graph else "?"
+
+
+def _copies(graph: Graph, repeat: str) -> int:
+    """How many copies a repeat made: its direct children (`layer1.0`, `layer1.1`, ...)."""
+    return len({node.split(".")[repeat.count(".") + 1] for node in graph.dag.nodes if node.startswith(repeat + ".")})
+
+
+def op_summary(layers: list[M.Layer]) -> list[M.OpSummary]:
+    """MACs and parameters by op kind (fvcore's breakdown), largest MACs first."""
+    kinds: dict[str, list[int]] = {}
+    for layer in layers:
+        count, params, macs = kinds.setdefault(layer.op, [0, 0, 0])
+        kinds[layer.op] = [count + 1, params + layer.params, macs + (0 if layer.training_only else layer.macs)]
+    return [M.OpSummary(op=op, layers=count, params=params, macs=macs)
+            for op, (count, params, macs) in sorted(kinds.items(), key=lambda item: (-item[1][2], -item[1][1]))]
 
 
 def receptive_field(field: Field | None) -> M.ReceptiveField | None:
@@ -77,4 +143,6 @@ def tap_entries(graph: Graph, names: Sequence[str]) -> list[M.Tap]:
 def diagnostic_entry(d: Diagnostic) -> M.DiagnosticEntry:
     loc = d.location
     return M.DiagnosticEntry(severity=d.severity.value, code=d.code, message=d.message,
-                             file=loc.file if loc else "", line=loc.line if loc else 0, col=loc.col if loc else 0)
+                             file=loc.file if loc else "", line=loc.line if loc else 0, col=loc.col if loc else 0,
+                             end_line=(loc.end_line or 0) if loc else 0, end_col=(loc.end_col or 0) if loc else 0,
+                             hint=d.hint, notes=list(d.notes))

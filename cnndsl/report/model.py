@@ -31,6 +31,14 @@ class Layer(_Strict):
     line: int
     training_only: bool = Field(False, description="feeds `training output`s only: its parameters count, its "
                                 "MACs and activations are not in the inference totals")
+    layers: int = Field(1, description="`--depth`: the layers a block instance's row stands for (1: a layer)")
+
+
+class OpSummary(_Strict):
+    op: str
+    layers: int
+    params: int
+    macs: int = Field(description="of an inference pass, in the report's convention and batch")
 
 
 class Tap(_Strict):
@@ -48,6 +56,10 @@ class Totals(_Strict):
     macs: int = Field(description="of an inference pass: layers that feed training outputs only are left out")
     param_bytes: int = Field(description="fp32 bytes of parameters and buffers (the state_dict's tensors)")
     activation_bytes: int = Field(description="fp32 bytes of every layer output, scaled by --batch")
+    peak_activation_bytes: int = Field(0, description="fp32 bytes live at once during an inference pass in the "
+                                       "spec's order (tensors freed after their last reader), scaled by --batch")
+    bflops: float = Field(0.0, description="2 x macs / 1e9: Darknet's BFLOPs of these MACs (Darknet's own figure "
+                          "with --convention darknet)")
 
 
 class DiagnosticEntry(_Strict):
@@ -57,14 +69,21 @@ class DiagnosticEntry(_Strict):
     file: str
     line: int
     col: int
+    end_line: int = Field(0, description="where the located text ends (0: unknown)")
+    end_col: int = Field(0, description="the column after the located text (0: unknown)")
+    hint: str | None = Field(None, description="how to fix it, when there is a clear fix")
+    notes: list[str] = Field([], description="context: the block calls that led there, outermost first")
 
 
 class Report(_Strict):
     network: str
+    convention: str = Field("torchvision", description="how the MACs were counted (--convention)")
+    batch: int = Field(1, description="the batch MACs and activation memory are scaled by (--batch)")
     inputs: dict[str, list[int]]
     outputs: dict[str, list[int]]
     training_outputs: list[str] = Field([], description="outputs computed in training mode only")
     layers: list[Layer]
     taps: list[Tap] = Field([], description="`check --taps`: the tensors a feature extractor would return")
+    by_op: list[OpSummary] = Field([], description="MACs and parameters by op kind, largest MACs first")
     totals: Totals
     diagnostics: list[DiagnosticEntry]

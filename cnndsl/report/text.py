@@ -33,6 +33,14 @@ def tap_row(tap: M.Tap) -> tuple[str, ...]:
             _axes(rf.stride) if rf else "-", _axes(rf.size) if rf else "-", _axes(rf.padding) if rf else "-")
 
 
+OP_COLUMNS = ("Op", "Layers", "Params", "MACs", "Share of MACs")
+
+
+def op_row(op: M.OpSummary, totals: M.Totals) -> tuple[str, ...]:
+    share = f"{100 * op.macs / totals.macs:.1f}%" if totals.macs else "-"
+    return (op.op, str(op.layers), f"{op.params:,}", f"{op.macs:,}", share)
+
+
 def human_size(n: int, unit: str = "") -> str:
     for factor, prefix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k")):
         if abs(n) >= factor:
@@ -72,11 +80,13 @@ def format_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], right: s
 
 
 def render_text(report: M.Report, diagnostics: list[Diagnostic], convention: str, batch: int, peak_bytes: int,
-                color: bool = False) -> str:
+                color: bool = False, by_op: bool = False) -> str:
     table = format_table(COLUMNS, [layer_row(layer) for layer in report.layers], right=NUMERIC_COLUMNS)
     taps = ["", "Taps:", *format_table(TAP_COLUMNS, [tap_row(tap) for tap in report.taps], right=set())] \
         if report.taps else []
-    out = "\n".join([printable(report.network), "", *table, *taps, "",
+    ops = ["", "By op:", *format_table(OP_COLUMNS, [op_row(op, report.totals) for op in report.by_op],
+                                       right=set(OP_COLUMNS) - {"Op"})] if by_op else []
+    out = "\n".join([printable(report.network), "", *table, *taps, *ops, "",
                       *totals_lines(report, convention, batch, peak_bytes)])
     if diagnostics:
         out += "\n\n" + render_diagnostics(diagnostics, color)
