@@ -104,6 +104,10 @@ def main() -> None:
               help="Show block instances this many levels deep as one row each (params and MACs summed), as "
                    "torchinfo's depth=: --depth 1 gives ResNet's stages.")
 @click.option("--by-op", "by_op", is_flag=True, help="Add MACs and parameters by op kind (as fvcore's breakdown).")
+@click.option("--columns", default=None, metavar="NAME,...",
+              help="The table's columns: `+window` adds kernel, stride, dilation, padding and groups to the usual "
+                   "ones; or name them: name, op, shape, params, macs, rf, rf_stride, rf_padding, kernel, stride, "
+                   "dilation, padding, groups.")
 @click.option("--min-severity", "min_severity", type=click.Choice(["info", "warning", "error"]), default="info",
               show_default=True, help="Leave out diagnostics below this severity.")
 @click.option("-q", "--quiet", is_flag=True, help="Same as --min-severity warning: no notes (I1xx).")
@@ -115,8 +119,8 @@ def main() -> None:
 @color_option
 @debug_option
 def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, depth: int | None, by_op: bool,
-          min_severity: str, quiet: bool, taps: str | None, inputs: tuple[str, ...], import_path: tuple[Path, ...],
-          max_layers: int | None, color: bool | None, debug: bool) -> None:
+          columns: str | None, min_severity: str, quiet: bool, taps: str | None, inputs: tuple[str, ...],
+          import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
     """Check SPEC and print its per-layer report and every diagnostic."""
     import gc
 
@@ -127,7 +131,7 @@ def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, dept
     gc.disable()
     try:
         view = ReportView(depth, by_op, "warning" if quiet and min_severity == "info" else min_severity,
-                          _names(taps, "--taps"))
+                          _names(taps, "--taps"), _columns(columns))
         _check(spec, fmt, as_json, convention, batch, view, inputs, import_path, max_layers, color, debug)
     finally:
         if collecting:
@@ -142,6 +146,22 @@ def _names(option: str | None, flag: str) -> list[str]:
     if not all(names):
         raise click.BadParameter(f"expected names separated by commas; got {option!r}", param_hint=flag)
     return names
+
+
+def _columns(option: str | None) -> tuple[str, ...] | None:
+    """--columns: `+window` (the usual columns and the window's), or the columns named, in order."""
+    from .report.text import COLUMN_NAMES, WINDOW_COLUMNS
+
+    if option is None:
+        return None
+    if option == "+window":
+        return ("name", "op", "shape", *WINDOW_COLUMNS, "params", "macs", "rf", "rf_stride", "rf_padding")
+    names = _names(option, "--columns")
+    unknown = [name for name in names if name not in COLUMN_NAMES]
+    if unknown:
+        raise click.BadParameter(f"unknown column(s) {', '.join(unknown)}; choose from {', '.join(COLUMN_NAMES)} "
+                                 "or +window", param_hint="--columns")
+    return tuple(names)
 
 
 def _weights_map_rules(options: tuple[str, ...]) -> list[str]:
@@ -173,6 +193,7 @@ class ReportView:
     by_op: bool = False
     min_severity: str = "info"
     taps: list[str] = field(default_factory=list)
+    columns: tuple[str, ...] | None = None  # None: the usual ones
 
     def shown(self, diagnostics: list[Any]) -> list[Any]:
         order = ["info", "warning", "error"]
@@ -231,8 +252,30 @@ def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, vie
         click.echo(render_markdown(report, diagnostics, convention, batch, peak), nl=False)
         return
     use_color = _color(color, sys.stdout)
-    click.echo(render_text(report, diagnostics, convention, batch, peak, color=use_color, by_op=view.by_op), nl=False,
-               color=use_color)
+    click.echo(render_text(report, diagnostics, convention, batch, peak, color=use_color, by_op=view.by_op,
+                           columns=view.columns), nl=False, color=use_color)
+
+
+@main.command()
+@click.argument("before", type=click.Path(path_type=Path))
+@click.argument("after", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.option("--convention", type=click.Choice(CONVENTIONS), default="torchvision", show_default=True,
+              help="How MACs are counted.")
+@input_option
+@_spec_options
+@color_option
+@debug_option
+def diff(before: Path, after: Path, as_json: bool, convention: str, inputs: tuple[str, ...],
+         import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
+    """Compare two specs layer by layer: what AFTER adds, removes and changes against BEFORE (shapes,
+    parameters, MACs, receptive fields), and the totals' deltas. Layers match by name."""
+    with _reported_errors(color, debug, "comparing"):
+        from .report.diff import diff_reports, render_diff
+
+        old, new = (_load(spec, inputs, import_path, max_layers) for spec in (before, after))
+        result = diff_reports(old.report(convention), old.graph, new.report(convention), new.graph)
+    click.echo(result.model_dump_json(indent=2) if as_json else render_diff(result), nl=as_json)
 
 
 _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}

@@ -38,7 +38,7 @@ def test_json_report_matches_schema_and_batch_scaling() -> None:
     assert set(data) == {"network", "convention", "batch", "inputs", "outputs", "training_outputs", "layers", "taps",
                          "by_op", "totals", "diagnostics"}
     assert set(data["layers"][0]) == {"name", "op", "inputs", "shape", "params", "macs", "rf", "line",
-                                      "training_only", "layers"}
+                                      "training_only", "layers", "window"}
     assert data["layers"][-1]["rf"] is None and data["inputs"] == {"x": [1, 40]}
 
 
@@ -221,3 +221,48 @@ def test_json_of_a_file_that_cannot_be_read_is_json(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert [(d["code"], d["severity"]) for d in report["diagnostics"]] == [("E001", "error")]
     assert "no such file" in report["diagnostics"][0]["message"]
+
+
+def test_diff_lists_the_added_blocks_and_nothing_for_the_same_spec() -> None:
+    code, out, _ = run("diff", str(SPECS / "resnet18.cnn"), str(SPECS / "resnet34.cnn"), "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert [(e["name"], e["op"], e["layers"]) for e in result["added"]] == [
+        (name, "basic", 7) for name in ("layer1.2", "layer2.2", "layer2.3", "layer3.2", "layer3.3", "layer3.4",
+                                        "layer3.5", "layer4.2")]
+    assert result["removed"] == [] and result["totals"]["params"] == {"before": 11_689_512, "after": 21_797_672,
+                                                                      "delta": 10_108_160}
+    assert all(set(change["fields"]) == {"rf"} for change in result["changed"])  # later layers see further
+    code, out, _ = run("diff", str(SPECS / "resnet18.cnn"), str(SPECS / "resnet18.cnn"))
+    assert code == 0 and "no difference" in out
+    code, out, _ = run("diff", str(SPECS / "resnet34.cnn"), str(SPECS / "resnet18.cnn"))
+    assert code == 0 and "removed: 8 (56 layers, -10,108,160 params" in out
+    assert "params: 21,797,672 -> 11,689,512 (-10,108,160)" in out
+
+
+def test_columns_show_each_window_as_resolved() -> None:
+    """`same` padding and depthwise groups are shown resolved, as the checker computed them."""
+    spec = "input x: 8 x 32 x 32\noutput y = x -> conv(8, 3, stride=2, padding=same, groups=depthwise) as dw\n"
+    result = runner.invoke(main, ["check", "-", "--columns", "+window"], input=spec)
+    assert result.exit_code == 0, result.output
+    header, _, row = result.output.splitlines()[2:5]
+    assert header.split()[:9] == ["Layer", "Op", "Output", "shape", "Kernel", "Stride", "Dilation", "Padding",
+                                  "Groups"]
+    assert row.split()[:9] == ["dw", "conv2d", "8", "x", "16", "x", "16", "3", "2"] and " 0+1 " in row
+    assert row.split()[10:12] == ["0+1", "8"]
+    result = runner.invoke(main, ["check", "-", "--json"], input=spec)
+    window = json.loads(result.output)["layers"][0]["window"]
+    assert window == {"kernel": [3, 3], "stride": [2, 2], "dilation": [1, 1], "padding": [[0, 1], [0, 1]],
+                      "groups": 8}
+    result = runner.invoke(main, ["check", "-", "--columns", "name,groups"], input=spec)
+    assert result.output.splitlines()[2].split() == ["Layer", "Groups"]
+    result = runner.invoke(main, ["check", "-", "--columns", "name,kernal"], input=spec)
+    assert result.exit_code == 2 and "unknown column(s) kernal" in result.output
+
+
+def test_markdown_quotes_diagnostics_with_backticks_safely() -> None:
+    result = runner.invoke(main, ["check", "-", "--format", "markdown"],
+                           input="input x: 3 x 9 x 9\noutput y = x -> conv(4, 2, stride=2)\n")
+    line = next(line for line in result.output.splitlines() if "W100" in line)
+    assert line.startswith("- ``") and "`conv1`" in line  # the span's fence is longer than the backticks inside
+    assert line.split(" (hint:")[0].endswith("``")

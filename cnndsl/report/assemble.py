@@ -9,7 +9,7 @@ from ..analysis.memory import peak_live_elements
 from ..diagnostics import Diagnostic
 from ..graph.facts import INPUT_AXIS, Field
 from ..graph.model import INPUT, REPEAT, Graph, Instance
-from ..ops.base import Convention, Number
+from ..ops.base import Attrs, Convention, Number, WindowAttrs
 from . import model as M
 
 BYTES_PER_ELEMENT = 4  # fp32
@@ -35,7 +35,7 @@ def build_report(graph: Graph, diagnostics: list[Diagnostic], convention: Conven
         layer_macs = facts.macs[convention] * batch
         layers.append(M.Layer(name=node.name, op=facts.label, inputs=list(node.inputs), shape=list(facts.shape),
                               params=facts.params.params, macs=layer_macs, rf=rf, line=node.location.line,
-                              training_only=training_only))
+                              training_only=training_only, window=window_of(facts.attrs)))
         params += facts.params.params
         trainable += facts.trainable
         buffers += facts.params.buffers
@@ -117,6 +117,15 @@ def op_summary(layers: list[M.Layer]) -> list[M.OpSummary]:
         kinds[layer.op] = [count + 1, params + layer.params, macs + (0 if layer.training_only else layer.macs)]
     return [M.OpSummary(op=op, layers=count, params=params, macs=macs)
             for op, (count, params, macs) in sorted(kinds.items(), key=lambda item: (-item[1][2], -item[1][1]))]
+
+
+def window_of(attrs: Attrs) -> M.Window | None:
+    """The resolved window of a convolution or pooling layer (`same` padding and per-axis values expanded)."""
+    if not isinstance(attrs, WindowAttrs):
+        return None
+    g = attrs.geometry
+    return M.Window(kernel=list(g.kernel), stride=list(g.stride), dilation=list(g.dilation),
+                    padding=[list(p) for p in g.padding], groups=getattr(attrs, "groups", 1))
 
 
 def receptive_field(field: Field | None) -> M.ReceptiveField | None:

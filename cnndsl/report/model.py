@@ -20,6 +20,16 @@ class ReceptiveField(_Strict):
     padding: list[Fraction] = Field(description="effective padding per axis: output 0 starts at -padding")
 
 
+class Window(_Strict):
+    """A sliding window's geometry (convolution, pooling), per spatial axis."""
+
+    kernel: list[int]
+    stride: list[int]
+    dilation: list[int]
+    padding: list[list[int]] = Field(description="(before, after) per spatial axis")
+    groups: int = Field(1, description="convolution groups (depthwise: the input's channels)")
+
+
 class Layer(_Strict):
     name: str
     op: str
@@ -32,6 +42,8 @@ class Layer(_Strict):
     training_only: bool = Field(False, description="feeds `training output`s only: its parameters count, its "
                                 "MACs and activations are not in the inference totals")
     layers: int = Field(1, description="`--depth`: the layers a block instance's row stands for (1: a layer)")
+    window: Window | None = Field(None, description="kernel, stride, dilation, padding and groups of a "
+                                  "convolution or pooling layer; null for other layers")
 
 
 class OpSummary(_Strict):

@@ -3,6 +3,9 @@ columns), totals, then the diagnostics. Plain text, or Markdown for docs."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 from ..diagnostics import Diagnostic
 from ..layout import fmt_shape
 from . import model as M
@@ -10,18 +13,43 @@ from .diagnostics import printable, render_diagnostics
 
 COLUMNS = ("Layer", "Op", "Output shape", "Params", "MACs", "RF size", "RF stride", "RF padding")
 NUMERIC_COLUMNS = {"Params", "MACs"}  # right-aligned
+# `--columns`: what a user may ask for by name, and the header each shows as
+COLUMN_NAMES = {"name": "Layer", "op": "Op", "shape": "Output shape", "params": "Params", "macs": "MACs",
+                "rf": "RF size", "rf_stride": "RF stride", "rf_padding": "RF padding", "kernel": "Kernel",
+                "stride": "Stride", "dilation": "Dilation", "padding": "Padding", "groups": "Groups"}
+WINDOW_COLUMNS = ("kernel", "stride", "dilation", "padding", "groups")
 
 
-def _axes(values: list[int] | list[int | str]) -> str:
+def _axes(values: Sequence[int | str]) -> str:
     shown = [str(v) for v in values]
     return shown[0] if len(set(shown)) == 1 else "x".join(shown)
 
 
 def layer_row(layer: M.Layer) -> tuple[str, ...]:
-    rf = layer.rf
+    return tuple(layer_cells(layer)[column] for column in ("name", "op", "shape", "params", "macs", "rf", "rf_stride",
+                                                            "rf_padding"))
+
+
+def layer_cells(layer: M.Layer) -> dict[str, str]:
+    """Every column a layer can show, by `--columns` name."""
+    rf, w = layer.rf, layer.window
     op = f"{layer.op} (training)" if layer.training_only else layer.op
-    return (layer.name, op, fmt_shape(layer.shape), f"{layer.params:,}", f"{layer.macs:,}",
-            _axes(rf.size) if rf else "-", _axes(rf.stride) if rf else "-", _axes(rf.padding) if rf else "-")
+    padding = "-" if w is None else _axes(["+".join(map(str, dict.fromkeys(p))) for p in w.padding])
+    return {"name": layer.name, "op": op, "shape": fmt_shape(layer.shape), "params": f"{layer.params:,}",
+            "macs": f"{layer.macs:,}", "rf": _axes(rf.size) if rf else "-",
+            "rf_stride": _axes(rf.stride) if rf else "-", "rf_padding": _axes(rf.padding) if rf else "-",
+            "kernel": _axes(w.kernel) if w else "-",
+            "stride": _axes(w.stride) if w else "-", "dilation": _axes(w.dilation) if w else "-", "padding": padding,
+            "groups": str(w.groups) if w else "-"}
+
+
+def layer_table(layers: list[M.Layer], columns: tuple[str, ...] | None = None) -> list[str]:
+    """The per-layer table, with the default columns or the `--columns` named."""
+    if columns is None:
+        return format_table(COLUMNS, [layer_row(layer) for layer in layers], right=NUMERIC_COLUMNS)
+    headers = tuple(COLUMN_NAMES[column] for column in columns)
+    rows = [tuple(layer_cells(layer)[column] for column in columns) for layer in layers]
+    return format_table(headers, rows, right=NUMERIC_COLUMNS)
 
 
 TAP_COLUMNS = ("Tap", "Layer", "Shape", "Channels", "Stride", "RF size", "RF padding")
@@ -80,8 +108,8 @@ def format_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], right: s
 
 
 def render_text(report: M.Report, diagnostics: list[Diagnostic], convention: str, batch: int, peak_bytes: int,
-                color: bool = False, by_op: bool = False) -> str:
-    table = format_table(COLUMNS, [layer_row(layer) for layer in report.layers], right=NUMERIC_COLUMNS)
+                color: bool = False, by_op: bool = False, columns: tuple[str, ...] | None = None) -> str:
+    table = layer_table(report.layers, columns)
     taps = ["", "Taps:", *format_table(TAP_COLUMNS, [tap_row(tap) for tap in report.taps], right=set())] \
         if report.taps else []
     ops = ["", "By op:", *format_table(OP_COLUMNS, [op_row(op, report.totals) for op in report.by_op],
@@ -105,6 +133,23 @@ def render_markdown(report: M.Report, diagnostics: list[Diagnostic], convention:
     lines += [""] + [f"- {line}" for line in totals_lines(report, convention, batch, peak_bytes)]
     if diagnostics:
         lines += ["", "Diagnostics:", ""]
-        lines += [f"- `{printable(d.headline())}`" + (f" (hint: {printable(d.hint)})" if d.hint else "")
-                  for d in diagnostics]
+        lines += [f"- {code_span(printable(d.headline()))}" + (f" (hint: {markdown_text(printable(d.hint))})"
+                                                              if d.hint else "") for d in diagnostics]
     return "\n".join(lines) + "\n"
+
+
+def code_span(text: str) -> str:
+    """`text` as a Markdown code span whatever backticks it holds: fenced by one more backtick than its
+    longest run, padded with spaces where it starts or ends with one (CommonMark's rule)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    padded = f" {text} " if text.startswith("`") or text.endswith("`") else text
+    return f"{fence}{padded}{fence}"
+
+
+def markdown_text(text: str) -> str:
+    """Prose for Markdown with the characters that would start markup escaped (hints quote code in backticks,
+    which stays code: only the rest is escaped)."""
+    parts = re.split(r"(`[^`]*`)", text)
+    return "".join(part if part.startswith("`") and part.endswith("`") and len(part) > 1
+                   else re.sub(r"([\\*_\[\]<>|#])", r"\\\1", part) for part in parts)
