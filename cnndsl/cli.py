@@ -92,7 +92,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("spec", type=click.Path(path_type=Path))
+@click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
               help="Report format (default: text).")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
@@ -118,10 +118,11 @@ def main() -> None:
 @_spec_options
 @color_option
 @debug_option
-def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, depth: int | None, by_op: bool,
-          columns: str | None, min_severity: str, quiet: bool, taps: str | None, inputs: tuple[str, ...],
+def check(specs: tuple[Path, ...], fmt: str, as_json: bool, convention: str, batch: int, depth: int | None,
+          by_op: bool, columns: str | None, min_severity: str, quiet: bool, taps: str | None, inputs: tuple[str, ...],
           import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
-    """Check SPEC and print its per-layer report and every diagnostic."""
+    """Check each SPEC (`-`: standard input) and print its per-layer report and every diagnostic. With
+    several, a report each (with --json, a list) and the worst exit code."""
     import gc
 
     # Every object of a check lives to its end: the cyclic collector would only rescan them (a third
@@ -132,7 +133,20 @@ def check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, dept
     try:
         view = ReportView(depth, by_op, "warning" if quiet and min_severity == "info" else min_severity,
                           _names(taps, "--taps"), _columns(columns))
-        _check(spec, fmt, as_json, convention, batch, view, inputs, import_path, max_layers, color, debug)
+        fmt = "json" if as_json else fmt
+        reports: list[str] | None = [] if fmt == "json" and len(specs) > 1 else None
+        worst = 0
+        for index, spec in enumerate(specs):
+            if index and fmt != "json":
+                click.echo()
+            try:
+                _check(spec, fmt, convention, batch, view, inputs, import_path, max_layers, color, debug, reports)
+            except SystemExit as exc:
+                worst = max(worst, exc.code if isinstance(exc.code, int) else 1)
+        if reports is not None:
+            click.echo("[\n" + ",\n".join(reports) + "\n]")
+        if worst:
+            sys.exit(worst)
     finally:
         if collecting:
             gc.enable()
@@ -200,15 +214,15 @@ class ReportView:
         return [d for d in diagnostics if order.index(d.severity.value) >= order.index(self.min_severity)]
 
 
-def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, view: ReportView,
-           inputs: tuple[str, ...], import_path: tuple[Path, ...], max_layers: int | None, color: bool | None,
-           debug: bool) -> None:
+def _check(spec: Path, fmt: str, convention: str, batch: int, view: ReportView, inputs: tuple[str, ...],
+           import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool,
+           reports: list[str] | None = None) -> None:
+    """Check one spec and print its report; with `reports`, its JSON goes there (several specs: one list)."""
     from .diagnostics import SpecError, UsageError
     from .report.assemble import build_report
     from .report.diagnostics import render_diagnostics
     from .report.text import render_markdown, render_text
 
-    fmt = "json" if as_json else fmt
     try:
         network = _load(spec, inputs, import_path, max_layers)
     except click.ClickException:
@@ -217,7 +231,8 @@ def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, vie
         if fmt == "json" and exc.diagnostic is not None:  # a file that cannot be read: still JSON, exit 2
             from .graph.model import Graph
 
-            click.echo(build_report(Graph(spec.stem), [exc.diagnostic], convention, batch).model_dump_json(indent=2))
+            _json_out(build_report(Graph(spec.stem), [exc.diagnostic], convention, batch).model_dump_json(indent=2),
+                      reports)
             sys.exit(2)
         _fail_usage(str(exc), debug)
     except SpecError as exc:
@@ -225,7 +240,7 @@ def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, vie
             from .graph.model import Graph
 
             report = build_report(Graph(spec.stem), exc.diagnostics)
-            click.echo(report.model_dump_json(indent=2))
+            _json_out(report.model_dump_json(indent=2), reports)
         else:
             use_color = _color(color, sys.stderr)
             click.echo(render_diagnostics(exc.diagnostics, use_color), err=True, color=use_color)
@@ -235,6 +250,14 @@ def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, vie
             raise
         _fail_usage("internal error while checking the spec (a bug in cnndsl); rerun with --debug for the "
                     "traceback and report it", debug)
+    if not network.graph.inputs and fmt != "json":  # a block library (I103): nothing to tabulate
+        from .report.diagnostics import printable
+
+        use_color = _color(color, sys.stdout)
+        click.echo(f"{printable(network.name)}: a block library, no network\n\n"
+                   + render_diagnostics(view.shown(network.diagnostics) or network.diagnostics, use_color),
+                   color=use_color)
+        return
     try:
         report = network.report(convention, batch, view.taps, view.depth)
     except UsageError as exc:
@@ -245,7 +268,7 @@ def _check(spec: Path, fmt: str, as_json: bool, convention: str, batch: int, vie
         entries = [entry for entry in report.diagnostics if (entry.code, entry.message) in kept]
         report = report.model_copy(update={"diagnostics": entries})
     if fmt == "json":
-        click.echo(report.model_dump_json(indent=2))
+        _json_out(report.model_dump_json(indent=2), reports)
         return
     peak = network.peak_activation_bytes(batch)
     if fmt == "markdown":
@@ -504,6 +527,14 @@ def run_artifact(artifact: Path, inputs: tuple[str, ...], output: Path | None, d
         click.echo(f"{name}: {fmt_shape(value.shape)}, mean {value.mean():.6g}, "
                    f"min {value.min():.6g}, max {value.max():.6g}{top}")
 
+
+
+def _json_out(text: str, reports: list[str] | None) -> None:
+    """A report's JSON: printed, or kept for the list of several specs."""
+    if reports is None:
+        click.echo(text)
+    else:
+        reports.append(text)
 
 def _read_inputs(items: tuple[str, ...], names: list[str]) -> dict[str, Any]:
     import numpy as np

@@ -94,6 +94,7 @@ CODES: dict[str, CodeInfo] = {
     "I101": _info("convolution channels not a multiple of 8 (tensor cores)", "x -> conv(15, 3)"),
     "I102": _info("receptive field through adaptive pooling is an upper bound",
                   "x -> adaptive_avgpool(7)   (x: 64 x 10 x 10)"),
+    "I103": _info("a block library: blocks, no network", "block cbr(c) { ... }   (and no input or output)"),
 }
 
 

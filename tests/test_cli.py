@@ -266,3 +266,17 @@ def test_markdown_quotes_diagnostics_with_backticks_safely() -> None:
     line = next(line for line in result.output.splitlines() if "W100" in line)
     assert line.startswith("- ``") and "`conv1`" in line  # the span's fence is longer than the backticks inside
     assert line.split(" (hint:")[0].endswith("``")
+
+
+def test_several_specs_in_one_call_exit_with_the_worst(tmp_path: Path) -> None:
+    (tmp_path / "bad.cnn").write_text("input x: 3 x 8 x 8\noutput y = x -> conv(4, 30)\n")
+    result = runner.invoke(main, ["check", str(SPECS / "lenet5.cnn"), str(tmp_path / "bad.cnn")])
+    assert result.exit_code == 1 and result.stdout.startswith("lenet5") and "error[E303]" in result.output
+    result = runner.invoke(main, ["check", str(SPECS / "lenet5.cnn"), str(tmp_path / "bad.cnn"),
+                                  str(tmp_path / "missing.cnn"), "--json"])
+    assert result.exit_code == 2
+    reports = json.loads(result.stdout)
+    assert [report["network"] for report in reports] == ["lenet5", "bad", "missing"]
+    assert [[d["code"] for d in report["diagnostics"] if d["severity"] == "error"] for report in reports] == \
+        [[], ["E303"], ["E001"]]
+    assert runner.invoke(main, ["check", str(SPECS / "lenet5.cnn"), str(SPECS / "mnist1d.cnn")]).exit_code == 0

@@ -59,6 +59,7 @@ CASES: dict[str, tuple[str, int, int, str]] = {
              2, 55, "`third` is the first layer whose receptive field (7 x 7)"),
     "I101": (HEAD + "output y = x -> conv(15, 3)\n", 2, 17, "output 15 channels are not a multiple of 8"),
     "I102": ("input x: 8 x 10 x 10\noutput y = x -> adaptive_avgpool(3)\n", 2, 17, "pools windows of different sizes"),
+    "I103": ("const w = 8\nblock f(c) {\n  return in\n}\n", 2, 1, "a block library: 1 block(s), f(c)"),
 }
 
 
@@ -147,9 +148,19 @@ def test_network_named_twice(specs: SpecFiles) -> None:
     assert error.code == "E202" and error.location is not None and error.location.line == 2
 
 
-def test_checking_a_block_library_says_so(specs: SpecFiles) -> None:
-    (error,) = specs.errors("const w = 8\nblock f(c) {\n  return in\n}\n")
-    assert error.code == "E209" and error.message == "this file defines 1 block(s) but no network"
+def test_checking_a_block_library_lists_its_blocks(specs: SpecFiles) -> None:
+    """A library checks on its own: no error, a note listing its blocks (their bodies are checked where a
+    network calls them); the CLI says it has no network and exits 0."""
+    from click.testing import CliRunner
+
+    from cnndsl.cli import main
+
+    network = specs.load("const w = 8\nblock f(c) {\n  return in\n}\nblock g(c, k=3) {\n  return in -> f(c)\n}\n",
+                         name="lib.cnn")
+    (note,) = network.diagnostics
+    assert note.code == "I103" and note.message == "a block library: 2 block(s), f(c), g(c, k); no network"
+    result = CliRunner().invoke(main, ["check", str(specs.root / "lib.cnn")])
+    assert result.exit_code == 0 and result.output.startswith("lib: a block library, no network")
 
 
 def test_layer_name_collision(specs: SpecFiles) -> None:

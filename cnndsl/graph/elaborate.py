@@ -255,12 +255,14 @@ class Elaborator:
         if self.sink.has_errors:
             return
         if not self.graph.inputs:
-            blocks = sum(isinstance(s, A.BlockDef) for s in statements)
+            blocks = [s for s in statements if isinstance(s, A.BlockDef)]
             if blocks and all(isinstance(s, A.BlockDef | A.Const | A.Import) for s in statements):
-                self.sink.emit("E209", f"this file defines {blocks} block(s) but no network",
-                               loc(env, statements[0]),
-                               hint='import it from a network spec (`import "file.cnn"`), or declare `input` and '
-                                    "`output` here")
+                shown = ", ".join(f"{b.name.name}({', '.join(p.name.name for p in b.params)})" for b in blocks[:20])
+                more = f" and {len(blocks) - 20} more" if len(blocks) > 20 else ""
+                self.sink.emit("I103", f"a block library: {len(blocks)} block(s), {shown}{more}; no network",
+                               loc(env, blocks[0]),
+                               hint='a block\'s body is checked where a network calls it: `import "file.cnn"` from '
+                                    "a network spec, or declare `input` and `output` here")
             else:
                 self.sink.emit("E209", "the network declares no input", loc(env, statements[0]),
                                hint="declare one with its per-sample shape: `input x: 3 x 224 x 224`")
