@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .analysis import analyse
 from .analysis.macs import CONVENTIONS
 from .analysis.memory import peak_live_elements
-from .diagnostics import CheckingStopped, Diagnostic, DiagnosticSink
+from .diagnostics import CheckingStopped, Diagnostic, DiagnosticSink, SpecError
 from .extras import require
 from .graph.elaborate import build_graph
 from .graph.model import Graph
@@ -185,6 +185,7 @@ def _checked(path: Path, text: str | None, inputs: dict[str, tuple[int, ...]] | 
     # garbage collector would rescan them over and over (quadratic on long specs), so pause it.
     collecting = gc.isenabled()
     gc.disable()
+    graph: Graph | None = None
     try:
         graph, sink = build_graph(path, inputs, sink, limits, [Path(p) for p in import_path], text=text)
         if sink.stopped is None:
@@ -194,5 +195,7 @@ def _checked(path: Path, text: str | None, inputs: dict[str, tuple[int, ...]] | 
     finally:
         if collecting:
             gc.enable()
-    sink.raise_if_errors()
+    if sink.has_errors:
+        raise SpecError(sink.sorted(), partial=graph if graph is not None and len(graph) else None)
+    assert graph is not None
     return Network(graph, sink.sorted())

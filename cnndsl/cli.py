@@ -236,10 +236,10 @@ def _check(spec: Path, fmt: str, convention: str, batch: int, view: ReportView, 
             sys.exit(2)
         _fail_usage(str(exc), debug)
     except SpecError as exc:
-        if fmt == "json":
+        if fmt == "json":  # the layers that did check, every diagnostic, null totals
             from .graph.model import Graph
 
-            report = build_report(Graph(spec.stem), exc.diagnostics)
+            report = build_report(exc.partial or Graph(spec.stem), exc.diagnostics, convention, batch)
             _json_out(report.model_dump_json(indent=2), reports)
         else:
             use_color = _color(color, sys.stderr)
@@ -620,10 +620,10 @@ def import_darknet(cfg: Path, output: Path | None, name: str | None, force: bool
                 network = load(temporary)
             except SpecError as exc:
                 raise SpecError(translation.relocated(exc.diagnostics, temporary)) from exc
-    totals = network.report("darknet").totals
+    totals = network.report("darknet").totals  # the network checked: its totals are known
     click.echo(f"wrote {output}: {translation.layers} Darknet layers ({len(network.graph)} ops), "
                f"{totals.params:,} parameters, "
-               f"{2 * totals.macs / 1e9:.3f} BFLOPs (darknet convention) at "
+               f"{totals.bflops:.3f} BFLOPs (darknet convention) at "
                f"{fmt_shape(next(iter(network.report().inputs.values())))}")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from .limits import DEFAULT_LIMITS
 
@@ -246,8 +246,11 @@ def _sort_key(d: Diagnostic) -> tuple[int, str, int, int]:
 class SpecError(Exception):
     """A spec has errors. Carries every diagnostic of the failing stage (warnings included)."""
 
-    def __init__(self, diagnostics: list[Diagnostic]):
+    def __init__(self, diagnostics: list[Diagnostic], partial: Any = None):
         self.diagnostics = diagnostics
+        # What was built despite the errors (a Graph whose layers that checked have their facts), for a
+        # report of those layers; None when nothing was (a file that does not parse).
+        self.partial = partial
         errors = [d for d in diagnostics if d.is_error]
         super().__init__("\n".join(d.headline() for d in errors) or "spec error")
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
@@ -280,3 +281,14 @@ def test_several_specs_in_one_call_exit_with_the_worst(tmp_path: Path) -> None:
     assert [[d["code"] for d in report["diagnostics"] if d["severity"] == "error"] for report in reports] == \
         [[], ["E303"], ["E001"]]
     assert runner.invoke(main, ["check", str(SPECS / "lenet5.cnn"), str(SPECS / "mnist1d.cnn")]).exit_code == 0
+
+
+def test_json_with_errors_lists_the_layers_that_checked_and_no_totals() -> None:
+    spec = "input x: 3 x 8 x 8\na = x -> conv(4, 3) -> relu\nb = a -> conv(4, 30)\noutput y = [a, b] -> add\n"
+    result = runner.invoke(main, ["check", "-", "--json"], input=spec)
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    jsonschema.validate(report, json.loads((ROOT / "docs" / "report.schema.json").read_text()))
+    assert [layer["name"] for layer in report["layers"]] == ["conv1", "relu1"]  # conv2 failed, add depends on it
+    assert set(report["totals"].values()) == {None}
+    assert [d["code"] for d in report["diagnostics"] if d["severity"] == "error"] == ["E303"]

@@ -42,11 +42,15 @@ def build_report(graph: Graph, diagnostics: list[Diagnostic], convention: Conven
         if not training_only:
             macs += layer_macs
             activations += facts.elements * batch
-    totals = M.Totals(params=params, trainable_params=trainable, macs=macs,
-                      param_bytes=(params + buffers) * BYTES_PER_ELEMENT,
-                      activation_bytes=activations * BYTES_PER_ELEMENT,
-                      peak_activation_bytes=peak_live_elements(graph) * BYTES_PER_ELEMENT * batch,
-                      bflops=round(2 * macs / 1e9, 6))
+    if any(d.is_error for d in diagnostics):  # the layers that checked are listed; their sums are not totals
+        totals = M.Totals(params=None, trainable_params=None, macs=None, param_bytes=None, activation_bytes=None,
+                          peak_activation_bytes=None, bflops=None)
+    else:
+        totals = M.Totals(params=params, trainable_params=trainable, macs=macs,
+                          param_bytes=(params + buffers) * BYTES_PER_ELEMENT,
+                          activation_bytes=activations * BYTES_PER_ELEMENT,
+                          peak_activation_bytes=peak_live_elements(graph) * BYTES_PER_ELEMENT * batch,
+                          bflops=round(2 * macs / 1e9, 6))
     return M.Report(
         network=graph.name, convention=str(Convention(convention).value), batch=batch,
         inputs={name: list(graph.node(node).shape or ()) for name, node in graph.inputs.items()},

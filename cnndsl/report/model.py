@@ -63,15 +63,19 @@ class Tap(_Strict):
 
 
 class Totals(_Strict):
-    params: int
-    trainable_params: int
-    macs: int = Field(description="of an inference pass: layers that feed training outputs only are left out")
-    param_bytes: int = Field(description="fp32 bytes of parameters and buffers (the state_dict's tensors)")
-    activation_bytes: int = Field(description="fp32 bytes of every layer output, scaled by --batch")
-    peak_activation_bytes: int = Field(0, description="fp32 bytes live at once during an inference pass in the "
-                                       "spec's order (tensors freed after their last reader), scaled by --batch")
-    bflops: float = Field(0.0, description="2 x macs / 1e9: Darknet's BFLOPs of these MACs (Darknet's own figure "
-                          "with --convention darknet)")
+    """The network's totals; each is null when the spec has errors (a sum over the layers that checked would
+    look like the network's and is not)."""
+
+    params: int | None
+    trainable_params: int | None
+    macs: int | None = Field(description="of an inference pass: layers that feed training outputs only are left out")
+    param_bytes: int | None = Field(description="fp32 bytes of parameters and buffers (the state_dict's tensors)")
+    activation_bytes: int | None = Field(description="fp32 bytes of every layer output, scaled by --batch")
+    peak_activation_bytes: int | None = Field(0, description="fp32 bytes live at once during an inference pass in "
+                                              "the spec's order (tensors freed after their last reader), scaled by "
+                                              "--batch")
+    bflops: float | None = Field(0.0, description="2 x macs / 1e9: Darknet's BFLOPs of these MACs (Darknet's own "
+                                 "figure with --convention darknet)")
 
 
 class DiagnosticEntry(_Strict):

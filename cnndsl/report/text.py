@@ -77,7 +77,10 @@ def human_size(n: int, unit: str = "") -> str:
 
 
 def totals_lines(report: M.Report, convention: str, batch: int, peak_bytes: int) -> list[str]:
+    """The totals of a network without errors (a report with errors has none: the CLI prints its diagnostics)."""
     t = report.totals
+    assert t.params is not None and t.trainable_params is not None and t.macs is not None
+    assert t.param_bytes is not None and t.activation_bytes is not None
     macs = f"{t.macs:,} ({human_size(t.macs)})"
     if convention == "darknet":
         macs += f" = {2 * t.macs / 1e9:.3f} BFLOPs"
