@@ -1,7 +1,7 @@
 # One command for each job; each installs what it needs into .venv first.
 #   make demo   - check the bundled specs (the main job)
 #   make test   - the whole test suite, lints and the generated-docs check
-#   make docs   - regenerate docs/diagnostics.md, docs/ops.md and docs/report.schema.json
+#   make docs   - regenerate docs/diagnostics.md, docs/ops.md, docs/report.schema.json and docs/resnet18.svg
 #   make golden - regenerate tests/golden/ after a deliberate report change (review the diff)
 #   make bench  - the speed benchmarks of docs/benchmarks.md (by hand, not in CI)
 #   make bench-torch - compiled PyTorch modules against hand-written ones (by hand, ~10 min)
@@ -23,6 +23,11 @@ $(STAMP): pyproject.toml
 	# pyproject.toml then installs nothing more.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
+	# Graphviz's `dot` renders `cnndsl draw` pictures (a Debian package; .dot output needs none). Best effort:
+	# without root or a package index, draw writes DOT only and its rendering tests are skipped.
+	command -v dot >/dev/null || apt-get install -y -q graphviz >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null 2>&1) \
+		|| echo "Graphviz not installed: cnndsl draw will write .dot only"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -44,6 +49,7 @@ lint: install
 
 docs: install
 	$(PY) tools/gen_docs.py
+	$(VENV)/bin/cnndsl draw specs/resnet18.cnn --depth 2 -o docs/resnet18.svg
 
 golden: install
 	$(PY) tools/gen_golden.py

@@ -301,6 +301,31 @@ def diff(before: Path, after: Path, as_json: bool, convention: str, inputs: tupl
     click.echo(result.model_dump_json(indent=2) if as_json else render_diff(result), nl=as_json)
 
 
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="The picture: .svg (default: SPEC's name), .png, .pdf, or .dot (Graphviz's text, no Graphviz "
+                   "needed).")
+@click.option("--depth", type=click.IntRange(min=1), default=None,
+              help="Draw block instances this many levels deep as one node each (default: every layer, blocks as "
+                   "nested boxes).")
+@input_option
+@_spec_options
+@color_option
+@debug_option
+def draw(spec: Path, output: Path | None, depth: int | None, inputs: tuple[str, ...], import_path: tuple[Path, ...],
+         max_layers: int | None, color: bool | None, debug: bool) -> None:
+    """Draw SPEC as a graph: a node per layer (op, shape, params, receptive field, coloured by MACs), block
+    instances as boxes, edges labelled with shapes."""
+    with _reported_errors(color, debug, "drawing"):
+        from .report.draw import render, to_dot
+
+        network = _load(spec, inputs, import_path, max_layers)
+        output = output or Path(f"{Path(str(spec)).stem if str(spec) != '-' else 'network'}.svg")
+        render(to_dot(network.graph, network.report(depth=depth)), output)
+    click.echo(f"wrote {output}")
+
+
 _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
 
 
