@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from .analysis import analyse
 from .analysis.macs import CONVENTIONS
-from .analysis.memory import peak_live_elements
+from .analysis.memory import OPTIMIZER_STATES, peak_live_elements, training_memory
 from .diagnostics import CheckingStopped, Diagnostic, DiagnosticSink, SpecError
 from .extras import require
 from .graph.elaborate import build_graph
@@ -18,6 +18,7 @@ from .layout import fmt_shape
 from .limits import DEFAULT_LIMITS, Limits
 from .report.assemble import BYTES_PER_ELEMENT, build_report, collapse_to_depth, tap_entries
 from .report.model import Report
+from .report.model import TrainingMemory as TrainingMemoryReport
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,11 +44,12 @@ class Network:
         return self.graph.name
 
     def report(self, convention: str = "torchvision", batch: int = 1, taps: Sequence[str] = (),
-               depth: int | None = None) -> Report:
+               depth: int | None = None, train: str | None = None) -> Report:
         """The per-layer report and totals (and MACs and parameters by op kind); with `taps` (layers, block
         instances, inputs or outputs by name) also each one's shape, channels and receptive field, what a
         detection neck is configured with; with `depth`, block instances `depth` levels deep as one row each
-        (torchinfo's `depth=`: `depth=1` gives ResNet's stages), the totals unchanged."""
+        (torchinfo's `depth=`: `depth=1` gives ResNet's stages), the totals unchanged; with `train` (`sgd`,
+        `adam`), the memory one training step holds."""
         if convention not in CONVENTIONS:
             raise ValueError(f"unknown MAC convention {convention!r}; choose one of {', '.join(CONVENTIONS)}")
         if batch < 1:
@@ -60,7 +62,19 @@ class Network:
             update["taps"] = tap_entries(self.graph, taps)
         if depth is not None:
             update["layers"] = collapse_to_depth(self.graph, report.layers, depth)
+        if train is not None:
+            update["training"] = self.training_memory(train, batch)
         return report.model_copy(update=update) if update else report
+
+    def training_memory(self, optimizer: str = "sgd", batch: int = 1) -> TrainingMemoryReport:
+        """What one training step with `optimizer` (`sgd` with momentum, or `adam`) holds at its peak:
+        weights, gradients, optimizer state and the activations autograd keeps for the backward pass."""
+        if optimizer not in OPTIMIZER_STATES:
+            raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZER_STATES)}")
+        estimate = training_memory(self.graph, optimizer, batch)
+        return TrainingMemoryReport(optimizer=optimizer, weights_bytes=estimate.weights,
+                                    gradient_bytes=estimate.gradients, optimizer_bytes=estimate.optimizer_state,
+                                    kept_activation_bytes=estimate.kept_activations, total_bytes=estimate.total)
 
     def peak_activation_bytes(self, batch: int = 1) -> int:
         return peak_live_elements(self.graph) * BYTES_PER_ELEMENT * batch

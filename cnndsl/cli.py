@@ -104,6 +104,9 @@ def main() -> None:
               help="Show block instances this many levels deep as one row each (params and MACs summed), as "
                    "torchinfo's depth=: --depth 1 gives ResNet's stages.")
 @click.option("--by-op", "by_op", is_flag=True, help="Add MACs and parameters by op kind (as fvcore's breakdown).")
+@click.option("--train", type=click.Choice(["sgd", "adam"]), default=None,
+              help="Add the memory of one training step with this optimizer (sgd: with momentum): weights, "
+                   "gradients, optimizer state, activations kept for backward.")
 @click.option("--columns", default=None, metavar="NAME,...",
               help="The table's columns: `+window` adds kernel, stride, dilation, padding and groups to the usual "
                    "ones; or name them: name, op, shape, params, macs, rf, rf_stride, rf_padding, kernel, stride, "
@@ -119,8 +122,9 @@ def main() -> None:
 @color_option
 @debug_option
 def check(specs: tuple[Path, ...], fmt: str, as_json: bool, convention: str, batch: int, depth: int | None,
-          by_op: bool, columns: str | None, min_severity: str, quiet: bool, taps: str | None, inputs: tuple[str, ...],
-          import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
+          by_op: bool, train: str | None, columns: str | None, min_severity: str, quiet: bool, taps: str | None,
+          inputs: tuple[str, ...], import_path: tuple[Path, ...], max_layers: int | None, color: bool | None,
+          debug: bool) -> None:
     """Check each SPEC (`-`: standard input) and print its per-layer report and every diagnostic. With
     several, a report each (with --json, a list) and the worst exit code."""
     import gc
@@ -132,7 +136,7 @@ def check(specs: tuple[Path, ...], fmt: str, as_json: bool, convention: str, bat
     gc.disable()
     try:
         view = ReportView(depth, by_op, "warning" if quiet and min_severity == "info" else min_severity,
-                          _names(taps, "--taps"), _columns(columns))
+                          _names(taps, "--taps"), _columns(columns), train)
         fmt = "json" if as_json else fmt
         reports: list[str] | None = [] if fmt == "json" and len(specs) > 1 else None
         worst = 0
@@ -208,6 +212,7 @@ class ReportView:
     min_severity: str = "info"
     taps: list[str] = field(default_factory=list)
     columns: tuple[str, ...] | None = None  # None: the usual ones
+    train: str | None = None  # the optimizer of the training-memory estimate
 
     def shown(self, diagnostics: list[Any]) -> list[Any]:
         order = ["info", "warning", "error"]
@@ -259,7 +264,7 @@ def _check(spec: Path, fmt: str, convention: str, batch: int, view: ReportView, 
                    color=use_color)
         return
     try:
-        report = network.report(convention, batch, view.taps, view.depth)
+        report = network.report(convention, batch, view.taps, view.depth, view.train)
     except UsageError as exc:
         _fail_usage(f"--taps: {exc}", debug)
     diagnostics = view.shown(network.diagnostics)

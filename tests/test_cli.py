@@ -37,7 +37,7 @@ def test_json_report_matches_schema_and_batch_scaling() -> None:
     assert report.totals.macs == 1_072_000
     data = json.loads(out)
     assert set(data) == {"network", "convention", "batch", "inputs", "outputs", "training_outputs", "layers", "taps",
-                         "by_op", "totals", "diagnostics"}
+                         "by_op", "training", "totals", "diagnostics"}
     assert set(data["layers"][0]) == {"name", "op", "inputs", "shape", "params", "macs", "rf", "line",
                                       "training_only", "layers", "window"}
     assert data["layers"][-1]["rf"] is None and data["inputs"] == {"x": [1, 40]}

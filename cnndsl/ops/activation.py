@@ -8,7 +8,18 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field
 
 from ..layout import fmt_shape
-from .base import DESCRIBE_BOOL, DESCRIBE_PROBABILITY, Attrs, NoParams, Op, OpParams, ParamCount, Shape, ShapeError
+from .base import (
+    DESCRIBE_BOOL,
+    DESCRIBE_PROBABILITY,
+    Attrs,
+    Kept,
+    NoParams,
+    Op,
+    OpParams,
+    ParamCount,
+    Shape,
+    ShapeError,
+)
 from .registry import register
 
 
@@ -46,17 +57,17 @@ class _Elementwise(Op):
         return inputs[0]
 
 
-def _elementwise(kind: str, summary: str, in_place: bool = False) -> type[Op]:
+def _elementwise(kind: str, summary: str, in_place: bool = False, kept: Kept = Kept.INPUT) -> type[Op]:
     """An activation without arguments; `in_place`: PyTorch computes it in place safely (its backward reads
-    its output, or nothing)."""
-    attributes = {"kind": kind, "summary": summary, "computes_in_place": in_place}
+    its output, or nothing); `kept`: what its backward keeps (`Op.kept_for_backward`)."""
+    attributes = {"kind": kind, "summary": summary, "computes_in_place": in_place, "kept_for_backward": kept}
     return register()(type(kind.title().replace("_", ""), (_Elementwise,), attributes))
 
 
-Relu = _elementwise("relu", "max(x, 0)", in_place=True)
+Relu = _elementwise("relu", "max(x, 0)", in_place=True, kept=Kept.OUTPUT)
 Relu6 = _elementwise("relu6", "min(max(x, 0), 6) (MobileNet v1/v2)", in_place=True)
-Tanh = _elementwise("tanh", "hyperbolic tangent")
-Sigmoid = _elementwise("sigmoid", "logistic sigmoid 1 / (1 + exp(-x))")
+Tanh = _elementwise("tanh", "hyperbolic tangent", kept=Kept.OUTPUT)
+Sigmoid = _elementwise("sigmoid", "logistic sigmoid 1 / (1 + exp(-x))", kept=Kept.OUTPUT)
 Hardsigmoid = _elementwise("hardsigmoid", "relu6(x + 3) / 6, a piecewise-linear sigmoid (MobileNet v3's gates)")
 Silu = _elementwise("silu", "x * sigmoid(x) (swish)", in_place=True)
 Hardswish = _elementwise("hardswish", "x * relu6(x + 3) / 6, a piecewise-linear swish (MobileNet v3)", in_place=True)
@@ -66,6 +77,7 @@ Mish = _elementwise("mish", "x * tanh(softplus(x)) (Misra 2019; YOLOv4)")
 @register()
 class Elu(_Elementwise):
     kind = "elu"
+    kept_for_backward = Kept.OUTPUT
     Params = EluParams
     positional = ("alpha",)
     summary = "x for x > 0, alpha * (exp(x) - 1) otherwise"
@@ -94,6 +106,7 @@ class LeakyRelu(_Elementwise):
     summary = "max(x, 0) + slope * min(x, 0)"
     descriptions = {"slope": "a number"}
     computes_in_place = True
+    keeps_output_in_place = True
 
 
 @register()
@@ -106,6 +119,7 @@ class Gelu(_Elementwise):
 @register()
 class Softmax(_Elementwise):
     kind = "softmax"
+    kept_for_backward = Kept.OUTPUT
     Params = SoftmaxParams
     positional = ("dim",)
     summary = "softmax along a per-sample axis (default 0: channels/features)"
@@ -122,6 +136,8 @@ class Softmax(_Elementwise):
 @register()
 class Dropout(_Elementwise):
     kind = "dropout"
+    kept_for_backward = Kept.NOTHING
+    kept_extra = 1.0
     Params = DropoutParams
     positional = ("p",)
     family = "regularization"
@@ -133,6 +149,7 @@ class Dropout(_Elementwise):
 @register()
 class DropPath(_Elementwise):
     kind = "drop_path"
+    kept_for_backward = Kept.NOTHING
     Params = DropoutParams
     positional = ("p",)
     family = "regularization"

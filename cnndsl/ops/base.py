@@ -156,6 +156,15 @@ class WindowAttrs(Attrs[P]):
     geometry: Geometry
 
 
+class Kept(StrEnum):
+    """Which tensor of a layer autograd keeps for its backward pass."""
+
+    INPUT = "input"
+    OUTPUT = "output"
+    INPUTS = "inputs"
+    NOTHING = "nothing"
+
+
 class Convention(StrEnum):
     """How peers count multiply-accumulates (see `Macs`)."""
 
@@ -213,6 +222,18 @@ class Op:
     broadcasts: ClassVar[bool] = False
     # A GEMM-like kernel whose speed on GPU tensor cores needs channel counts that are multiples of 8 (I101).
     tensor_core_channels: ClassVar[bool] = False
+    # What PyTorch's autograd keeps of this layer for the backward pass (the training-memory estimate):
+    # its input (conv, linear, batch norm, most activations), its output (relu, sigmoid, tanh, elu,
+    # softmax), every input (mul), or nothing (add, concat, views, up-sampling); `kept_extra`: more kept,
+    # in fp32 elements per output element (max pooling's int64 indices: 2; dropout's mask: 1). Measured
+    # against torch.autograd.graph.saved_tensors_hooks in tests/test_training_memory.py.
+    kept_for_backward: ClassVar[Kept] = Kept.INPUT
+    kept_extra: ClassVar[float] = 0.0
+    # Computed in place, it keeps its output (the shared memory) instead of a copy of its input
+    # (leaky_relu_: the slope keeps the sign, so the result tells the gradient).
+    keeps_output_in_place: ClassVar[bool] = False
+    # PyTorch returns a view of the input, sharing its memory (flatten, reshape, slicing).
+    returns_view: ClassVar[bool] = False
 
     def __init__(self, rank: int | None = None, name: str | None = None):
         # rank: the spatial rank an alias fixes (conv2d -> 2); None accepts any.
@@ -238,6 +259,10 @@ class Op:
     def windows(self, a: Any) -> list[Window] | None:
         """Receptive-field windows, one per output spatial axis; None when the output has none."""
         return [IDENTITY_WINDOW] * (len(a.out) - 1) if len(a.out) > 1 else None
+
+    def keeps_for_backward(self, a: Any) -> Kept:
+        """What autograd keeps of this layer, given its attributes (see `kept_for_backward`)."""
+        return self.kept_for_backward
 
     def label(self, a: Any) -> str:
         """The name shown in reports (conv becomes conv2d on a 2-D input)."""

@@ -4,7 +4,7 @@ and concat (branches, skips)."""
 from __future__ import annotations
 
 from ..layout import fmt_shape
-from .base import NoParams, Op, OpParams, Shape, ShapeError
+from .base import Kept, NoParams, Op, OpParams, Shape, ShapeError
 from .registry import register
 
 
@@ -53,6 +53,7 @@ class _Elementwise(Op):
 @register()
 class Add(_Elementwise):
     kind = "add"
+    kept_for_backward = Kept.NOTHING
     computes_in_place = True  # `out += identity`; mul is not: its gradient needs both factors
     summary = ("Element-wise sum of two or more tensors (residual connections); shapes broadcast as numpy's "
                "(sizes equal or 1).")
@@ -61,6 +62,7 @@ class Add(_Elementwise):
 @register()
 class Mul(_Elementwise):
     kind = "mul"
+    kept_for_backward = Kept.INPUTS
     summary = ("Element-wise product of two or more tensors; shapes broadcast as numpy's (a squeeze-excitation "
                "gate: `[x, gate] -> mul` with x `C x H x W` and gate `C x 1 x 1`).")
 
@@ -68,6 +70,7 @@ class Mul(_Elementwise):
 @register()
 class Concat(Op):
     kind = "concat"
+    kept_for_backward = Kept.NOTHING
     Params = ConcatParams
     min_inputs = 2
     max_inputs = None

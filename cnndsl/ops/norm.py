@@ -9,7 +9,17 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ..layout import fmt_shape
-from .base import DESCRIBE_BOOL, DESCRIBE_POSITIVE, Attrs, Op, OpParams, ParamCount, PositiveInt, Shape, ShapeError
+from .base import (
+    DESCRIBE_BOOL,
+    DESCRIBE_POSITIVE,
+    Attrs,
+    Op,
+    OpParams,
+    ParamCount,
+    PositiveInt,
+    Shape,
+    ShapeError,
+)
 from .registry import register
 
 Eps = Annotated[float, Field(gt=0.0)]
@@ -170,6 +180,7 @@ class InstanceNorm(Op):
 @register()
 class LocalResponseNorm(Op):
     kind = "lrn"
+    kept_extra = 3.5
     Params = LrnParams
     positional = ("size",)
     family = "normalization"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 from ..layout import fmt_shape
 from .base import (
@@ -11,6 +12,7 @@ from .base import (
     DESCRIBE_POSITIVE_AXES,
     Attrs,
     Geometry,
+    Kept,
     NoParams,
     Op,
     OpParams,
@@ -82,6 +84,7 @@ class _WindowPool(Op):
 @register("maxpool1d", "maxpool2d", "maxpool3d")
 class MaxPool(_WindowPool):
     kind = "maxpool"
+    kept_extra = 2.0
     Params = PoolParams
     summary = "Max pooling; stride defaults to the kernel; `ceil=true` keeps a partial last window."
 
@@ -120,12 +123,14 @@ class _GlobalPool(Op):
 @register()
 class GlobalAvgPool(_GlobalPool):
     kind = "global_avgpool"
+    kept_for_backward = Kept.NOTHING
     summary = "Mean over all spatial positions; output C x 1 (x 1 ...)."
 
 
 @register()
 class GlobalMaxPool(_GlobalPool):
     kind = "global_maxpool"
+    kept_extra = 2.0
     summary = "Max over all spatial positions; output C x 1 (x 1 ...)."
 
 
@@ -163,9 +168,14 @@ class AdaptiveAvgPool(_AdaptivePool):
     kind = "adaptive_avgpool"
     summary = "Average pooling to a fixed output size (PyTorch's adaptive windows)."
 
+    def keeps_for_backward(self, a: Any) -> Kept:
+        # to a single position PyTorch takes a mean, whose backward needs only the input's shape
+        return Kept.NOTHING if all(n == 1 for n in a.out[1:]) else Kept.INPUT
+
 
 @register()
 class AdaptiveMaxPool(_AdaptivePool):
     kind = "adaptive_maxpool"
+    kept_extra = 2.0
     summary = "Max pooling to a fixed output size (PyTorch's adaptive windows)."
 

@@ -12,6 +12,7 @@ from .base import (
     DESCRIBE_BOOL,
     DESCRIBE_POSITIVE,
     Attrs,
+    Kept,
     Op,
     OpParams,
     PositiveInt,
@@ -48,6 +49,7 @@ class UpsampleAttrs(Attrs[UpsampleParams]):
 @register()
 class Upsample(Op):
     kind = "upsample"
+    kept_for_backward = Kept.NOTHING
     Params = UpsampleParams
     positional = ("scale",)
     family = "resize"
@@ -105,6 +107,7 @@ class _PixelRearrange(Op):
 @register()
 class PixelShuffle(_PixelRearrange):
     kind = "pixel_shuffle"
+    kept_for_backward = Kept.NOTHING
     summary = ("Sub-pixel up-sampling (Shi et al., CVPR 2016; PyTorch's PixelShuffle): C*r^2 x H x W becomes "
                "C x H*r x W*r, each r^2 channels spread over an r x r block of positions.")
 
@@ -123,6 +126,7 @@ class PixelShuffle(_PixelRearrange):
 @register()
 class PixelUnshuffle(_PixelRearrange):
     kind = "pixel_unshuffle"
+    kept_for_backward = Kept.NOTHING
     summary = ("Space to depth, the inverse of `pixel_shuffle` (PyTorch's PixelUnshuffle): C x H*r x W*r becomes "
                "C*r^2 x H x W.")
 

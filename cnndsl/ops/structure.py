@@ -8,6 +8,7 @@ from math import prod
 from ..layout import fmt_shape
 from .base import (
     Attrs,
+    Kept,
     NonNegativeInt,
     NoParams,
     Op,
@@ -25,6 +26,8 @@ from .registry import register
 @register()
 class Identity(Op):
     kind = "identity"
+    returns_view = True
+    kept_for_backward = Kept.NOTHING
     Params = NoParams
     family = "structure"
     summary = "Passes its input through unchanged (a named placeholder)."
@@ -36,6 +39,8 @@ class Identity(Op):
 @register()
 class Flatten(Op):
     kind = "flatten"
+    returns_view = True
+    kept_for_backward = Kept.NOTHING
     Params = NoParams
     family = "structure"
     summary = "Flattens the per-sample shape to one axis (C*H*W features)."
@@ -56,6 +61,8 @@ class ReshapeParams(OpParams):
 @register()
 class Reshape(Op):
     kind = "reshape"
+    returns_view = True
+    kept_for_backward = Kept.NOTHING
     Params = ReshapeParams
     positional = ("shape",)
     family = "structure"
@@ -82,6 +89,8 @@ class CropAttrs(Attrs[CropParams]):
 @register()
 class Crop(Op):
     kind = "crop"
+    returns_view = True
+    kept_for_backward = Kept.NOTHING
     Params = CropParams
     positional = ("size",)
     min_inputs = 1
@@ -143,6 +152,8 @@ class SliceAttrs(Attrs[SliceParams]):
 @register()
 class Slice(Op):
     kind = "slice"
+    returns_view = True
+    kept_for_backward = Kept.NOTHING
     Params = SliceParams
     positional = ("start", "stop")
     family = "structure"
@@ -178,6 +189,7 @@ class ChannelShuffleParams(OpParams):
 @register()
 class ChannelShuffle(Op):
     kind = "channel_shuffle"
+    kept_for_backward = Kept.NOTHING
     Params = ChannelShuffleParams
     positional = ("groups",)
     family = "structure"

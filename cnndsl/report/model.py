@@ -91,6 +91,18 @@ class DiagnosticEntry(_Strict):
     notes: list[str] = Field([], description="context: the block calls that led there, outermost first")
 
 
+class TrainingMemory(_Strict):
+    """`check --train OPTIMIZER`: what one training step holds at its peak (the backward's start), fp32."""
+
+    optimizer: Literal["sgd", "adam"] = Field(description="sgd: with momentum (one buffer per parameter); adam: two")
+    weights_bytes: int = Field(description="parameters and buffers")
+    gradient_bytes: int = Field(description="one gradient per trainable parameter")
+    optimizer_bytes: int = Field(description="the optimizer's state")
+    kept_activation_bytes: int = Field(description="what autograd keeps for the backward pass (inputs included), "
+                                       "scaled by --batch; within 5% of PyTorch's for the bundled networks")
+    total_bytes: int
+
+
 class Report(_Strict):
     network: str
     convention: str = Field("torchvision", description="how the MACs were counted (--convention)")
@@ -101,5 +113,6 @@ class Report(_Strict):
     layers: list[Layer]
     taps: list[Tap] = Field([], description="`check --taps`: the tensors a feature extractor would return")
     by_op: list[OpSummary] = Field([], description="MACs and parameters by op kind, largest MACs first")
+    training: TrainingMemory | None = Field(None, description="`--train`: the memory of one training step")
     totals: Totals
     diagnostics: list[DiagnosticEntry]

@@ -94,7 +94,15 @@ def totals_lines(report: M.Report, convention: str, batch: int, peak_bytes: int)
         f"Parameter memory (fp32, incl. buffers): {human_size(t.param_bytes, 'B')}",
         f"Activation memory (fp32, all layer outputs, batch {batch}): {human_size(t.activation_bytes, 'B')}; "
         f"peak live during inference: {human_size(peak_bytes, 'B')}",
+        *([training_line(report.training, batch)] if report.training else []),
     ]
+
+
+def training_line(m: M.TrainingMemory, batch: int) -> str:
+    return (f"Training step ({m.optimizer}, batch {batch}): {human_size(m.total_bytes, 'B')} = weights "
+            f"{human_size(m.weights_bytes, 'B')} + gradients {human_size(m.gradient_bytes, 'B')} + optimizer state "
+            f"{human_size(m.optimizer_bytes, 'B')} + activations kept for backward "
+            f"{human_size(m.kept_activation_bytes, 'B')}")
 
 
 def format_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], right: set[str]) -> list[str]:

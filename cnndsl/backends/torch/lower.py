@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from ...analysis.memory import overwrites_input
 from ...diagnostics import SpecError
 from ...graph.model import INPUT, REPEAT, Graph, Instance, Node
-from ...ops import REGISTRY
 from .. import unsupported_ops
 from .lowerings import LOWERINGS, lower_layer
 
@@ -57,7 +57,7 @@ def _leaves(graph: Graph) -> dict[str, nn.Module]:
         if node.op == INPUT:
             continue
         layer = lower_layer(node.op, graph.facts(node.name).attrs)
-        if REGISTRY[node.op].computes_in_place and _sole_reader(graph, node):
+        if overwrites_input(graph, node):
             setattr(layer, "inplace", True)  # noqa: B010  (torch's ReLU, SiLU, Dropout, ..., our Add)
         leaves[node.name] = layer
     return leaves
@@ -188,22 +188,6 @@ def _adopt_children(module: fx.GraphModule, holder: nn.Module) -> None:
         delattr(module, name)
     for name, child in holder.named_children():
         module.add_module(name, child)
-
-
-def _sole_reader(graph: Graph, node: Node) -> bool:
-    """True when `node` may overwrite its first input in place (as torchvision's ReLU(inplace=True) and
-    `out += identity` do, saving an allocation and a pass over memory per layer): nothing else reads it,
-    it is not a network input or output, its producer neither returns a view nor keeps it for backward
-    (`Op.overwritable_output`), and it was made inside `node`'s own block instance: a block called on
-    its own (`model.layer2(x)`) must leave the caller's tensor alone."""
-    source = node.inputs[0]
-    producer = graph.node(source)
-    scope = node.name.rpartition(".")[0]
-    return (producer.op != INPUT and source.startswith(scope + "." if scope else "")
-            and REGISTRY[producer.op].overwritable_output
-            and graph.shape(source) == graph.shape(node.name)  # a broadcast input is smaller than the result
-            and graph.dag.out_degree(source) == 1 and node.inputs.count(source) == 1
-            and source not in graph.outputs.values())
 
 
 def _add_training_forward(module: fx.GraphModule, graph: Graph) -> None:
