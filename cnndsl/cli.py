@@ -460,6 +460,8 @@ def tune_spec(spec: Path, target: str, trials: int, trials_per_task: int | None,
         from .backends.tvm import Tracker, default_database_dir, tune_network
 
         tracker = Tracker.parse(rpc_tracker, rpc_key, rpc_timeout) if rpc_tracker else None
+        if tracker is not None:
+            tracker.check_servers()  # before lowering and task extraction: a wrong address fails in seconds
         database = tune_db or default_database_dir()
         report = tune_network(network.graph, network.weights(), target, trials, database, batch, layout,
                               trials_per_task, log=lambda line: click.echo(line, err=True), winograd=winograd,
@@ -735,7 +737,7 @@ def schema() -> None:
 @click.argument("code", required=False)
 def explain(code: str | None) -> None:
     """Explain a diagnostic code, e.g. `cnndsl explain W100`; without one, list every code."""
-    from .diagnostics import CODES, did_you_mean
+    from .diagnostics import CODES, FIXES, did_you_mean
 
     if code is None:
         for name, entry in CODES.items():
@@ -747,7 +749,8 @@ def explain(code: str | None) -> None:
         _fail_usage(f"unknown diagnostic code {code!r}{'; ' + hint if hint else ''}; `cnndsl explain` lists them "
                     "(docs/diagnostics.md)", False)
     assert info is not None
-    click.echo(f"{code.upper()} ({info.severity.value}): {info.title}\nexample: {info.example}")
+    click.echo(f"{code.upper()} ({info.severity.value}): {info.title}\nexample: {info.example}\n"
+               f"fix: {FIXES[code.upper()]}")
 
 
 def _color(option: bool | None, stream: object) -> bool:

@@ -97,6 +97,53 @@ CODES: dict[str, CodeInfo] = {
     "I103": _info("a block library: blocks, no network", "block cbr(c) { ... }   (and no input or output)"),
 }
 
+# What usually fixes each code (`cnndsl explain CODE`, docs/diagnostics.md).
+FIXES: dict[str, str] = {
+    "E001": "give the path of a readable .cnn text file (UTF-8, a regular file)",
+    "E002": "declare an input and an output: `input x: 3 x 224 x 224`, `output y = x -> ...`",
+    "E100": "join layers with `->`; docs/language.md shows every statement",
+    "E101": "close what the line opened: `)`, `]` or `}`",
+    "E102": "name intermediate values with `const` instead of nesting",
+    "E103": "integers stop at 2^63; shapes and counts that large are not networks",
+    "E104": "split the spec into blocks in files of their own and `import` them",
+    "E200": "check the spelling (docs/ops.md lists the ops), or import the block",
+    "E201": "define it first (`const`, a block parameter, an earlier tensor), or fix the spelling",
+    "E202": "give one of them another name (`as name`)",
+    "E203": "use the argument names of docs/ops.md or of the block's parameters",
+    "E204": "give every argument that has no default",
+    "E205": "use a value in the argument's range (docs/ops.md gives each argument's type)",
+    "E206": "pass each argument once; the later ones by keyword",
+    "E207": "merge several tensors first (`[a, b] -> add` or `-> concat`); a repeat takes one input",
+    "E208": "divide sizes with `//`; a condition is `true` or `false`",
+    "E209": "declare `input` and `output` at the top level; `return` only inside a block",
+    "E210": "check repeat counts (`x N`) and nested blocks; --max-layers raises the bound",
+    "E300": "use the op that follows the input's rank (`conv` for 1-D, 2-D and 3-D) or reshape the input",
+    "E301": "make the channels agree: a 1x1 `conv` to match them, or `concat` instead of `add`",
+    "E302": "make the sizes agree: pad, `crop`, or change a stride",
+    "E303": "use a smaller kernel or dilation, add padding, or downsample less before it",
+    "E304": "every size is a positive integer",
+    "E305": "choose groups that divide both channel counts (or `groups=depthwise`)",
+    "E306": "follow the layer's constraints (pooling pads at most half its kernel)",
+    "E400": "define each tensor before it is used: a network is a graph without cycles",
+    "E500": "imports are relative to the importing file, or on --import-path / $CNNDSL_PATH",
+    "E501": "move what both files need into a third file that both import",
+    "E502": "repeat a block with `x N` instead of calling it from itself",
+    "E503": "put parameters with defaults last, and end the block with `return`",
+    "E600": "compile for the other backend, or use an op it lowers (docs/ops.md)",
+    "E601": "load weights saved from this network, or rename their keys with --weights-map",
+    "E700": "use Darknet's section names (convolutional, maxpool, route, shortcut, ...)",
+    "E701": "use the keys Darknet's parser reads for that section",
+    "E702": "point the route or shortcut at an existing earlier layer",
+    "W100": "pad the input or pick sizes where (input + padding - kernel) is a multiple of the stride",
+    "W101": "use the tensor, or delete the layers that make it",
+    "W102": "pad at most (kernel - 1) // 2 * dilation: more only adds zeros around the border",
+    "W103": "give both merged paths the same padding and strides",
+    "I100": "nothing to fix: the layers after it see the whole input",
+    "I101": "round channels to a multiple of 8 for GPU tensor cores (it does not matter on CPUs)",
+    "I102": "nothing to fix: the reported field is an upper bound, exact for uniform windows",
+    "I103": "nothing to fix: import the library from a network spec to check its blocks in use",
+}
+
 
 @dataclass(frozen=True)
 class Location:

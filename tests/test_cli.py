@@ -18,8 +18,16 @@ from tests.conftest import ROOT, SPECS
 runner = CliRunner()
 
 
+SCHEMA = json.loads((ROOT / "docs" / "report.schema.json").read_text())
+
+
 def run(*args: str) -> tuple[int, str, str]:
+    """The CLI in-process; every `check --json` report it prints is checked against the published schema."""
     result = runner.invoke(main, list(args))
+    if args[0] == "check" and "--json" in args and result.stdout.strip():
+        data = json.loads(result.stdout)
+        for report in data if isinstance(data, list) else [data]:
+            jsonschema.validate(report, SCHEMA)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -114,7 +122,10 @@ def test_schema_command_and_explain() -> None:
     code, out, _ = run("schema")
     assert code == 0 and json.loads(out)["title"] == "Report"
     code, out, _ = run("explain", "w100")
-    assert code == 0 and "W100 (warning)" in out
+    assert code == 0 and "W100 (warning)" in out and "\nfix: pad the input" in out
+    from cnndsl.diagnostics import CODES, FIXES
+
+    assert set(FIXES) == set(CODES) and all(FIXES.values())  # every code says what fixes it
     assert run("explain", "X999")[0] == 2
     code, out, _ = run("explain")  # every code, one line each
     assert code == 0 and out.startswith("E001  error") and "W100  warning" in out
