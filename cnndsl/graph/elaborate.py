@@ -352,24 +352,13 @@ class Elaborator:
             self.sink.emit("E200", f"unknown layer `{callee}`: not an op or a block in scope",
                            loc(env, layer.call.callee), hint=hint, notes=frame.trail)
             return [POISON]
-        unnamed = layer.alias is not None and layer.alias.name == UNNAMED
-        if layer.alias is not None and unnamed and block is None:
-            self.sink.emit("E209", f"`as {UNNAMED}` gives a block instance no name of its own; `{callee}` (an op) "
-                           "needs one", loc(env, layer.alias), hint="name it (`as name`) or leave the name out",
-                           notes=frame.trail)
+        if not self.naming_ok(layer, callee, block is not None, frame):
             return [POISON]
+        unnamed = layer.alias is not None and layer.alias.name == UNNAMED
         # In a `numbered block` an unnamed layer, block instance or repeated copy takes the next number.
         numbered = frame.numbering is not None and layer.alias is None
         index = layer.repeat_index
-        if index is not None and index.name in frame.values:
-            self.sink.emit("E202", f"the repeat index `{index.name}` hides the constant or parameter `{index.name}`",
-                           loc(env, index), hint="give the index another name", notes=frame.trail)
-            return [POISON]
         templated = layer.alias_index is not None  # `x n for i as layer{i + 1}`
-        if templated and (index is None or layer.alias is None):
-            self.sink.emit("E209", "a name with `{...}` names the copies of a repeat by its index", loc(env, layer),
-                           hint="write `x n for i as name{i + 1}`", notes=frame.trail)
-            return [POISON]
         args: list[tuple[A.Arg, Value]] | None = []
         if index is None:  # evaluated once; with an index, once per copy (below)
             args = self.binder.evaluate_args(layer.call, frame, self.shapes(frame))
@@ -421,6 +410,26 @@ class Elaborator:
                                                                  inputs=tuple(given), input_names=("in",),
                                                                  output=current[0])
         return current
+
+    def naming_ok(self, layer: A.Layer, callee: str, is_block: bool, frame: Frame) -> bool:
+        """Whether the layer's naming is one the language has, each mistake reported where it is written:
+        `as _` on an op (E209), a repeat index hiding a name (E202), a `name{...}` without an index (E209)."""
+        env = frame.env
+        if layer.alias is not None and layer.alias.name == UNNAMED and not is_block:
+            self.sink.emit("E209", f"`as {UNNAMED}` gives a block instance no name of its own; `{callee}` (an op) "
+                           "needs one", loc(env, layer.alias), hint="name it (`as name`) or leave the name out",
+                           notes=frame.trail)
+            return False
+        index = layer.repeat_index
+        if index is not None and index.name in frame.values:
+            self.sink.emit("E202", f"the repeat index `{index.name}` hides the constant or parameter `{index.name}`",
+                           loc(env, index), hint="give the index another name", notes=frame.trail)
+            return False
+        if layer.alias_index is not None and (index is None or layer.alias is None):
+            self.sink.emit("E209", "a name with `{...}` names the copies of a repeat by its index", loc(env, layer),
+                           hint="write `x n for i as name{i + 1}`", notes=frame.trail)
+            return False
+        return True
 
     def templated_name(self, layer: A.Layer, frame: Frame) -> str | None:
         """`name{expr}` for one copy of a repeat (`frame` binds its index): the name followed by the value,
