@@ -25,8 +25,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	# Graphviz's `dot` renders `cnndsl draw` pictures (a Debian package; .dot output needs none). Best effort:
 	# without root or a package index, draw writes DOT only and its rendering tests are skipped.
-	command -v dot >/dev/null || apt-get install -y -q graphviz >/dev/null 2>&1 \
-		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null 2>&1) \
+	command -v dot >/dev/null || DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -q graphviz >/dev/null 2>&1 \
+		|| (DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -q >/dev/null 2>&1 \
+			&& DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -q graphviz >/dev/null 2>&1) \
 		|| echo "Graphviz not installed: cnndsl draw will write .dot only"
 	touch $(STAMP)
 
