@@ -2,10 +2,9 @@
 one (`cnndsl tune-db merge`), e.g. the databases of runs on different machines or trackers.
 
 A database is MetaSchedule's JSON pair (workloads, tuning records). Merging re-commits every record of
-every source into the output through MetaSchedule's own JSONDatabase, which keeps each workload once
-and its records sorted by latency, so a merged database is what one long run would have written; the
-sources are only read. Records that did not measure (a failed build or run) carry no latency and are
-left out.
+every source into the output through MetaSchedule's own JSONDatabase, which keeps each workload once, so
+a merged database is what one long run would have written; a record already in the output is skipped.
+Records that did not measure (a failed build or run: MetaSchedule writes 1e10 s) are left out.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from .tune import RECORDS, WORKLOADS, database_lock, open_database
 
 @dataclass(frozen=True)
 class TaskSummary:
-    name: str  # the kernel's function name (`fused_conv2d_add_relu`)
+    name: str  # what the kernel computes: its blocks and buffer shapes (`conv1d_ncw+T_add (1x1x40, ...)`)
     target: str  # the target's kind and its distinguishing attributes
     records: int
     best_us: float  # the fastest measured candidate's mean run time
