@@ -214,9 +214,10 @@ class ReportView:
     columns: tuple[str, ...] | None = None  # None: the usual ones
     train: str | None = None  # the optimizer of the training-memory estimate
 
-    def shown(self, diagnostics: list[Any]) -> list[Any]:
+    def shows(self, severity: str) -> bool:
+        """Whether a diagnostic of this severity (`info`, `warning`, `error`) is shown."""
         order = ["info", "warning", "error"]
-        return [d for d in diagnostics if order.index(d.severity.value) >= order.index(self.min_severity)]
+        return order.index(severity) >= order.index(self.min_severity)
 
 
 def _check(spec: Path, fmt: str, convention: str, batch: int, view: ReportView, inputs: tuple[str, ...],
@@ -260,28 +261,25 @@ def _check(spec: Path, fmt: str, convention: str, batch: int, view: ReportView, 
 
         use_color = _color(color, sys.stdout)
         click.echo(f"{printable(network.name)}: a block library, no network\n\n"
-                   + render_diagnostics(view.shown(network.diagnostics) or network.diagnostics, use_color),
+                   + render_diagnostics([d for d in network.diagnostics if view.shows(d.severity.value)]
+                                        or network.diagnostics, use_color),
                    color=use_color)
         return
     try:
         report = network.report(convention, batch, view.taps, view.depth, view.train)
     except UsageError as exc:
         _fail_usage(f"--taps: {exc}", debug)
-    diagnostics = view.shown(network.diagnostics)
-    if len(diagnostics) < len(network.diagnostics):
-        kept = {(d.code, d.message) for d in diagnostics}
-        entries = [entry for entry in report.diagnostics if (entry.code, entry.message) in kept]
-        report = report.model_copy(update={"diagnostics": entries})
+    diagnostics = [d for d in network.diagnostics if view.shows(d.severity.value)]
+    report = report.model_copy(update={"diagnostics": [e for e in report.diagnostics if view.shows(e.severity)]})
     if fmt == "json":
         _json_out(report.model_dump_json(indent=2), reports)
         return
-    peak = network.peak_activation_bytes(batch)
     if fmt == "markdown":
-        click.echo(render_markdown(report, diagnostics, convention, batch, peak), nl=False)
+        click.echo(render_markdown(report, diagnostics), nl=False)
         return
     use_color = _color(color, sys.stdout)
-    click.echo(render_text(report, diagnostics, convention, batch, peak, color=use_color, by_op=view.by_op,
-                           columns=view.columns), nl=False, color=use_color)
+    click.echo(render_text(report, diagnostics, color=use_color, by_op=view.by_op, columns=view.columns), nl=False,
+               color=use_color)
 
 
 @main.command()

@@ -107,6 +107,12 @@ class Graph:
         needed.update(self.inputs.values())  # an input read by training heads only is still an input
         return needed
 
+    def enclosing(self, name: str) -> list[Instance]:
+        """The block instances and repeats that layer (or instance) `name` lies in, outermost first: those
+        whose names are its dotted prefixes (`layer1`, `layer1.0` for `layer1.0.conv1`)."""
+        parts = name.split(".")
+        return [unit for depth in range(1, len(parts)) if (unit := self.instances.get(".".join(parts[:depth])))]
+
     def tap(self, name: str) -> str:
         """The node whose tensor `name` means: a layer, a block instance or repeat (the tensor it returns), an
         input or an output. UsageError, with the nearest name, when it names none of them."""

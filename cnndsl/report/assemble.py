@@ -64,25 +64,20 @@ def collapse_to_depth(graph: Graph, layers: list[M.Layer], depth: int) -> list[M
     """The table at `depth` levels of block instances (torchinfo's `depth=`): each instance `depth` levels
     deep becomes one row in place of its layers (`layer2`, op its block's name, params and MACs summed, the
     shape and receptive field of the tensor it returns). Totals are unchanged: they are the layers'."""
-    rows: list[M.Layer] = []
     by_name = {layer.name: layer for layer in layers}
-    collapsed: dict[str, list[M.Layer]] = {}
+    groups: dict[str, list[M.Layer]] = {}  # a row (a layer's name or an instance's) -> its layers, in order
+    units: dict[str, Instance] = {}
     for layer in layers:
         unit = _instance_at(graph, layer.name, depth)
-        if unit is None:
-            rows.append(layer)
-            continue
-        if unit.name not in collapsed:
-            collapsed[unit.name] = []
-            rows.append(layer)  # a placeholder, replaced below once the instance's layers are all seen
-        collapsed[unit.name].append(layer)
+        if unit is not None:
+            units[unit.name] = unit
+        groups.setdefault(unit.name if unit else layer.name, []).append(layer)
     result = []
-    for row in rows:
-        unit = _instance_at(graph, row.name, depth)
+    for row, members in groups.items():
+        unit = units.get(row)
         if unit is None:
-            result.append(row)
+            result.append(members[0])
             continue
-        members = collapsed[unit.name]
         returned = by_name.get(unit.output, members[-1])
         kind = f"{_repeated(graph, unit.name)} x {_copies(graph, unit.name)}" if unit.kind == REPEAT else unit.kind
         result.append(M.Layer(name=unit.name, op=kind, inputs=list(unit.inputs), shape=returned.shape,
@@ -93,13 +88,8 @@ def collapse_to_depth(graph: Graph, layers: list[M.Layer], depth: int) -> list[M
 
 
 def _instance_at(graph: Graph, layer: str, depth: int) -> Instance | None:
-    """The block instance or repeat `depth` levels deep that layer `layer` belongs to, if any."""
-    parts = layer.split(".")
-    for level in range(depth, len(parts)):
-        unit = graph.instances.get(".".join(parts[:level]))
-        if unit is not None and unit.name.count(".") + 1 >= depth:
-            return unit
-    return None
+    """The outermost block instance or repeat at least `depth` levels deep that layer `layer` lies in."""
+    return next((unit for unit in graph.enclosing(layer) if unit.name.count(".") + 1 >= depth), None)
 
 
 def _repeated(graph: Graph, repeat: str) -> str:

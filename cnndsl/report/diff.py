@@ -85,13 +85,13 @@ def _entries(layers: list[M.Layer], graph: Graph) -> list[Entry]:
     names = {layer.name for layer in layers}
     members: dict[str, list[str]] = {}
     for node in graph.dag.nodes:
-        for unit in _ancestors(graph, node):
-            members.setdefault(unit, []).append(node)
-    whole = sorted((unit for unit, nodes in members.items() if all(node in names for node in nodes)), key=len)
+        for unit in graph.enclosing(node):
+            members.setdefault(unit.name, []).append(node)
+    whole = sorted((name for name, nodes in members.items() if all(node in names for node in nodes)), key=len)
     covered: dict[str, str] = {}  # layer -> the outermost wholly new instance holding it
-    for unit in whole:
-        for node in members[unit]:
-            covered.setdefault(node, unit)
+    for name in whole:
+        for node in members[name]:
+            covered.setdefault(node, name)
     by_name = {layer.name: layer for layer in layers}
     entries, done = [], set()
     for layer in layers:
@@ -106,11 +106,6 @@ def _entries(layers: list[M.Layer], graph: Graph) -> list[Entry]:
             entries.append(Entry(name=holder, op=graph.instances[holder].kind, layers=len(inside), shape=returned.shape,
                                  params=sum(m.params for m in inside), macs=sum(m.macs for m in inside)))
     return entries
-
-
-def _ancestors(graph: Graph, node: str) -> list[str]:
-    parts = node.split(".")
-    return [prefix for depth in range(1, len(parts)) if (prefix := ".".join(parts[:depth])) in graph.instances]
 
 
 def render_diff(result: Diff) -> str:

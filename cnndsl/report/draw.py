@@ -77,15 +77,9 @@ def _row_of(graph: Graph, rows: dict[str, M.Layer]) -> dict[str, str]:
     """Each layer -> the row that shows it: itself, or the collapsed block instance holding it."""
     result = {}
     for node in graph.dag.nodes:
-        if node in rows:
-            result[node] = node
-            continue
-        parts = node.split(".")
-        for depth in range(1, len(parts)):
-            prefix = ".".join(parts[:depth])
-            if prefix in rows:
-                result[node] = prefix
-                break
+        row = node if node in rows else next((unit.name for unit in graph.enclosing(node) if unit.name in rows), None)
+        if row is not None:
+            result[node] = row
     return result
 
 
@@ -105,12 +99,8 @@ def _clusters(graph: Graph, rows: dict[str, M.Layer]) -> dict[str, list[str]]:
 
 
 def _parent_instance(graph: Graph, name: str, rows: dict[str, M.Layer]) -> str:
-    parts = name.split(".")
-    for depth in range(len(parts) - 1, 0, -1):
-        prefix = ".".join(parts[:depth])
-        if prefix in graph.instances and prefix not in rows:
-            return prefix
-    return ""
+    """The innermost block instance drawn as a box around `name` ("" for the network itself)."""
+    return next((unit.name for unit in reversed(graph.enclosing(name)) if unit.name not in rows), "")
 
 
 def _emit_nodes(lines: list[str], cluster: str, clusters: dict[str, list[str]], rows: dict[str, M.Layer],

@@ -76,11 +76,12 @@ def human_size(n: int, unit: str = "") -> str:
     return f"{n} {unit}".rstrip()
 
 
-def totals_lines(report: M.Report, convention: str, batch: int, peak_bytes: int) -> list[str]:
-    """The totals of a network without errors (a report with errors has none: the CLI prints its diagnostics)."""
-    t = report.totals
+def totals_lines(report: M.Report) -> list[str]:
+    """The totals of a network without errors (a report with errors has none: the CLI prints its diagnostics),
+    in the convention and at the batch the report was made with."""
+    t, convention, batch = report.totals, report.convention, report.batch
     assert t.params is not None and t.trainable_params is not None and t.macs is not None
-    assert t.param_bytes is not None and t.activation_bytes is not None
+    assert t.param_bytes is not None and t.activation_bytes is not None and t.peak_activation_bytes is not None
     macs = f"{t.macs:,} ({human_size(t.macs)})"
     if convention == "darknet":
         macs += f" = {2 * t.macs / 1e9:.3f} BFLOPs"
@@ -93,7 +94,7 @@ def totals_lines(report: M.Report, convention: str, batch: int, peak_bytes: int)
         f"MACs ({convention}, batch {batch}{', inference' if report.training_outputs else ''}): {macs}",
         f"Parameter memory (fp32, incl. buffers): {human_size(t.param_bytes, 'B')}",
         f"Activation memory (fp32, all layer outputs, batch {batch}): {human_size(t.activation_bytes, 'B')}; "
-        f"peak live during inference: {human_size(peak_bytes, 'B')}",
+        f"peak live during inference: {human_size(t.peak_activation_bytes, 'B')}",
         *([training_line(report.training, batch)] if report.training else []),
     ]
 
@@ -118,22 +119,21 @@ def format_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], right: s
     return [line(headers), rule, *(line(row) for row in rows)]
 
 
-def render_text(report: M.Report, diagnostics: list[Diagnostic], convention: str, batch: int, peak_bytes: int,
-                color: bool = False, by_op: bool = False, columns: tuple[str, ...] | None = None) -> str:
+def render_text(report: M.Report, diagnostics: list[Diagnostic], color: bool = False, by_op: bool = False,
+                columns: tuple[str, ...] | None = None) -> str:
     table = layer_table(report.layers, columns)
     taps = ["", "Taps:", *format_table(TAP_COLUMNS, [tap_row(tap) for tap in report.taps], right=set())] \
         if report.taps else []
     ops = ["", "By op:", *format_table(OP_COLUMNS, [op_row(op, report.totals) for op in report.by_op],
                                        right=set(OP_COLUMNS) - {"Op"})] if by_op else []
     out = "\n".join([printable(report.network), "", *table, *taps, *ops, "",
-                      *totals_lines(report, convention, batch, peak_bytes)])
+                      *totals_lines(report)])
     if diagnostics:
         out += "\n\n" + render_diagnostics(diagnostics, color)
     return out + "\n"
 
 
-def render_markdown(report: M.Report, diagnostics: list[Diagnostic], convention: str, batch: int,
-                    peak_bytes: int) -> str:
+def render_markdown(report: M.Report, diagnostics: list[Diagnostic]) -> str:
     lines = [f"### {printable(report.network)}", "", "| " + " | ".join(COLUMNS) + " |",
              "|" + "|".join("---:" if c in NUMERIC_COLUMNS else "---" for c in COLUMNS) + "|"]
     for layer in report.layers:
@@ -141,7 +141,7 @@ def render_markdown(report: M.Report, diagnostics: list[Diagnostic], convention:
     if report.taps:
         lines += ["", "Taps:", "", "| " + " | ".join(TAP_COLUMNS) + " |", "|" + "---|" * len(TAP_COLUMNS)]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in tap_row(tap)) + " |" for tap in report.taps]
-    lines += [""] + [f"- {line}" for line in totals_lines(report, convention, batch, peak_bytes)]
+    lines += [""] + [f"- {line}" for line in totals_lines(report)]
     if diagnostics:
         lines += ["", "Diagnostics:", ""]
         lines += [f"- {code_span(printable(d.headline()))}" + (f" (hint: {markdown_text(printable(d.hint))})"

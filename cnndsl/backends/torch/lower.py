@@ -172,13 +172,8 @@ class _Tree:
 
     def _outermost_unit(self, name: str, scope: str, opened: frozenset[str] | set[str]) -> Instance | None:
         """The outermost block instance or repeat inside `scope` that layer `name` belongs to, if not opened."""
-        parts = name.removeprefix(scope).split(".")
-        for depth in range(1, len(parts)):
-            prefix = scope + ".".join(parts[:depth])
-            unit = self.units.get(prefix)
-            if unit is not None and prefix not in opened:
-                return unit
-        return None
+        return next((unit for unit in self.graph.enclosing(name)
+                     if unit.name.startswith(scope) and unit.name in self.units and unit.name not in opened), None)
 
 
 def _adopt_children(module: fx.GraphModule, holder: nn.Module) -> None:
