@@ -78,11 +78,13 @@ class Tracker:
         """The tracker's queues and servers; UsageError when it cannot be reached (bounded by
         CONNECT_TIMEOUT_SEC: an address that drops packets does not hang the run)."""
         summary = self._summary()
-        queues = {key: KeyQueue(key, int(info.get("free", 0)) + _busy(summary, key), int(info.get("free", 0)),
-                                int(info.get("pending", 0)))
-                  for key, info in summary.get("queue_info", {}).items()}
-        servers = [(_address(info), str(info.get("key", "")).split(":")[-1])
+        servers = [(_address(info), str(info.get("key", "")).split(":")[-1])  # registered as `server:KEY`
                    for info in summary.get("server_info", [])]
+        queues = {}
+        for key, info in summary.get("queue_info", {}).items():
+            free = int(info.get("free", 0))
+            registered = sum(1 for _, server_key in servers if server_key == key)  # free ones and those in a session
+            queues[key] = KeyQueue(key, max(registered, free), free, int(info.get("pending", 0)))
         return TrackerState(queues, servers)
 
     def check_servers(self) -> TrackerState:
@@ -128,13 +130,6 @@ class Tracker:
             why = f": {failure[0]}" if failure else " (no answer)"
             raise UsageError(f"{where} did not answer as a TVM tracker within {CONNECT_TIMEOUT_SEC:.0f} s{why}")
         return result
-
-
-def _busy(summary: dict[str, Any], key: str) -> int:
-    """Servers of `key` in a session now: registered but not free."""
-    registered = sum(1 for info in summary.get("server_info", []) if str(info.get("key", "")).split(":")[-1] == key)
-    free = int(summary.get("queue_info", {}).get(key, {}).get("free", 0))
-    return max(0, registered - free)
 
 
 def _address(info: dict[str, Any]) -> str:
