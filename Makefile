@@ -7,6 +7,8 @@
 #   make bench-torch - compiled PyTorch modules against hand-written ones (by hand, ~10 min)
 #   make bench-tvm - tune and measure TVM against PyTorch on CPU (by hand, about an hour and a half)
 #   make bench-gpu - the same on an NVIDIA GPU (by hand, ~30 min); without a GPU: builds the CUDA modules
+#   make bench-gpu-bundle - for a GPU machine without TVM's compiler: .gpu-bundle/ to carry there and run
+#                    with benchmarks/gpu_bundle.sh (untuned TVM against PyTorch; docs/benchmarks.md)
 #   make mnist1d - train the notes' MNIST-1D convnet and its fully connected baseline from their specs
 
 PYTHON ?= python3
@@ -14,7 +16,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint docs golden bench bench-torch bench-tvm bench-gpu bench-hostile fuzz mnist1d clean
+.PHONY: install demo test test-fast lint docs golden bench bench-torch bench-tvm bench-gpu bench-gpu-bundle bench-hostile fuzz mnist1d clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +68,9 @@ bench-tvm: install
 
 bench-gpu: install
 	$(PY) benchmarks/gpu.py
+
+bench-gpu-bundle: install
+	$(PY) benchmarks/gpu.py --bundle .gpu-bundle
 
 bench-hostile: install
 	$(PY) benchmarks/hostile_inputs.py

@@ -9,25 +9,49 @@ largest convolution reaches, measured as a network of that one layer, tuned the 
 
 Without a GPU it says so, builds the CUDA modules (code generation, and nvcc where it is installed)
 and exits 0: the build path is then known good for the first GPU machine.
+
+A GPU machine without TVM's compiler (this project's lent GPU machines: no network, 64 MiB carried, and
+TVM's compiler library alone is 259 MB) runs the same measurement from a bundle built here:
+
+    python benchmarks/gpu.py --bundle .gpu-bundle        # here: CUDA artifacts (nvcc), runtime, wheels
+    # there, with .gpu-bundle carried:
+    python benchmarks/gpu.py --from-bundle .gpu-bundle   # after installing the bundle's runtime (below)
+
+The bundle holds each network's untuned CUDA artifact at batch 1 and 16 without its weights (VGG-16's
+alone are 553 MB): the device side writes random weights of the recorded shapes (a kernel's speed does
+not depend on the values) and times the artifacts against PyTorch eager (strict fp32, and PyTorch's
+default TF32 convolutions) and torch.compile. One network (CHECK_NETWORK) travels with its weights, and
+its TVM output is compared with PyTorch's on the GPU. Tuned kernels need measurements on the GPU
+during the search, so no tuned row comes from a bundle.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import cnndsl  # noqa: E402
-from cnndsl.bench import render_table, run_benchmark  # noqa: E402
+from cnndsl.bench import Row, render_table, run_benchmark  # noqa: E402
 
 NETWORKS = {"resnet18": None, "vgg16": None, "unet": (1, 256, 256)}
+BATCHES = (1, 16)
+CHECK_NETWORK = "mobilenet_v2"  # small enough to carry with its weights (14 MB): depthwise, BN folded, ReLU6
+SM_90 = '{"kind": "cuda", "arch": "sm_90"}'  # H100 and H200
+# what the device side needs beyond its own torch, numpy and networkx (cp312: the lent machines' Python)
+BUNDLE_WHEELS = ("apache-tvm-ffi==0.1.14.post0", "pydantic==2.14.4", "pydantic_core==2.50.5", "lark==1.3.1",
+                 "annotated-types==0.8.0", "typing-inspection==0.4.5", "typing_extensions==4.16.0",
+                 "networkx==3.6.1")
 # trials per network: a GPU measures a candidate in milliseconds, so building bounds the budget
 TRIALS = {"resnet18": 640, "vgg16": 480, "unet": 640}
 FP32_LANES_PER_SM = 128  # Ampere and Hopper: 128 fp32 FMA lanes per SM
@@ -94,12 +118,189 @@ def largest_conv_spec(network: cnndsl.Network) -> tuple[str, int]:
     return text, int(layer.macs or 0)
 
 
+def build_bundle(bundle: Path, names: list[str]) -> None:
+    """Everything a GPU machine with only torch and numpy needs to run the measurement (module docstring)."""
+    import shutil
+    import tarfile
+
+    import numpy as np
+    import tvm
+
+    from cnndsl.runtime import PARAMS
+
+    if bundle.exists():
+        shutil.rmtree(bundle)
+    (bundle / "artifacts").mkdir(parents=True)
+    jobs = [(name, load(name), batch) for name in names for batch in BATCHES]
+    for name, network in [(name, load(name)) for name in names]:
+        text, _ = largest_conv_spec(network)
+        layer_path = bundle / f"{name}_largest_conv.cnn"
+        layer_path.write_text(text)
+        jobs.append((f"{name}_largest_conv", cnndsl.load(layer_path), 1))
+    for label, network, batch in jobs:
+        start = time.perf_counter()
+        out = bundle / "artifacts" / f"{label}_b{batch}"
+        network.to_tvm(SM_90, out, batch=batch)
+        with np.load(out / PARAMS) as arrays:  # keep the shapes, leave the values behind
+            shapes = {key: list(arrays[key].shape) for key in arrays.files}
+        (out / PARAMS).unlink()
+        (out / "param_shapes.json").write_text(json.dumps(shapes))
+        print(f"{out.name}: {(out / 'model.so').stat().st_size / 1e6:.1f} MB in {time.perf_counter() - start:.0f} s",
+              flush=True)
+    import torch
+
+    with tempfile.TemporaryDirectory() as scratch:
+        state = Path(scratch) / "weights.pt"
+        torch.save({key: torch.from_numpy(value) for key, value in check_weights(load_check()).items()}, state)
+        load_check().to_tvm(SM_90, bundle / "artifacts" / f"{CHECK_NETWORK}_check", batch=1, weights=state)
+    runtime_dir = Path(tvm.__file__).parent
+    with tarfile.open(bundle / "tvm-runtime.tar.xz", "w:xz") as tar:
+        tar.add(runtime_dir, arcname="tvm", filter=lambda info: None if (
+            info.name.endswith("libtvm_compiler.so") or "__pycache__" in info.name) else info)
+    wheels = bundle / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                    "--python-version", "3.12", "--implementation", "cp", "--platform", "manylinux_2_28_x86_64",
+                    "--platform", "manylinux2014_x86_64", "-d", str(wheels), *BUNDLE_WHEELS], check=True)
+    total = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
+    print(f"bundle {bundle}: {total / 2**20:.1f} MiB", flush=True)
+
+
+def load_check() -> cnndsl.Network:
+    return cnndsl.load(ROOT / "specs" / f"{CHECK_NETWORK}.cnn")
+
+
+def check_weights(network: cnndsl.Network) -> dict[str, Any]:
+    """Weights that keep the signal alive through the whole network (He's normal initialisation of every
+    convolution and linear weight), drawn the same on both machines from numpy's seeded generator.
+    PyTorch's default initialisation shrinks activations about threefold per layer: MobileNet-V2's
+    features underflow to exact zeros, and its output is the classifier's bias, whatever the kernels do."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    state = network.weights(seed=0)
+    for key, value in state.items():
+        if key.endswith("weight") and value.ndim >= 2:
+            fan_in = int(np.prod(value.shape[1:]))
+            state[key] = (rng.standard_normal(value.shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+    return state
+
+
+def reweighted(artifact: Path, seed: int) -> Path:
+    """The artifact with random weights of its recorded shapes, the manifest's checksum updated to them."""
+    import numpy as np
+
+    from cnndsl.runtime import GRAPH_KEY, MANIFEST, PARAMS, file_sha256
+
+    shapes = json.loads((artifact / "param_shapes.json").read_text())
+    manifest = json.loads((artifact / MANIFEST).read_text())
+    rng = np.random.default_rng(seed)
+    arrays = {key: (0.05 * rng.standard_normal(shape)).astype(np.float32) for key, shape in shapes.items()
+              if key != GRAPH_KEY}
+    np.savez(artifact / PARAMS, **arrays, **{GRAPH_KEY: np.array(manifest["graph_sha256"])})
+    manifest["files"][PARAMS] = file_sha256(artifact / PARAMS)
+    (artifact / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return artifact
+
+
+def run_bundle(bundle: Path, names: list[str], rounds: int, with_compile: bool) -> None:
+    """The device side: PyTorch eager (strict fp32 and TF32), torch.compile and TVM untuned, interleaved."""
+    import numpy as np
+    import torch
+
+    from cnndsl import runtime
+
+    peak, device = fp32_peak_tflops()
+    print(f"GPU: {device}, fp32 peak {peak:.1f} TFLOPS; torch {torch.__version__}", flush=True)
+    check = runtime.load(bundle / "artifacts" / f"{CHECK_NETWORK}_check")
+    module = load_check().to_torch(seed=0)
+    module.load_state_dict({key: torch.from_numpy(value) for key, value in check_weights(load_check()).items()})
+    module = module.cuda().eval()
+    x = np.random.default_rng(1).standard_normal(next(iter(check.inputs.values()))).astype(np.float32)
+    torch.backends.cudnn.allow_tf32 = False
+    with torch.inference_mode():
+        expected = module(torch.from_numpy(x).cuda()).cpu().numpy()
+    got = check(x)
+    error, scale = float(np.max(np.abs(got - expected))), float(np.max(np.abs(expected)))
+    agree = np.allclose(got, expected, rtol=1e-3, atol=1e-3 * scale)
+    print(f"{CHECK_NETWORK} (batch 1, He-initialised weights): outputs {got.shape}, max |PyTorch| "
+          f"{float(np.max(np.abs(expected))):.3e}, std {float(np.std(expected)):.3e}, max |TVM| "
+          f"{float(np.max(np.abs(got))):.3e}; TVM on the GPU vs PyTorch, max |difference| {error:.2e} "
+          f"({'agree' if agree else 'DIFFER'} "
+          f"at 1e-3 of the output's scale)", flush=True)
+    for name in names:
+        if not (bundle / "artifacts" / f"{name}_b1").exists():
+            continue
+        start = time.perf_counter()
+        network = load(name)
+        rows: list[Row] = []
+        for batch in BATCHES:
+            model = runtime.load(reweighted(bundle / "artifacts" / f"{name}_b{batch}", batch))
+            inputs = [np.random.default_rng(batch).standard_normal(shape).astype(np.float32)
+                      for shape in model.inputs.values()]
+            rows += measure_variants(network, model, inputs, batch, rounds, with_compile)
+        print(render_table(name, "cuda (untuned TVM: DLight's default schedules)", rows), flush=True)
+        layer = runtime.load(reweighted(bundle / "artifacts" / f"{name}_largest_conv_b1", 0))
+        text, macs = largest_conv_spec(network)
+        layer_input = [np.ones(shape, np.float32) for shape in layer.inputs.values()]
+        layer_rows = measure_variants(cnndsl.loads(text, name=f"{name}_largest_conv"), layer, layer_input, 1,
+                                      rounds, with_compile=False)
+        print_fraction_of_peak(name, text, macs, layer_rows, peak)
+        print(f"(whole run {time.perf_counter() - start:.0f} s)\n", flush=True)
+
+
+def print_fraction_of_peak(name: str, text: str, macs: int, rows: list[Row], peak: float) -> None:
+    """Each variant's time on the network's largest convolution as TFLOPS and as a fraction of the peak."""
+    for row in rows:
+        achieved = 2 * macs / (row.median_ms * 1e-3) / 1e12
+        print(f"largest conv of {name} ({text.splitlines()[1].split('-> ', 1)[1]}), {row.variant}: "
+              f"{row.median_ms:.3f} ms, {achieved:.2f} TFLOPS = {100 * achieved / peak:.1f}% of fp32 peak",
+              flush=True)
+
+
+def measure_variants(network: cnndsl.Network, model: Any, inputs: list[Any], batch: int, rounds: int,
+                     with_compile: bool) -> list[Row]:
+    """PyTorch eager in strict fp32 (the baseline), with TF32 convolutions (PyTorch's default on CUDA),
+    torch.compile (strict fp32) and the TVM artifact, interleaved round by round (cnndsl.bench)."""
+    import torch
+
+    from cnndsl.bench import _measure
+
+    module = network.to_torch(seed=0).cuda().eval()
+    tensors = [torch.from_numpy(a).cuda() for a in inputs]
+    compiled = torch.compile(module) if with_compile else None
+
+    def eager(tf32: bool, fn: Any) -> Callable[[], object]:
+        def call() -> object:
+            torch.backends.cudnn.allow_tf32 = tf32
+            with torch.inference_mode():
+                out = fn(*tensors)
+            torch.cuda.synchronize()
+            return out
+        return call
+
+    variants = {"PyTorch eager": eager(False, module), "PyTorch eager, TF32 convs": eager(True, module)}
+    if compiled is not None:
+        variants["torch.compile"] = eager(False, compiled)
+    variants["TVM untuned"] = model.on_device(*inputs)
+    return _measure(variants, batch, rounds, {"PyTorch eager, TF32 convs": "PyTorch's default on CUDA"})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("networks", nargs="*", default=list(NETWORKS))
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--trials", type=int, default=None, help="override the per-network trial budget")
+    parser.add_argument("--bundle", type=Path, help="build the CUDA artifacts and runtime bundle here (no GPU)")
+    parser.add_argument("--from-bundle", type=Path, help="measure from a bundle on a GPU machine without TVM")
+    parser.add_argument("--check-only", action="store_true", help="only the output check (bundle runs)")
+    parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out (bundle runs)")
     args = parser.parse_args()
+    if args.bundle:
+        build_bundle(args.bundle, args.networks)
+        return
+    if args.from_bundle:
+        run_bundle(args.from_bundle, [] if args.check_only else args.networks, args.rounds, not args.no_compile)
+        return
     import torch
 
     print(f"host: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
@@ -123,11 +324,7 @@ def main() -> None:
             layer_path.write_text(text)
             layer_rows = run_benchmark(cnndsl.load(layer_path), "cuda", (1,), 128, Path(scratch) / f"{name}_conv",
                                        rounds=args.rounds, with_compile=False)
-            for row in layer_rows:
-                achieved = 2 * macs / (row.median_ms * 1e-3) / 1e12
-                print(f"largest conv of {name} ({text.splitlines()[1].split('-> ', 1)[1]}), {row.variant}: "
-                      f"{row.median_ms:.3f} ms, {achieved:.2f} TFLOPS = {100 * achieved / peak:.1f}% of fp32 peak",
-                      flush=True)
+            print_fraction_of_peak(name, text, macs, layer_rows, peak)
             print(f"(whole run {time.perf_counter() - start:.0f} s)\n", flush=True)
 
 

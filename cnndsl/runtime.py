@@ -15,6 +15,7 @@ catch damage and mix-ups, not a deliberate forgery: whoever can write the direct
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import stat
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 LIBRARY, PARAMS, MANIFEST = "model.so", "params.npz", "manifest.json"
+KERNELS = "kernels.fatbin"  # a CUDA artifact's kernels, compiled ahead of time (see _precompiled_kernels)
 FORMAT, VERSION = "cnndsl-tvm-artifact", 2
 GRAPH_KEY = "__graph_sha256__"  # in params.npz: the network its weights belong to
 MAX_MANIFEST_BYTES = 10_000_000
@@ -53,6 +55,22 @@ class Model:
         if len(self.outputs) == 1:
             return result.numpy()
         return tuple(item.numpy() for item in result)
+
+    def on_device(self, *arrays: np.ndarray) -> Any:
+        """A call of the network on `arrays`, copied to the device once, that returns when the device is
+        done: what a benchmark times (no host-device copies inside the timed loop)."""
+        import tvm
+
+        values = [_real_array(name, array) for name, array in zip(self.inputs, self._arrange(arrays, {}), strict=True)]
+        args = [tvm.runtime.tensor(np.ascontiguousarray(a, dtype=np.float32), self._device) for a in values]
+        main, device, params = self._vm["main"], self._device, self._params
+
+        def call() -> Any:
+            result = main(*args, *params)
+            device.sync()
+            return result
+
+        return call
 
     def _arrange(self, arrays: tuple[np.ndarray, ...], named: dict[str, np.ndarray]) -> list[np.ndarray]:
         if arrays and named:
@@ -91,6 +109,65 @@ def _real_array(name: str, array: Any) -> np.ndarray:
     if array.dtype.kind not in "fiu":
         raise ArtifactError(f"input `{name}` holds {array.dtype} values; the artifact takes real numbers (float32)")
     return array
+
+
+# CUDA kernels compiled ahead of time, by the sha256 of the CUDA source they were compiled from.
+_KERNEL_BINARIES: dict[str, bytes] = {}
+
+
+def _precompiled_kernels(path: Path, manifest: dict[str, Any]) -> None:
+    """Hand TVM the artifact's precompiled kernels. TVM 0.27 on a machine without a CUDA driver (where
+    artifacts are usually compiled) keeps the kernels' CUDA source in the library and compiles it when
+    the library is loaded, through the `tvm_callback_cuda_compile` hook: that needs TVM's compiler and
+    NVRTC on the deployment machine. `cnndsl compile` compiles that source with nvcc beforehand
+    (kernels.fatbin, its source's sha256 in the manifest); this hook returns it for that source, and
+    leaves any other source to the hook it replaced (TVM's own, where installed)."""
+    kernels = manifest.get("cuda_kernels")
+    if not isinstance(kernels, dict) or not _hex(kernels.get("source_sha256")):
+        raise ArtifactError(f"{path.parent / MANIFEST} lists {KERNELS} without `cuda_kernels.source_sha256`")
+    if not _KERNEL_BINARIES:
+        _install_kernel_hook()
+    _KERNEL_BINARIES[kernels["source_sha256"]] = path.read_bytes()
+
+
+def _install_kernel_hook() -> None:
+    import tvm_ffi
+
+    with contextlib.suppress(ImportError):  # TVM's own hook registers itself on import: let it, then wrap it
+        import tvm.support.nvcc  # noqa: F401
+    previous = tvm_ffi.get_global_func("tvm_callback_cuda_compile", allow_missing=True)
+
+    def compile_or_look_up(code: str, *rest: Any) -> bytes:
+        binary = _KERNEL_BINARIES.get(hashlib.sha256(code.encode()).hexdigest())
+        if binary is not None:
+            return binary
+        if previous is None:
+            raise ArtifactError("a CUDA library needs its kernels compiled, and no precompiled kernels match "
+                                "its source: compile the artifact again with nvcc installed")
+        return previous(code, *rest)
+
+    tvm_ffi.register_global_func("tvm_callback_cuda_compile", compile_or_look_up, override=True)
+
+
+def _cuda_device(tvm: Any, device_id: int) -> tuple[Any, str]:
+    """The CUDA device, and why it is missing where it is. A runtime-only TVM (a deployment without
+    libtvm_compiler.so, or TVM_USE_RUNTIME_LIB=1) never loads its CUDA library, libtvm_runtime_cuda.so:
+    TVM 0.27 loads it from its compiler-side backend package, which a runtime-only install cannot import.
+    Loading it registers the CUDA device."""
+    import ctypes
+
+    device = tvm.cuda(device_id)
+    if device.exist:
+        return device, ""
+    runtime_lib = getattr(getattr(tvm, "base", None), "_LOADED_LIBS", {}).get("tvm_runtime")
+    if runtime_lib is None:
+        return device, ""
+    sidecar = Path(runtime_lib._name).resolve().parent / "libtvm_runtime_cuda.so"
+    try:
+        ctypes.CDLL(str(sidecar), mode=ctypes.RTLD_LOCAL)
+    except OSError as exc:  # absent, or its CUDA libraries (libcudart, the driver's libcuda) are not found
+        return device, f" (TVM's CUDA runtime could not be loaded: {exc})"
+    return tvm.cuda(device_id), ""
 
 
 def file_sha256(path: Path) -> str:
@@ -156,8 +233,8 @@ _MANIFEST_FIELDS: list[tuple[str, Any, str]] = [
     ("inputs", _shapes, "a map of input names to positive dimensions"),
     ("outputs", _shapes, "a map of output names to positive dimensions"),
     ("params", lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of names"),
-    ("files", lambda v: isinstance(v, dict) and set(v) == {LIBRARY, PARAMS} and all(map(_hex, v.values())),
-     f"the sha256 of {LIBRARY} and {PARAMS}"),
+    ("files", lambda v: isinstance(v, dict) and set(v) in ({LIBRARY, PARAMS}, {LIBRARY, PARAMS, KERNELS})
+     and all(map(_hex, v.values())), f"the sha256 of {LIBRARY}, {PARAMS} (and {KERNELS})"),
 ]
 
 
@@ -212,9 +289,11 @@ def load(path: str | Path, device_id: int = 0) -> Model:
     manifest = read_manifest(path)
     verify_files(path, manifest)
     arrays = _read_params(path, manifest)
-    device = tvm.cuda(device_id) if manifest["device"] == "cuda" else tvm.cpu(device_id)
+    device, why = _cuda_device(tvm, device_id) if manifest["device"] == "cuda" else (tvm.cpu(device_id), "")
     if not device.exist:
-        raise ArtifactError(f"{path} was compiled for {manifest['device']}, and this machine has no such device")
+        raise ArtifactError(f"{path} was compiled for {manifest['device']}, and this machine has no such device{why}")
+    if KERNELS in manifest["files"]:
+        _precompiled_kernels(path / KERNELS, manifest)
     try:
         library = runtime.load_module(str(path / LIBRARY))
         vm = runtime.vm.VirtualMachine(library, device)

@@ -448,3 +448,29 @@ def test_a_dynamic_batch_artifact_runs_at_any_batch(spec: str, tmp_path: Path) -
     if spec == "resnet18":
         with pytest.raises(cnndsl.runtime.ArtifactError, match=r"must be N x 3 x 32 x 32 \(any batch N >= 1\)"):
             model(np.zeros((2, 3, 16, 16), np.float32))
+
+
+@pytest.mark.skipif(not nvcc_available(), reason="nvcc is not installed")
+def test_cuda_artifacts_carry_kernels_compiled_ahead_of_time(tmp_path: Path) -> None:
+    """Without a CUDA driver TVM keeps the kernels' source in the library, compiled when loaded; the
+    artifact carries them compiled by nvcc, and the runtime's hook hands TVM that binary for that source
+    (through TVM's global-function registry, as the library's loader calls it)."""
+    import hashlib
+
+    import tvm_ffi
+
+    from cnndsl import runtime
+
+    network, target = cnndsl.load(SPECS / "mnist1d.cnn"), '{"kind": "cuda", "arch": "sm_90"}'
+    out = network.to_tvm(target, tmp_path / "a").path
+    manifest = runtime.read_manifest(out)
+    runtime.verify_files(out, manifest)
+    binary = (out / runtime.KERNELS).read_bytes()
+    assert binary[:4] == b"\x50\xed\x55\xba"  # a fatbin's magic number
+    assert manifest["cuda_kernels"]["arch"] == "sm_90"
+    executable = compile_lowered(build_relax(network.graph, network.weights(), 1), make_target(target)).executable
+    source = next(m for host in executable.mod.imports for m in host.imports if m.kind == "cuda").inspect_source("cuda")
+    assert hashlib.sha256(source.encode()).hexdigest() == manifest["cuda_kernels"]["source_sha256"]
+    runtime._precompiled_kernels(out / runtime.KERNELS, manifest)
+    hook = tvm_ffi.get_global_func("tvm_callback_cuda_compile")
+    assert bytes(hook(source)) == binary

@@ -10,9 +10,11 @@ An artifact is a directory:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from ...diagnostics import UsageError
 from ...files import atomic_directory, check_directory_target
 
 # the artifact's format as the runtime reads and checks it
-from ...runtime import FORMAT, GRAPH_KEY, LIBRARY, MANIFEST, PARAMS, VERSION, file_sha256, is_artifact
+from ...runtime import FORMAT, GRAPH_KEY, KERNELS, LIBRARY, MANIFEST, PARAMS, VERSION, file_sha256, is_artifact
 from .lower import Lowered
 from .pipeline import Program, compile_program, prepared
 from .tune import TuningReport
@@ -93,6 +95,7 @@ def write_artifact(program: Program, lowered: Lowered, target: tvm.target.Target
     (or a compile interrupted half-way) never sees a mix of two builds."""
     with atomic_directory(out_dir, "artifact directory", is_artifact) as staging:
         program.executable.export_library(str(staging / LIBRARY))
+        kernels = _precompile_cuda(program, target, staging)
         arrays = dict(zip(program.param_names, program.param_values, strict=True))
         np.savez(staging / PARAMS, **arrays, **{GRAPH_KEY: np.array(graph_sha256)})  # type: ignore[arg-type]
         manifest: dict[str, Any] = {
@@ -103,10 +106,47 @@ def write_artifact(program: Program, lowered: Lowered, target: tvm.target.Target
             "outputs": {name: manifest_shape(shape) for name, shape in lowered.output_shapes.items()},
             "params": program.param_names, "tuning": asdict(tuning) if tuning else None,
             "tvm": tvm.__version__,
-            "files": {name: file_sha256(staging / name) for name in (LIBRARY, PARAMS)},
+            "files": {name: file_sha256(staging / name) for name in (LIBRARY, PARAMS, *([KERNELS] * bool(kernels)))},
         }
+        if kernels:
+            manifest["cuda_kernels"] = kernels
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return out_dir
+
+
+def _cuda_source(program: Program) -> str | None:
+    """The CUDA source a library keeps in place of kernels (TVM 0.27 without a CUDA driver), else None."""
+    modules = list(program.executable.mod.imports)
+    while modules:
+        module = modules.pop()
+        if module.kind == "cuda":
+            source = module.inspect_source("cuda")
+            return source or None
+        modules += list(module.imports)
+    return None
+
+
+def _precompile_cuda(program: Program, target: tvm.target.Target, out_dir: Path) -> dict[str, str] | None:
+    """Compile the kernels' CUDA source with nvcc into `KERNELS`, which the runtime hands TVM when it
+    loads the library (cnndsl.runtime._precompiled_kernels), so a deployment needs neither TVM's compiler
+    nor NVRTC. Without nvcc the kernels stay source, compiled when loaded (a warning says so)."""
+    if target.kind.name != "cuda":
+        return None
+    source = _cuda_source(program)
+    if source is None:
+        return None
+    arch = str(target.attrs.get("arch", "sm_80"))
+    if not nvcc_available():
+        warnings.warn(f"nvcc is not installed here: the artifact keeps its CUDA kernels as source, compiled when "
+                      f"it is loaded, which needs TVM's compiler and NVRTC on that machine (install the CUDA "
+                      f"toolkit here to compile them now, for {arch})", stacklevel=4)
+        return None
+    from tvm.support.nvcc import compile_cuda
+
+    with target:  # TVM's nvcc wrapper reads parts of the architecture from the current target
+        binary = compile_cuda(source, target_format="fatbin", arch=arch, compiler="nvcc")
+    (out_dir / KERNELS).write_bytes(binary)
+    return {"source_sha256": hashlib.sha256(source.encode()).hexdigest(), "arch": arch, "compiler": "nvcc"}
 
 
 def manifest_shape(shape: tuple[Any, ...]) -> list[int | None]:
