@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import runtime
-    from .api import Network, load, loads
+    from .api import Network, load, loads, sizes
     from .diagnostics import Diagnostic, SpecError, UsageError
     from .extras import MissingExtra
 
-__all__ = ["Diagnostic", "MissingExtra", "Network", "SpecError", "UsageError", "load", "loads", "runtime"]
+__all__ = ["Diagnostic", "MissingExtra", "Network", "SpecError", "UsageError", "load", "loads", "runtime", "sizes"]
 __version__ = "0.1.0"
 
-_LAZY = {"Network": "api", "load": "api", "loads": "api", "Diagnostic": "diagnostics", "SpecError": "diagnostics",
-         "UsageError": "diagnostics", "MissingExtra": "extras"}
+_LAZY = {"Network": "api", "load": "api", "loads": "api", "sizes": "api", "Diagnostic": "diagnostics",
+         "SpecError": "diagnostics", "UsageError": "diagnostics", "MissingExtra": "extras"}
 
 
 def __getattr__(name: str) -> Any:

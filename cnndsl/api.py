@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -10,7 +11,18 @@ from typing import TYPE_CHECKING
 from .analysis import analyse
 from .analysis.macs import CONVENTIONS
 from .analysis.memory import OPTIMIZER_STATES, peak_live_elements, training_memory
-from .diagnostics import CheckingStopped, Diagnostic, DiagnosticSink, SpecError
+from .analysis.sizes import (
+    AXIS_LETTERS,
+    MAX_LAYER_SIZES,
+    MAX_REEXPANSIONS,
+    MAX_SIZES,
+    Sizes,
+    Verdict,
+    period,
+    resized,
+    sweep,
+)
+from .diagnostics import CheckingStopped, Diagnostic, DiagnosticSink, SpecError, UsageError
 from .extras import require
 from .graph.elaborate import build_graph
 from .graph.model import Graph
@@ -190,6 +202,96 @@ def loads(text: str, name: str = "model.cnn", inputs: dict[str, tuple[int, ...]]
     """`load` for a spec given as a string: diagnostics show it as `name`, the network is named after it,
     and its imports resolve inside the directory `base` (default: the current one)."""
     return _checked(Path(base) / name, text, inputs, limits, import_path)
+
+
+def sizes(path: str | Path, low: int = 32, high: int = 2048, axes: str | None = None, input: str | None = None,
+          inputs: dict[str, tuple[int, ...]] | None = None, limits: Limits = DEFAULT_LIMITS,
+          import_path: Sequence[str | Path] = (), text: str | None = None, at: Sequence[int] = ()) -> Sizes:
+    """The input sizes from `low` to `high` (inclusive) that the spec at `path` (or `text`, shown as `path`)
+    accepts exactly (cnndsl.analysis.sizes): along `axes` ("H", "W", "HW", "L", ...; default every
+    spatial axis together) of the input `input` (default the first), the other axes and inputs as
+    declared or as `inputs` overrides them; `at`: sizes judged one by one as well (`Sizes.at`).
+    Raises SpecError when the spec has errors other than shape rules broken at its declared size
+    (those are what the sweep looks past), UsageError for a bad range, axis or input name."""
+    path, overrides = Path(path), dict(inputs or {})
+
+    def expanded(shapes: dict[str, tuple[int, ...]]) -> Graph | Verdict:
+        """The spec expanded and checked at these input shapes, or the verdict of its first error."""
+        try:
+            return _checked(path, text, {**overrides, **shapes}, limits, import_path).graph
+        except SpecError as exc:
+            first = next(d for d in exc.diagnostics if d.is_error)
+            return Verdict(0, False, first.code, "", first.message)
+
+    graph = _graph_to_size(path, text, overrides, limits, import_path)
+    name = input if input is not None else next(iter(graph.inputs), "")
+    if name not in graph.inputs:
+        raise UsageError(f"no input named {name!r} in {path.name} (its inputs: {', '.join(graph.inputs) or 'none'})")
+    declared = graph.node(graph.inputs[name]).shape
+    assert declared is not None
+    chosen = _axes(axes, len(declared) - 1, name)
+    _check_sweep(path, graph, low, high, at)
+    reexpansions = 0
+
+    def reexpanded(shapes: dict[str, tuple[int, ...]]) -> Graph | Verdict:
+        nonlocal reexpansions
+        reexpansions += 1
+        if reexpansions > MAX_REEXPANSIONS:
+            raise UsageError(f"{path.name}'s layers read tensor shapes that change with the input size, so each "
+                             f"size is expanded again; at most {MAX_REEXPANSIONS} sizes of such a spec per run: "
+                             "give a narrower --range")
+        built = expanded(shapes)
+        # a verdict from an expansion carries the size it was made for
+        return built if isinstance(built, Graph) else dataclasses.replace(built, size=shapes[name][1 + chosen[0]])
+
+    result = sweep(graph, name, chosen, low, high, reexpanded, at)
+    if any(graph.checked(node.name) is None for node in graph.nodes()):
+        # the declared size broke a rule: the strides after it are unknown there; read them where it fits
+        fitting = next(iter(result.fitting), None)
+        built = None if fitting is None else expanded({name: resized(declared, chosen, fitting)})
+        if isinstance(built, Graph):
+            result.refit(period(built, chosen))
+    return result
+
+
+def _graph_to_size(path: Path, text: str | None, overrides: dict[str, tuple[int, ...]], limits: Limits,
+                   import_path: Sequence[str | Path]) -> Graph:
+    """The checked graph at the declared sizes; where those break shape rules only (what a sweep looks
+    past), the graph built despite them."""
+    try:
+        return _checked(path, text, overrides, limits, import_path).graph
+    except SpecError as exc:
+        errors = [d for d in exc.diagnostics if d.is_error]
+        if exc.partial is None or not all(d.code.startswith("E3") and d.code != "E300" for d in errors):
+            raise  # not a size that does not fit: the spec itself is wrong
+        return exc.partial  # type: ignore[no-any-return]
+
+
+def _check_sweep(path: Path, graph: Graph, low: int, high: int, at: Sequence[int]) -> None:
+    """UsageError for a sweep that is malformed or larger than one run does (`cnndsl.analysis.sizes`)."""
+    count = high - low + 1
+    if not 1 <= low <= high:
+        raise UsageError(f"the range of sizes must be 1 <= low <= high; got {low}:{high}")
+    if count > MAX_SIZES:
+        raise UsageError(f"the range {low}:{high} holds {count:,} sizes; at most {MAX_SIZES:,} per run")
+    if count * len(graph) > MAX_LAYER_SIZES:
+        raise UsageError(f"{count:,} sizes of {path.name}'s {len(graph):,} layers is more than one run judges "
+                         f"({MAX_LAYER_SIZES:,} layer-sizes, about a minute): give a narrower --range")
+    if any(size < 1 for size in at):
+        raise UsageError(f"sizes are positive; got {', '.join(str(size) for size in at if size < 1)}")
+
+
+def _axes(text: str | None, rank: int, name: str) -> tuple[int, ...]:
+    letters = AXIS_LETTERS.get(rank)
+    if letters is None:
+        raise UsageError(f"input `{name}` has no spatial axes to size")
+    if text is None:
+        return tuple(range(rank))
+    wanted = text.upper().replace(",", "").replace(" ", "")
+    if not wanted or any(letter not in letters for letter in wanted) or len(set(wanted)) != len(wanted):
+        raise UsageError(f"--axis {text!r} does not name axes of input `{name}`; its spatial axes are "
+                         f"{', '.join(letters)} (or several together, e.g. {letters})")
+    return tuple(sorted(letters.index(letter) for letter in wanted))
 
 
 def _checked(path: Path, text: str | None, inputs: dict[str, tuple[int, ...]] | None, limits: Limits,

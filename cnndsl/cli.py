@@ -54,20 +54,30 @@ def _load(spec: Path, inputs: tuple[str, ...] = (), import_path: tuple[Path, ...
           max_layers: int | None = None) -> Any:
     """`cnndsl.load` with the command line's input overrides, import path and limits; `-` reads the spec
     from standard input (shown as `<stdin>`, its imports resolved in the current directory)."""
-    import dataclasses
-    import os
-
     from .api import load, loads
-    from .limits import DEFAULT_LIMITS
 
     overrides = dict(parse_input_override(text) for text in inputs)
-    from_environment = [Path(p) for p in os.environ.get("CNNDSL_PATH", "").split(os.pathsep) if p]
-    limits = dataclasses.replace(DEFAULT_LIMITS, layers=max_layers) if max_layers else DEFAULT_LIMITS
+    limits = _limits(max_layers)
     if str(spec) == "-":
         data = sys.stdin.buffer.read(limits.spec_bytes + 1)  # one byte over the limit is enough to refuse it
         text = data.decode("utf-8", errors="surrogateescape")  # what is not UTF-8 is refused as for a file
-        return loads(text, STDIN, overrides, limits, [*import_path, *from_environment])
-    return load(spec, overrides, limits, [*import_path, *from_environment])
+        return loads(text, STDIN, overrides, limits, _import_path(import_path))
+    return load(spec, overrides, limits, _import_path(import_path))
+
+
+def _limits(max_layers: int | None) -> Any:
+    import dataclasses
+
+    from .limits import DEFAULT_LIMITS
+
+    return dataclasses.replace(DEFAULT_LIMITS, layers=max_layers) if max_layers else DEFAULT_LIMITS
+
+
+def _import_path(given: tuple[Path, ...]) -> list[Path]:
+    """--import-path's directories, then $CNNDSL_PATH's."""
+    import os
+
+    return [*given, *(Path(p) for p in os.environ.get("CNNDSL_PATH", "").split(os.pathsep) if p)]
 
 
 STDIN = "<stdin>"  # how a spec read from standard input is shown
@@ -327,6 +337,59 @@ def draw(spec: Path, output: Path | None, depth: int | None, inputs: tuple[str, 
         output = output or Path(f"{Path(str(spec)).stem if str(spec) != '-' else 'network'}.svg")
         render(to_dot(network.graph, network.report(depth=depth)), output)
     click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--axis", "axes", default=None, metavar="AXES",
+              help="Spatial axes to size: H, W, L, D, or several together (HW). Default: all of them together "
+                   "(square inputs); the others keep their declared size.")
+@click.option("--range", "size_range", default="32:2048", show_default=True, metavar="LOW:HIGH",
+              help="The sizes to sweep, both ends included.")
+@click.option("--at", "at", multiple=True, type=click.IntRange(min=1), metavar="SIZE",
+              help="Also judge this size, naming the first rule it breaks (repeatable); exit 1 if one does not fit.")
+@click.option("--of", "of", default=None, metavar="INPUT", help="The input to size (default: the first).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@input_option
+@_spec_options
+@color_option
+@debug_option
+def sizes(spec: Path, axes: str | None, size_range: str, at: tuple[int, ...], of: str | None, as_json: bool,
+          inputs: tuple[str, ...], import_path: tuple[Path, ...], max_layers: int | None, color: bool | None,
+          debug: bool) -> None:
+    """The input sizes SPEC accepts exactly: no window drops input (W100), every merge and crop lines up,
+    every output is non-empty; as a closed form (U-Net: 188 + 16k) where there is one. Also the aligned
+    sizes, where every strided layer's output times its stride is its input (ResNet-18: multiples of 32)."""
+    import json
+
+    with _reported_errors(color, debug, "sweeping input sizes"):
+        from .api import sizes as input_sizes
+        from .report.sizes import render_text, to_json
+
+        low, high = _size_range(size_range)
+        text, path = None, spec
+        if str(spec) == "-":
+            data = sys.stdin.buffer.read(_limits(max_layers).spec_bytes + 1)
+            text, path = data.decode("utf-8", errors="surrogateescape"), Path(STDIN)
+        overrides = dict(parse_input_override(item) for item in inputs)
+        result = input_sizes(path, low, high, axes, of, overrides, _limits(max_layers), _import_path(import_path),
+                             text, at)
+        name = Path(str(spec)).stem if text is None else "network"
+        click.echo(json.dumps(to_json(name, result), indent=1) if as_json else render_text(name, result))
+    if any(not verdict.fits for verdict in result.at):
+        sys.exit(1)
+
+
+def _size_range(text: str) -> tuple[int, int]:
+    from .diagnostics import UsageError
+
+    low, colon, high = text.partition(":")
+    try:
+        if not colon:
+            raise ValueError
+        return int(low), int(high)
+    except ValueError:
+        raise UsageError(f"--range takes LOW:HIGH, two sizes, e.g. 32:2048; got {text!r}") from None
 
 
 _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}

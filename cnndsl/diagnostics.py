@@ -95,6 +95,7 @@ CODES: dict[str, CodeInfo] = {
     "I102": _info("receptive field through adaptive pooling is an upper bound",
                   "x -> adaptive_avgpool(7)   (x: 64 x 10 x 10)"),
     "I103": _info("a block library: blocks, no network", "block cbr(c) { ... }   (and no input or output)"),
+    "I104": _info("input sizes near the declared one that fit", "input x: 3 x 570 x 570   (U-Net: 564 and 572 fit)"),
 }
 
 # What usually fixes each code (`cnndsl explain CODE`, docs/diagnostics.md).
@@ -142,6 +143,7 @@ FIXES: dict[str, str] = {
     "I101": "round channels to a multiple of 8 for GPU tensor cores (it does not matter on CPUs)",
     "I102": "nothing to fix: the reported field is an upper bound, exact for uniform windows",
     "I103": "nothing to fix: import the library from a network spec to check its blocks in use",
+    "I104": "declare one of the sizes named (`cnndsl sizes SPEC` lists every size that fits), or change the layers",
 }
 
 

@@ -60,6 +60,7 @@ CASES: dict[str, tuple[str, int, int, str]] = {
     "I101": (HEAD + "output y = x -> conv(15, 3)\n", 2, 17, "output 15 channels are not a multiple of 8"),
     "I102": ("input x: 8 x 10 x 10\noutput y = x -> adaptive_avgpool(3)\n", 2, 17, "pools windows of different sizes"),
     "I103": ("const w = 8\nblock f(c) {\n  return in\n}\n", 2, 1, "a block library: 1 block(s), f(c)"),
+    "I104": ("input x: 1 x 40\noutput y = x -> conv(8, 3, stride=2)\n", 1, 7, "sizes of L that fit are 39 and 41"),
 }
 
 

@@ -25,20 +25,29 @@ def stride_tails(graph: Graph, sink: DiagnosticSink) -> None:
     by design and are not reported. Every op with a sliding window (`WindowAttrs`) is checked."""
     for node, facts in analysed_nodes(graph):
         a = facts.attrs
-        if not isinstance(a, WindowAttrs):
-            continue
-        g = a.geometry
-        for axis, n in enumerate(spatial(a.x)):
-            if g.effective[axis] < g.stride[axis]:
-                continue
+        for axis, tail in unread_tails(a):
+            assert isinstance(a, WindowAttrs)
+            g, n, pads = a.geometry, spatial(a.x)[axis], a.geometry.padding[axis]
+            sink.emit("W100", f"`{node.name}`: stride {g.stride[axis]} does not fit axis {axis + 1} (input {n}, "
+                      f"kernel {g.effective[axis]}, padding {pads[0]}+{pads[1]}): the last {tail} input "
+                      f"position(s) are never read; output {g.out[axis]}",
+                      node.location, "pad the input or pick sizes where (input + padding - kernel) is a "
+                      "multiple of the stride", node.trail)
+
+
+def unread_tails(attrs: object) -> list[tuple[int, int]]:
+    """(axis, positions) for each axis where a sliding window's stride leaves the last input positions
+    unread. Kernels smaller than their stride skip positions everywhere by design and are not counted."""
+    if not isinstance(attrs, WindowAttrs):
+        return []
+    g = attrs.geometry
+    tails = []
+    for axis, n in enumerate(spatial(attrs.x)):
+        if g.effective[axis] >= g.stride[axis]:
             tail = unread_tail(n, g.kernel[axis], g.stride[axis], *g.padding[axis], g.dilation[axis], g.ceil)
             if tail:
-                pads = g.padding[axis]
-                sink.emit("W100", f"`{node.name}`: stride {g.stride[axis]} does not fit axis {axis + 1} (input {n}, "
-                          f"kernel {g.effective[axis]}, padding {pads[0]}+{pads[1]}): the last {tail} input "
-                          f"position(s) are never read; output {g.out[axis]}",
-                          node.location, "pad the input or pick sizes where (input + padding - kernel) is a "
-                          "multiple of the stride", node.trail)
+                tails.append((axis, tail))
+    return tails
 
 
 def oversized_padding(graph: Graph, sink: DiagnosticSink) -> None:

@@ -85,7 +85,7 @@ class Elaborator:
     def shapes_of(self, tensors: Mapping[str, str]) -> TensorShape:
         """The shape functions' view of `tensors` (name -> node): a tensor's shape is resolved on demand,
         with every node added before it (each node is resolved once, here or in the shape pass)."""
-        def shape_of(ref: A.NameRef) -> tuple[int, ...]:
+        def shape_of(ref: A.NameRef, axis: int | None) -> tuple[int, ...]:
             tensor = tensors.get(ref.name)
             if tensor is None:
                 raise EvalError("E201", f"unknown tensor `{ref.name}`", ref, hint=did_you_mean(ref.name, list(tensors)))
@@ -97,7 +97,10 @@ class Elaborator:
             facts = self.graph.checked(tensor)
             if facts is None:
                 raise Unknowable(ref)  # its layer's error is reported there
-            return facts.shape
+            shape = facts.shape
+            read = axis % len(shape) if axis is not None and -len(shape) <= axis < len(shape) else None
+            self.graph.shape_reads[(tensor, read)] = shape if read is None else shape[read]
+            return shape
         return shape_of
 
     def build(self, path: Path, overrides: dict[str, tuple[int, ...]]) -> Graph:

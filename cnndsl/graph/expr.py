@@ -42,7 +42,9 @@ class Unknowable(EvalError):
         super().__init__("", "depends on an error reported elsewhere", node)
 
 
-TensorShape = Callable[[A.NameRef], tuple[int, ...]]  # a tensor name -> its per-sample shape (or EvalError)
+# A tensor name and the axis read (None: the whole shape) -> its per-sample shape (or EvalError). The axis
+# lets the elaborator record what the spec's structure depends on (Graph.shape_reads).
+TensorShape = Callable[[A.NameRef, int | None], tuple[int, ...]]
 SHAPE_FUNCTIONS = {"channels": "channels(t)", "size": "size(t, axis)", "shape": "shape(t)"}
 
 
@@ -113,15 +115,15 @@ def _shape_function(call: A.CallExpr, value: Callable[[A.Node], Value], tensor_s
         raise EvalError("E208", f"`{name}(...)` reads a tensor's shape, and no tensor is in scope here",
                         call, hint="a file's constants are evaluated before its network: use it in a layer's "
                                    "arguments, a block, or a `const` inside one")
-    shape = tensor_shape(call.args[0])
     if name == "channels":
-        return shape[0]
+        return tensor_shape(call.args[0], 0)[0]
     if name == "shape":
-        return shape
+        return tensor_shape(call.args[0], None)
     axis = value(call.args[1])
     if isinstance(axis, bool) or not isinstance(axis, int):
         _not_unknown(axis, call.args[1], scope)
         raise EvalError("E208", f"the axis of `size` is an integer; got {fmt_value(axis)}", call.args[1])
+    shape = tensor_shape(call.args[0], axis)
     if not -len(shape) <= axis < len(shape):
         raise EvalError("E208", f"axis {axis} is out of range for a tensor of shape {fmt_shape(shape)}",
                         call.args[1], hint=f"axes count per sample, from 0 (channels) to {len(shape) - 1}")

@@ -61,6 +61,9 @@ class Graph:
         self.pruned = False  # inference runs only what the outputs need (a graph `with_outputs`)
         self.instances: dict[str, Instance] = {}  # block instances and repeats, by qualified name
         self.tensor_names: dict[str, tuple[str, Location]] = {}  # node -> (assigned tensor name, where)
+        # What the spec's expressions read of tensor shapes while it was expanded ((node, axis or None for
+        # the whole shape) -> the value read): the graph's structure depends on these values only.
+        self.shape_reads: dict[tuple[str, int | None], int | tuple[int, ...]] = {}
         # Plain dicts beside the DiGraph (which holds the same objects): passes read every node several
         # times, and networkx's views cost more than the analysis itself.
         self._nodes: dict[str, Node] = {}
