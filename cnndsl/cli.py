@@ -380,6 +380,86 @@ def sizes(spec: Path, axes: str | None, size_range: str, at: tuple[int, ...], of
         sys.exit(1)
 
 
+@main.command("fmt")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file would change (for CI).")
+@click.option("--diff", "show_diff", is_flag=True, help="Write nothing; print what would change, as a unified diff.")
+@color_option
+@debug_option
+def fmt(files: tuple[Path, ...], check: bool, show_diff: bool, color: bool | None, debug: bool) -> None:
+    """Rewrite .cnn FILES (a directory: every .cnn file under it) in the one layout, comments kept; `-`
+    formats standard input to standard output. A file with errors is reported and left alone; the
+    others are still formatted (exit 1 then, 2 for a file that cannot be read)."""
+    worst, changed = 0, []
+    for path in _cnn_files(files):
+        try:
+            with _reported_errors(color, debug, "formatting"):
+                if _format_one(path, check, show_diff):
+                    changed.append(str(path))
+        except SystemExit as exc:  # this file's problem is reported; the other files are still formatted
+            worst = max(worst, exc.code if isinstance(exc.code, int) else 1)
+    if check and changed:
+        click.echo("\n".join(f"would reformat {name}" for name in changed), err=True)
+        worst = max(worst, 1)
+    sys.exit(worst)
+
+
+def _format_one(path: Path, check: bool, show_diff: bool) -> bool:
+    """Format one file (or standard input, `-`); whether it changes."""
+    import difflib
+
+    from .diagnostics import UsageError
+    from .files import atomic_file
+    from .syntax.fmt import FormatError, format_text
+    from .syntax.source import read_source, source_from_bytes
+
+    limit = _limits(None).spec_bytes
+    source = (source_from_bytes(sys.stdin.buffer.read(limit + 1), STDIN, limit) if str(path) == "-"
+              else read_source(path, max_bytes=limit))
+    try:
+        formatted = format_text(source.text, source.path)
+    except FormatError as exc:
+        raise UsageError(f"{exc} (a bug in cnndsl fmt: please report it with the file)") from exc
+    if str(path) == "-" and not (check or show_diff):
+        click.echo(formatted, nl=False)
+    if formatted == source.text or str(path) == "-" and not (check or show_diff):
+        return formatted != source.text
+    if show_diff:
+        before, after = source.text.splitlines(keepends=True), formatted.splitlines(keepends=True)
+        click.echo("".join(difflib.unified_diff(before, after, f"{source.path} (as written)",
+                                                f"{source.path} (formatted)")), nl=False)
+    elif not check:
+        mode = path.stat().st_mode & 0o7777
+        with atomic_file(path, "formatted file") as temporary:
+            temporary.write_text(formatted, encoding="utf-8")
+            temporary.chmod(mode)
+        click.echo(f"formatted {source.path}", err=True)
+    return True
+
+
+def _cnn_files(given: tuple[Path, ...]) -> list[Path]:
+    """The files named, a directory standing for the .cnn files under it (sorted)."""
+    found: list[Path] = []
+    for path in given:
+        found += sorted(path.rglob("*.cnn")) if str(path) != "-" and path.is_dir() else [path]
+    return found
+
+
+@main.command("lsp")
+@debug_option
+def language_server(debug: bool) -> None:
+    """Serve the language server protocol over stdin and stdout (editors start it: see editors/)."""
+    from .extras import MissingExtra, require
+
+    try:
+        require("the language server", "pygls", "lsprotocol")
+    except MissingExtra as exc:
+        _fail_usage(str(exc), debug)
+    from .lsp.server import serve
+
+    serve()
+
+
 def _size_range(text: str) -> tuple[int, int]:
     from .diagnostics import UsageError
 

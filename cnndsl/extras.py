@@ -10,7 +10,7 @@ import importlib.util
 # The extra of pyproject.toml that installs each importable module an optional feature needs.
 EXTRA_OF = {"torch": "torch", "onnx": "onnx", "onnxscript": "onnx", "onnxruntime": "onnx", "tvm": "tvm",
             "tvm_ffi": "tvm", "numpy": "tvm", "xgboost": "tvm", "psutil": "tvm", "cloudpickle": "tvm",
-            "tornado": "tvm"}
+            "tornado": "tvm", "pygls": "lsp", "lsprotocol": "lsp"}
 
 
 class MissingExtra(ModuleNotFoundError):

@@ -23,7 +23,7 @@ NET = "input x: 3 x 16 x 16\noutput y = x -> conv(8, 3, padding=1) -> batchnorm 
 
 def test_the_package_lists_its_api() -> None:
     names = dir(cnndsl)
-    api = {"load", "loads", "Network", "SpecError", "UsageError", "Diagnostic", "MissingExtra", "runtime"}
+    api = {"load", "loads", "Network", "SpecError", "UsageError", "Diagnostic", "MissingExtra", "runtime", "sizes"}
     assert api <= set(names)
     assert "TYPE_CHECKING" not in names and "_LAZY" not in names  # what tab completion offers is the API
     assert cnndsl.runtime.load is not None and callable(cnndsl.loads)
@@ -97,7 +97,8 @@ def cli(*args: str) -> str:
     ({"tvm", "tvm_ffi"}, ("compile", "net.cnn", "--to", "tvm"), "tvm"),
     ({"tvm", "tvm_ffi"}, ("tune", "net.cnn", "--trials", "1"), "tvm"),
     ({"tvm", "tvm_ffi"}, ("run", "build/net"), "tvm"),
-], ids=["compile-torch", "compile-onnx", "compile-tvm", "tune", "run"])
+    ({"pygls", "lsprotocol"}, ("lsp",), "lsp"),
+], ids=["compile-torch", "compile-onnx", "compile-tvm", "tune", "run", "lsp"])
 def test_a_backend_without_its_extra_says_what_to_install(tmp_path: Path, blocked: set[str], args: tuple[str, ...],
                                                           extra: str) -> None:
     (tmp_path / "net.cnn").write_text(NET)

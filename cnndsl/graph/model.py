@@ -8,6 +8,8 @@ block calls that produced them). Analysis passes record what they find about eac
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Iterator, Sequence
 
 import networkx as nx
@@ -69,6 +71,16 @@ class Graph:
         self._nodes: dict[str, Node] = {}
         self._facts: dict[str, NodeFacts | Unchecked] = {}  # by node; absent until the shape pass ran
         self.sources: dict[str, SourceText] = {}  # the files the nodes come from, by the path locations show
+
+    def content_hash(self) -> str:
+        """sha256 of the expanded network (names, ops, parameters, wiring, shapes): what an artifact is
+        compiled from, independent of comments and formatting in the spec."""
+        digest = hashlib.sha256()
+        for node in self.nodes():
+            params = node.params.model_dump(mode="json") if node.params is not None else None
+            digest.update(json.dumps([node.name, node.op, params, node.inputs, self.shape(node.name)],
+                                     sort_keys=True, default=str).encode())
+        return digest.hexdigest()
 
     def add(self, node: Node) -> None:
         self._nodes[node.name] = node

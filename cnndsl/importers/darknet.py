@@ -13,11 +13,13 @@ decoding (learning rate, anchors, ...) are known and deliberately not translated
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..diagnostics import Diagnostic, Location, SpecError
+from ..syntax.fmt import FormatError, format_text
 from ..syntax.source import SourceFile, read_source
 
 # Keys that do not change the network's architecture at inference: known, accepted, not translated.
@@ -487,6 +489,10 @@ def translate(path: Path, name: str | None = None) -> Translation:
         raise SpecError(sorted(errors.items, key=lambda d: (d.location.line, d.location.col) if d.location else (0, 0)))
     network = name or re.sub(r"\W", "_", path.stem)
     text = write_spec(network, path.name, shape, translator.layers, translator.outputs, translator.uses_conv_block)
+    # in the layout `cnndsl fmt` writes (one op per line stays one op per line); a translation that does not
+    # parse is left as it is, for the check that follows to report, located in the cfg
+    with contextlib.suppress(SpecError, FormatError):
+        text = format_text(text, f"{network}.cnn")
     return Translation(text, source, {index: section.line for index, section in enumerate(sections[1:])})
 
 

@@ -3,8 +3,6 @@ MetaSchedule) for CPU or CUDA, and written as a deployable artifact that `cnndsl
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -26,7 +24,7 @@ from .remote import Tracker
 from .tune import TuningReport, default_database_dir, tune
 
 __all__ = ["LAYOUT_CHOICES", "Compiled", "Lowered", "build_relax", "check_indexable", "check_supported",
-           "compile_network", "default_database_dir", "graph_hash", "make_target", "tune_network", "Tracker"]
+           "compile_network", "default_database_dir", "make_target", "tune_network", "Tracker"]
 
 
 @dataclass
@@ -99,7 +97,7 @@ def compile_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: 
                           f"for this target, batch and layout: they keep default schedules (tune them with "
                           f"`cnndsl tune` and the same options)", stacklevel=2)
     program = compile_program(module, target, chosen, database)
-    path = write_artifact(program, lowered, target, out_dir, graph.name, graph_hash(graph),
+    path = write_artifact(program, lowered, target, out_dir, graph.name, graph.content_hash(),
                           report if trials > 0 else None)
     return Compiled(path, str(target), chosen, report, time.perf_counter() - start)
 
@@ -115,15 +113,4 @@ def tune_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: str
     _, report = tune(module, target, database_dir or default_database_dir(), trials, trials_per_task=trials_per_task,
                      log=log, tracker=tracker, builders=builders)
     return report
-
-
-def graph_hash(graph: Graph) -> str:
-    """sha256 of the expanded network (names, ops, parameters, wiring, shapes): what the artifact was
-    compiled from, independent of comments and formatting in the spec."""
-    digest = hashlib.sha256()
-    for node in graph.nodes():
-        params = node.params.model_dump(mode="json") if node.params is not None else None
-        digest.update(json.dumps([node.name, node.op, params, node.inputs, graph.shape(node.name)],
-                                 sort_keys=True, default=str).encode())
-    return digest.hexdigest()
 
