@@ -31,6 +31,10 @@ $(STAMP): pyproject.toml
 		|| (DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -q >/dev/null 2>&1 \
 			&& DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -q graphviz >/dev/null 2>&1) \
 		|| echo "Graphviz not installed: cnndsl draw will write .dot only"
+	# VS Code's TextMate engine, to test editors/vscode's grammar as the editor reads it (best effort: the
+	# Python engine of the test extra tests it without node)
+	command -v npm >/dev/null && (cd editors/vscode && timeout 300 npm install --no-audit --no-fund --silent >/dev/null 2>&1) \
+		|| echo "npm packages not installed: the grammar is tested with the Python TextMate engine only"
 	touch $(STAMP)
 
 install: $(STAMP)

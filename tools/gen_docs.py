@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT))
 from cnndsl.diagnostics import CODES, FIXES  # noqa: E402
 from cnndsl.ops import REGISTRY  # noqa: E402
 from cnndsl.report.model import Report  # noqa: E402
+from cnndsl.syntax.textmate import grammar_json  # noqa: E402
 from tools.fidelity import render as fidelity_md  # noqa: E402
 
 DOCS = ROOT / "docs"
@@ -75,6 +76,8 @@ def schema_json() -> str:
 
 GENERATED = {"diagnostics.md": diagnostics_md, "ops.md": ops_md, "report.schema.json": schema_json,
              "fidelity.md": fidelity_md}
+# generated files outside docs/, by path from the repository's root
+EDITOR_FILES = {"editors/vscode/syntaxes/cnn.tmLanguage.json": grammar_json}
 
 
 def main() -> None:
@@ -82,6 +85,10 @@ def main() -> None:
     for name, make in GENERATED.items():
         (DOCS / name).write_text(make())
         print(f"wrote docs/{name}")
+    for name, make in EDITOR_FILES.items():
+        (ROOT / name).parent.mkdir(parents=True, exist_ok=True)
+        (ROOT / name).write_text(make())
+        print(f"wrote {name}")
 
 
 if __name__ == "__main__":
