@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -229,6 +230,10 @@ def sizes(path: str | Path, low: int = 32, high: int = 2048, axes: str | None = 
         raise UsageError(f"no input named {name!r} in {path.name} (its inputs: {', '.join(graph.inputs) or 'none'})")
     declared = graph.node(graph.inputs[name]).shape
     assert declared is not None
+    if axes is None and len(set(declared[1:])) > 1:
+        raise UsageError(f"input `{name}` is {fmt_shape(declared[1:])}, not square: name the axes to size, e.g. "
+                         f"{'H' if len(declared) == 3 else 'D'} (the others keep their size), or all of them "
+                         "together; `cnndsl sizes` sweeps each axis in turn")
     chosen = _axes(axes, len(declared) - 1, name)
     _check_sweep(path, graph, low, high, at)
     reexpansions = 0
@@ -252,6 +257,25 @@ def sizes(path: str | Path, low: int = 32, high: int = 2048, axes: str | None = 
         if isinstance(built, Graph):
             result.refit(period(built, chosen))
     return result
+
+
+def size_sweeps(path: str | Path, low: int = 32, high: int = 2048, axes: str | None = None, input: str | None = None,
+                inputs: dict[str, tuple[int, ...]] | None = None, limits: Limits = DEFAULT_LIMITS,
+                import_path: Sequence[str | Path] = (), text: str | None = None, at: Sequence[int] = ()
+                ) -> list[Sizes]:
+    """`sizes` as `cnndsl sizes` runs it: without `axes`, every spatial axis together for a square input,
+    else each axis in turn (the others as declared)."""
+    sweep_of = functools.partial(sizes, path, low, high, input=input, inputs=inputs, limits=limits,
+                                 import_path=import_path, text=text, at=at)
+    if axes is not None:
+        return [sweep_of(axes)]
+    graph = _graph_to_size(Path(path), text, dict(inputs or {}), limits, import_path)
+    name = input if input is not None else next(iter(graph.inputs), "")
+    declared = graph.node(graph.inputs[name]).shape if name in graph.inputs else None
+    if declared is None or len(set(declared[1:])) <= 1:
+        return [sweep_of(None)]
+    letters = AXIS_LETTERS.get(len(declared) - 1, "")
+    return [sweep_of(letter) for letter in letters]
 
 
 def _graph_to_size(path: Path, text: str | None, overrides: dict[str, tuple[int, ...]], limits: Limits,

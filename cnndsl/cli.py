@@ -363,7 +363,7 @@ def sizes(spec: Path, axes: str | None, size_range: str, at: tuple[int, ...], of
     import json
 
     with _reported_errors(color, debug, "sweeping input sizes"):
-        from .api import sizes as input_sizes
+        from .api import size_sweeps
         from .report.sizes import render_text, to_json
 
         low, high = _size_range(size_range)
@@ -372,11 +372,14 @@ def sizes(spec: Path, axes: str | None, size_range: str, at: tuple[int, ...], of
             data = sys.stdin.buffer.read(_limits(max_layers).spec_bytes + 1)
             text, path = data.decode("utf-8", errors="surrogateescape"), Path(STDIN)
         overrides = dict(parse_input_override(item) for item in inputs)
-        result = input_sizes(path, low, high, axes, of, overrides, _limits(max_layers), _import_path(import_path),
+        sweeps = size_sweeps(path, low, high, axes, of, overrides, _limits(max_layers), _import_path(import_path),
                              text, at)
         name = Path(str(spec)).stem if text is None else "network"
-        click.echo(json.dumps(to_json(name, result), indent=1) if as_json else render_text(name, result))
-    if any(not verdict.fits for verdict in result.at):
+        if as_json:
+            click.echo(json.dumps({"network": name, "sweeps": [to_json(name, s) for s in sweeps]}, indent=1))
+        else:
+            click.echo("\n\n".join(render_text(name, s) for s in sweeps))
+    if any(not verdict.fits for s in sweeps for verdict in s.at):
         sys.exit(1)
 
 

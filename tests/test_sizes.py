@@ -131,7 +131,9 @@ def invoke(*args: str, stdin: str | None = None) -> tuple[int, str]:
 def test_sizes_json_and_text() -> None:
     code, out = invoke("sizes", str(SPECS / "resnet18.cnn"), "--json", "--range", "32:100")
     assert code == 0
-    data = json.loads(out)
+    whole = json.loads(out)
+    assert whole["network"] == "resnet18" and len(whole["sweeps"]) == 1
+    (data,) = whole["sweeps"]
     assert data["aligned"]["closed_form"] == [{"start": 32, "step": 32}] and data["aligned"]["sizes"] == [32, 64, 96]
     assert data["fit"]["closed_form"] == [{"start": 32, "step": 1}] and data["period"] == 32
     assert data["declared"] == {"size": 224, "fits": True, "aligned": True, "code": None, "layer": None,
@@ -180,3 +182,16 @@ def test_sweeps_past_the_work_limits_are_refused_not_run(tmp_path: Path, monkeyp
     monkeypatch.setattr("cnndsl.api.MAX_LAYER_SIZES", 1000)
     with pytest.raises(UsageError, match="more than one run judges"):
         cnndsl.sizes(SPECS / "resnet18.cnn", 32, 2048)
+
+
+def test_a_non_square_input_is_swept_one_axis_at_a_time(tmp_path: Path) -> None:
+    spec = tmp_path / "wide.cnn"
+    spec.write_text("input x: 3 x 64 x 97\noutput y = x -> conv(8, 3, stride=2) -> relu\n")
+    with pytest.raises(UsageError, match="not square: name the axes"):
+        cnndsl.sizes(spec, 32, 64)
+    code, out = invoke("sizes", str(spec), "--range", "32:64", "--json")
+    sweeps = json.loads(out)["sweeps"]
+    assert code == 0 and [s["axes"] for s in sweeps] == ["H", "W"]
+    assert sweeps[0]["fit"]["closed_form"] == [{"start": 33, "step": 2}]  # odd sizes: (n - 3) even
+    code, out = invoke("sizes", str(spec), "--range", "32:64")
+    assert "sizes of H, 32 to 64" in out and "sizes of W, 32 to 64" in out

@@ -83,6 +83,7 @@ def render_text(network: str, result: Sizes) -> str:
 
 
 def to_json(network: str, result: Sizes) -> dict[str, Any]:
+    """One sweep (`cnndsl sizes --json` prints {"network": ..., "sweeps": [these]})."""
     def form(progressions: list[Progression] | None) -> list[dict[str, int]] | None:
         return None if progressions is None else [{"start": p.start, "step": p.step} for p in progressions]
 
@@ -92,7 +93,7 @@ def to_json(network: str, result: Sizes) -> dict[str, Any]:
 
     declared = result.declared_verdict
     return {
-        "network": network, "input": result.input, "shape": list(result.shape), "axes": result.axis_names,
+        "input": result.input, "shape": list(result.shape), "axes": result.axis_names,
         "range": [result.low, result.high], "period": result.period,
         "fit": {"sizes": result.fitting, "closed_form": form(result.fitting_form)},
         "aligned": {"sizes": result.aligned, "closed_form": form(result.aligned_form)},
