@@ -161,3 +161,11 @@ def test_a_document_that_does_not_parse_still_answers() -> None:
     assert (x.line, x.col) == (1, 7)
     assert [s.name for s in symbols(doc)] == ["x"]  # the broken statement blanked, the rest still outlined
     assert {item.label for item in completion(doc, 2, 24)} >= {"stride=", "padding="}
+
+
+def test_hover_on_a_block_call_shows_each_instance() -> None:
+    doc = analyse(BROKEN.replace("strid=2", "stride=2"), Path("/nonexistent/net.cnn"))
+    text = hover(doc, 7, 11)  # `stage(16) as s1`
+    assert text is not None and "**stage** (block)" in text
+    assert "`s1`: output 16 x 32 x 32, 2 layers, 448 params" in text
+    assert "`x`: input, output 3 x 32 x 32" in (hover(doc, 2, 8) or "")

@@ -168,9 +168,11 @@ def _axes(values: Any) -> str:
 def _instance_hover(doc: Document, block: str, layer: A.Layer) -> str | None:
     """A block call: each instance it made, with the tensor it returns and its layers' params and MACs."""
     assert doc.graph is not None
-    marker = f"called at {doc.path}:{layer.call.line}:{layer.call.col}"
+    # the trail's entry for this call: "in block `stage` called as `s1` at net.cnn:7:10" (or "called at")
+    opening, ending = f"in block `{block}` called ", f" at {doc.path}:{layer.call.line}:{layer.call.col}"
     instances: dict[str, Any] = {}
-    marked = [node.name for node in doc.graph.nodes() if any(marker in entry for entry in node.trail)]
+    marked = [node.name for node in doc.graph.nodes()
+              if any(entry.startswith(opening) and entry.endswith(ending) for entry in node.trail)]
     for name in marked:
         for instance in doc.graph.enclosing(name):
             if instance.kind == block:
