@@ -94,7 +94,7 @@ def analyse(text: str, path: Path) -> Document:
     return Document(path, text, diagnostics, _module(text, path), graph)
 
 
-def _module(text: str, path: Path, attempts: int = 8) -> A.Module | None:
+def _module(text: str, path: Path, attempts: int = 4) -> A.Module | None:
     """The syntax tree of `text`; while it does not parse (a statement being typed), of the text with the
     broken statements blanked out, as the parser resynchronises: the rest still has its names."""
     for _ in range(attempts):

@@ -120,6 +120,15 @@ class _Builder:
         self.line_has_code = False
         self.after_arrow = False  # the statement's last token is `->` (the line broke after it)
         self.break_pending = False  # a newline inside the statement at bracket depth 0
+        self.templates = 0  # name templates (`as layer{i + 1}`) open: their `}` closes no block
+        # the text of the next code token after each token (one pass backwards: newlines and comments may
+        # stand between a chain's lines, and asking at each of them would be quadratic)
+        self.next_code: list[str] = [""] * len(toks)
+        following = ""
+        for index in range(len(toks) - 1, -1, -1):
+            self.next_code[index] = following
+            if toks[index].kind not in ("nl", "cont", "comment"):
+                following = toks[index].text
 
     def build(self) -> list[Item]:
         newlines = 0
@@ -128,7 +137,7 @@ class _Builder:
                 newlines += 1
                 self.line_has_code = False
                 if self.current is not None and self.brackets == 0:
-                    if tok.kind == "nl" and not self.after_arrow and not self._next_code_is_arrow(index):
+                    if tok.kind == "nl" and not self.after_arrow and self.next_code[index] != "->":
                         self.finish()
                     else:
                         self.break_pending = True
@@ -144,12 +153,6 @@ class _Builder:
             self.line_has_code = True
         self.finish()
         return self.items
-
-    def _next_code_is_arrow(self, index: int) -> bool:
-        for tok in self.toks[index + 1:]:
-            if tok.kind not in ("nl", "cont", "comment"):
-                return tok.text == "->"
-        return False
 
     def comment(self, tok: Tok, newlines: int) -> None:
         if self.current is None and self.line_has_code and self.items and self.items[-1][0] == "statement":
@@ -174,7 +177,9 @@ class _Builder:
 
     def code(self, tok: Tok, index: int) -> None:
         text = tok.text
-        if text == "}" and self.brackets == 0 and not self._template_close():
+        if text == "}" and self.brackets == 0 and self.templates:
+            self.templates -= 1
+        elif text == "}" and self.brackets == 0:
             self.finish()
             self.depth = max(0, self.depth - 1)
         if self.current is None:
@@ -197,24 +202,17 @@ class _Builder:
             self.brackets += 1
         elif text in ")]":
             self.brackets = max(0, self.brackets - 1)
-        elif text == "{" and self.brackets == 0 and not _is_template(statement.segments[-1][:-1]):
+        elif text == "{" and self.brackets == 0 and _is_template(statement.segments[-1][-3:-1]):
+            self.templates += 1
+        elif text == "{" and self.brackets == 0:
             self.finish()
             self.depth += 1
-
-    def _template_close(self) -> bool:
-        """Whether a `}` closes a name template (`as layer{i + 1}`) rather than a block."""
-        if self.current is None:
-            return False
-        flat = [t for segment in self.current.segments for t in segment]
-        opened = [i for i, t in enumerate(flat) if t.text == "{" and _is_template(flat[:i])]
-        closed = sum(1 for t in flat if t.text == "}")
-        return len(opened) > closed
 
     def finish(self) -> None:
         if self.current is not None and any(self.current.segments):
             self.items.append(("statement", self.current.depth, self.current))
         self.current = None
-        self.brackets = 0
+        self.brackets = self.templates = 0
         self.after_arrow = False
         self.break_pending = False
 
@@ -321,15 +319,21 @@ def _fitted(segment: list[Tok], first: str, rest: str, comment: str | None, grou
 def _alignment_groups(lines: list[Line]) -> list[list[Line]]:
     """Lines whose trailing comments share a column: a statement's lines, and a run of one-line statements
     that each have one."""
-    groups: list[list[Line]] = []
+    statements: list[list[Line]] = []
     for line in lines:
-        previous = groups[-1] if groups else None
-        single = previous is not None and len(previous) >= 1 and all(c is not None for _, c, _ in previous) and (
-            line[1] is not None and len({g for _, _, g in previous}) == len(previous) and line[2] != previous[-1][2])
-        if previous is not None and (line[2] == previous[-1][2] >= 0 or single):
-            previous.append(line)
+        if statements and line[2] >= 0 and line[2] == statements[-1][-1][2]:
+            statements[-1].append(line)
         else:
-            groups.append([line])
+            statements.append([line])
+    groups: list[list[Line]] = []
+    run = False  # the last group is a run of commented one-line statements
+    for statement in statements:
+        single = len(statement) == 1 and statement[0][1] is not None and statement[0][2] >= 0
+        if single and run:
+            groups[-1] += statement
+        else:
+            groups.append(statement)
+        run = single
     return groups
 
 
