@@ -12,7 +12,7 @@ import pytest
 from lsprotocol import types as lsp
 
 from cnndsl.lsp.client import start
-from cnndsl.lsp.features import analyse, completion, definition, hover, symbols
+from cnndsl.lsp.features import analyse, completion, definition, hover, import_statement, symbols
 from tests.conftest import SPECS
 
 BROKEN = """# a small network with one mistake
@@ -169,3 +169,14 @@ def test_hover_on_a_block_call_shows_each_instance() -> None:
     assert text is not None and "**stage** (block)" in text
     assert "`s1`: output 16 x 32 x 32, 2 layers, 448 params" in text
     assert "`x`: input, output 3 x 32 x 32" in (hover(doc, 2, 8) or "")
+
+
+def test_a_diagnostic_in_an_imported_file_is_placed_at_the_import(tmp_path: Path) -> None:
+    (tmp_path / "lib.cnn").write_text("block cbr(c) {\n    return in -> conv(c, 3, strid=1) -> relu\n}\n")
+    (tmp_path / "mid.cnn").write_text('import "lib.cnn"\n')
+    text = 'network n\nimport "mid.cnn"\ninput x: 3 x 8 x 8\noutput y = x -> cbr(4)\n'
+    doc = analyse(text, tmp_path / "net.cnn")
+    (error,) = [d for d in doc.diagnostics if d.is_error]
+    assert error.code == "E203" and error.location is not None and error.location.file.endswith("lib.cnn")
+    where = import_statement(doc, error.location.file)  # through mid.cnn: the document's import of mid.cnn
+    assert where is not None and (where.line, where.col) == (2, 1)

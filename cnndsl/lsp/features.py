@@ -344,6 +344,31 @@ def definition(doc: Document, line: int, col: int) -> list[Definition]:
     return []
 
 
+def import_statement(doc: Document, file: str) -> Definition | None:
+    """The import of this document through which `file` was read: the one naming it, else the first whose
+    file imports it in turn (where a diagnostic in an imported file is shown)."""
+    if doc.module is None:
+        return None
+    scope = _scope(doc.module, doc.path)
+    target = Path(file).resolve()
+    for stmt, imported in scope.imports:
+        if imported.resolve() == target:
+            return _span(doc.path, stmt)
+    for stmt, imported in scope.imports:
+        inner = _scope_of_file(imported)
+        if inner is not None and any(path.resolve() == target for s in [inner, *_imported_scopes(inner, set())]
+                                     for _, path in s.imports):
+            return _span(doc.path, stmt)
+    return None
+
+
+def _scope_of_file(path: Path) -> _Scope | None:
+    try:
+        return _scope(parse(SourceFile(str(path), path.read_text(encoding="utf-8"))), path)
+    except (SpecError, OSError, UnicodeDecodeError):
+        return None
+
+
 # ---- completion --------------------------------------------------------------------------------------
 def completion(doc: Document, line: int, col: int) -> list[Completion]:
     """Op and block names in a chain; inside an op's parentheses its keyword arguments, and after `name=`

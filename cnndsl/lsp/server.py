@@ -19,7 +19,18 @@ from pygls.uris import to_fs_path
 
 from .. import __version__
 from ..diagnostics import Diagnostic, Severity
-from .features import Completion, Definition, Document, Symbol, analyse, completion, definition, hover, symbols
+from .features import (
+    Completion,
+    Definition,
+    Document,
+    Symbol,
+    analyse,
+    completion,
+    definition,
+    hover,
+    import_statement,
+    symbols,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +91,15 @@ def document_path(uri: str) -> Path:
     return Path(path) if path else Path.cwd() / "untitled.cnn"
 
 
-def to_lsp_diagnostic(server: CnnLanguageServer, uri: str, path: Path, d: Diagnostic) -> lsp.Diagnostic:
+def to_lsp_diagnostic(server: CnnLanguageServer, uri: str, doc: Document, d: Diagnostic) -> lsp.Diagnostic:
     message = d.message + "".join(f"\n{note}" for note in d.notes) + (f"\nhint: {d.hint}" if d.hint else "")
     loc = d.location
-    if loc is None or loc.file != str(path):  # no position, or in an imported file: shown on the first line
-        where = f"{loc}: " if loc is not None else ""
-        span = lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0))
-        return lsp.Diagnostic(span, where + message, SEVERITIES[d.severity], d.code, source="cnndsl")
+    if loc is None or loc.file != str(doc.path):  # no position, or in an imported file: at its import
+        where = import_statement(doc, loc.file) if loc is not None else None
+        span = (server.to_range(uri, where.line, where.col, where.end_line, where.end_col) if where is not None
+                else lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0)))
+        prefix = f"{loc}: " if loc is not None else ""
+        return lsp.Diagnostic(span, prefix + message, SEVERITIES[d.severity], d.code, source="cnndsl")
     return lsp.Diagnostic(server.to_range(uri, loc.line, loc.col, loc.end_line, loc.end_col), message,
                           SEVERITIES[d.severity], d.code, source="cnndsl")
 
@@ -96,7 +109,7 @@ def build() -> CnnLanguageServer:
 
     def publish(uri: str, version: int | None = None) -> None:
         doc = server.document(uri)
-        found = [to_lsp_diagnostic(server, uri, doc.path, d) for d in doc.diagnostics]
+        found = [to_lsp_diagnostic(server, uri, doc, d) for d in doc.diagnostics]
         server.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, found, version))
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
