@@ -72,24 +72,21 @@ def load(name: str) -> cnndsl.Network:
 
 
 def build_only(names: list[str]) -> None:
-    """Code generation for every network, and nvcc on the kernels where nvcc is installed."""
-    from cnndsl.backends.tvm.compile import compile_lowered, make_target, nvcc_available
+    """Code generation for every network, and the kernels compiled by nvcc where it is installed (as
+    `cnndsl compile --to tvm --target cuda` does for an artifact)."""
+    from cnndsl.backends.tvm.compile import compile_lowered, cuda_source, make_target, precompile_cuda
     from cnndsl.backends.tvm.lower import build_relax
+    from cnndsl.runtime import KERNELS
 
-    target = make_target('{"kind": "cuda", "arch": "sm_90"}')
+    target = make_target(SM_90)
     for name in names:
         start = time.perf_counter()
         network = load(name)
         program = compile_lowered(build_relax(network.graph, network.weights(), 1), target)
-        source = next(m for host in program.executable.mod.imports for m in host.imports
-                      if m.kind == "cuda").inspect_source("cuda")
-        note = f"{source.count('__global__')} kernels"
-        if nvcc_available():
-            from tvm.support.nvcc import compile_cuda
-
-            with target:
-                binary = compile_cuda(source, target_format="fatbin", compiler="nvcc")
-            note += f", fatbin {len(binary) / 1e6:.1f} MB (nvcc)"
+        note = f"{(cuda_source(program) or '').count('__global__')} kernels"
+        with tempfile.TemporaryDirectory() as scratch:
+            if precompile_cuda(program, target, Path(scratch)):
+                note += f", fatbin {(Path(scratch) / KERNELS).stat().st_size / 1e6:.1f} MB (nvcc)"
         print(f"{name}: CUDA module built for sm_90 ({note}) in {time.perf_counter() - start:.0f} s", flush=True)
 
 

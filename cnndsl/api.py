@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import gc
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from .analysis.sizes import (
     MAX_SIZES,
     Sizes,
     Verdict,
+    only_shape_rule_errors,
     period,
     resized,
     sweep,
@@ -214,49 +214,12 @@ def sizes(path: str | Path, low: int = 32, high: int = 2048, axes: str | None = 
     declared or as `inputs` overrides them; `at`: sizes judged one by one as well (`Sizes.at`).
     Raises SpecError when the spec has errors other than shape rules broken at its declared size
     (those are what the sweep looks past), UsageError for a bad range, axis or input name."""
-    path, overrides = Path(path), dict(inputs or {})
-
-    def expanded(shapes: dict[str, tuple[int, ...]]) -> Graph | Verdict:
-        """The spec expanded and checked at these input shapes, or the verdict of its first error."""
-        try:
-            return _checked(path, text, {**overrides, **shapes}, limits, import_path).graph
-        except SpecError as exc:
-            first = next(d for d in exc.diagnostics if d.is_error)
-            return Verdict(0, False, first.code, "", first.message)
-
-    graph = _graph_to_size(path, text, overrides, limits, import_path)
-    name = input if input is not None else next(iter(graph.inputs), "")
-    if name not in graph.inputs:
-        raise UsageError(f"no input named {name!r} in {path.name} (its inputs: {', '.join(graph.inputs) or 'none'})")
-    declared = graph.node(graph.inputs[name]).shape
-    assert declared is not None
-    if axes is None and len(set(declared[1:])) > 1:
-        raise UsageError(f"input `{name}` is {fmt_shape(declared[1:])}, not square: name the axes to size, e.g. "
-                         f"{'H' if len(declared) == 3 else 'D'} (the others keep their size), or all of them "
-                         "together; `cnndsl sizes` sweeps each axis in turn")
-    chosen = _axes(axes, len(declared) - 1, name)
-    _check_sweep(path, graph, low, high, at)
-    reexpansions = 0
-
-    def reexpanded(shapes: dict[str, tuple[int, ...]]) -> Graph | Verdict:
-        nonlocal reexpansions
-        reexpansions += 1
-        if reexpansions > MAX_REEXPANSIONS:
-            raise UsageError(f"{path.name}'s layers read tensor shapes that change with the input size, so each "
-                             f"size is expanded again; at most {MAX_REEXPANSIONS} sizes of such a spec per run: "
-                             "give a narrower --range")
-        built = expanded(shapes)
-        # a verdict from an expansion carries the size it was made for
-        return built if isinstance(built, Graph) else dataclasses.replace(built, size=shapes[name][1 + chosen[0]])
-
-    result = sweep(graph, name, chosen, low, high, reexpanded, at)
-    if any(graph.checked(node.name) is None for node in graph.nodes()):
-        # the declared size broke a rule: the strides after it are unknown there; read them where it fits
-        fitting = next(iter(result.fitting), None)
-        built = None if fitting is None else expanded({name: resized(declared, chosen, fitting)})
-        if isinstance(built, Graph):
-            result.refit(period(built, chosen))
-    return result
+    spec = _SizedSpec(Path(path), text, dict(inputs or {}), limits, import_path, input)
+    if axes is None and len(set(spec.declared[1:])) > 1:
+        raise UsageError(f"input `{spec.name}` is {fmt_shape(spec.declared[1:])}, not square: name the axes to "
+                         f"size, e.g. {'H' if len(spec.declared) == 3 else 'D'} (the others keep their size), or "
+                         "all of them together; `cnndsl sizes` sweeps each axis in turn")
+    return spec.sweep(axes, low, high, at)
 
 
 def size_sweeps(path: str | Path, low: int = 32, high: int = 2048, axes: str | None = None, input: str | None = None,
@@ -264,31 +227,67 @@ def size_sweeps(path: str | Path, low: int = 32, high: int = 2048, axes: str | N
                 import_path: Sequence[str | Path] = (), text: str | None = None, at: Sequence[int] = ()
                 ) -> list[Sizes]:
     """`sizes` as `cnndsl sizes` runs it: without `axes`, every spatial axis together for a square input,
-    else each axis in turn (the others as declared)."""
-    sweep_of = functools.partial(sizes, path, low, high, input=input, inputs=inputs, limits=limits,
-                                 import_path=import_path, text=text, at=at)
-    if axes is not None:
-        return [sweep_of(axes)]
-    graph = _graph_to_size(Path(path), text, dict(inputs or {}), limits, import_path)
-    name = input if input is not None else next(iter(graph.inputs), "")
-    declared = graph.node(graph.inputs[name]).shape if name in graph.inputs else None
-    if declared is None or len(set(declared[1:])) <= 1:
-        return [sweep_of(None)]
-    letters = AXIS_LETTERS.get(len(declared) - 1, "")
-    return [sweep_of(letter) for letter in letters]
+    else each axis in turn (the others as declared); the spec is read and checked once."""
+    spec = _SizedSpec(Path(path), text, dict(inputs or {}), limits, import_path, input)
+    if axes is not None or len(set(spec.declared[1:])) <= 1:
+        return [spec.sweep(axes, low, high, at)]
+    return [spec.sweep(letter, low, high, at) for letter in AXIS_LETTERS.get(len(spec.declared) - 1, "")]
 
 
-def _graph_to_size(path: Path, text: str | None, overrides: dict[str, tuple[int, ...]], limits: Limits,
-                   import_path: Sequence[str | Path]) -> Graph:
-    """The checked graph at the declared sizes; where those break shape rules only (what a sweep looks
-    past), the graph built despite them."""
-    try:
-        return _checked(path, text, overrides, limits, import_path).graph
-    except SpecError as exc:
-        errors = [d for d in exc.diagnostics if d.is_error]
-        if exc.partial is None or not all(d.code.startswith("E3") and d.code != "E300" for d in errors):
-            raise  # not a size that does not fit: the spec itself is wrong
-        return exc.partial  # type: ignore[no-any-return]
+class _SizedSpec:
+    """A spec checked at its declared sizes (where those break shape rules only, the graph built despite
+    them), and the input to size: what each sweep of `sizes` starts from."""
+
+    def __init__(self, path: Path, text: str | None, overrides: dict[str, tuple[int, ...]], limits: Limits,
+                 import_path: Sequence[str | Path], input: str | None):
+        self.path, self.text, self.overrides, self.limits, self.import_path = path, text, overrides, limits, import_path
+        try:
+            self.graph = _checked(path, text, overrides, limits, import_path).graph
+        except SpecError as exc:
+            if exc.partial is None or not only_shape_rule_errors(exc.diagnostics):
+                raise  # not a size that does not fit: the spec itself is wrong
+            self.graph = exc.partial
+        self.name = input if input is not None else next(iter(self.graph.inputs), "")
+        if self.name not in self.graph.inputs:
+            raise UsageError(f"no input named {self.name!r} in {path.name} (its inputs: "
+                             f"{', '.join(self.graph.inputs) or 'none'})")
+        declared = self.graph.node(self.graph.inputs[self.name]).shape
+        assert declared is not None
+        self.declared: tuple[int, ...] = declared
+
+    def expanded(self, shapes: dict[str, tuple[int, ...]]) -> Graph | Verdict:
+        """The spec expanded and checked at these input shapes, or the verdict of its first error."""
+        try:
+            return _checked(self.path, self.text, {**self.overrides, **shapes}, self.limits, self.import_path).graph
+        except SpecError as exc:
+            first = next(d for d in exc.diagnostics if d.is_error)
+            return Verdict(0, False, first.code, "", first.message)
+
+    def sweep(self, axes: str | None, low: int, high: int, at: Sequence[int]) -> Sizes:
+        chosen = _axes(axes, len(self.declared) - 1, self.name)
+        _check_sweep(self.path, self.graph, low, high, at)
+        reexpansions = 0
+
+        def reexpanded(shapes: dict[str, tuple[int, ...]]) -> Graph | Verdict:
+            nonlocal reexpansions
+            reexpansions += 1
+            if reexpansions > MAX_REEXPANSIONS:
+                raise UsageError(f"{self.path.name}'s layers read tensor shapes that change with the input size, so "
+                                 f"each size is expanded again; at most {MAX_REEXPANSIONS} sizes of such a spec per "
+                                 "run: give a narrower --range")
+            built = self.expanded(shapes)
+            # a verdict from an expansion carries the size it was made for
+            return built if isinstance(built, Graph) else dataclasses.replace(built,
+                                                                               size=shapes[self.name][1 + chosen[0]])
+
+        result = sweep(self.graph, self.name, chosen, low, high, reexpanded, at)
+        if any(self.graph.checked(node.name) is None for node in self.graph.nodes()):
+            # the declared size broke a rule: the strides after it are unknown there; read them where it fits
+            fitting = next(iter(result.fitting), None)
+            built = None if fitting is None else self.expanded({self.name: resized(self.declared, chosen, fitting)})
+            if isinstance(built, Graph):
+                result.refit(period(built, chosen))
+        return result
 
 
 def _check_sweep(path: Path, graph: Graph, low: int, high: int, at: Sequence[int]) -> None:

@@ -59,10 +59,14 @@ def _load(spec: Path, inputs: tuple[str, ...] = (), import_path: tuple[Path, ...
     overrides = dict(parse_input_override(text) for text in inputs)
     limits = _limits(max_layers)
     if str(spec) == "-":
-        data = sys.stdin.buffer.read(limits.spec_bytes + 1)  # one byte over the limit is enough to refuse it
-        text = data.decode("utf-8", errors="surrogateescape")  # what is not UTF-8 is refused as for a file
-        return loads(text, STDIN, overrides, limits, _import_path(import_path))
+        return loads(_stdin_text(limits), STDIN, overrides, limits, _import_path(import_path))
     return load(spec, overrides, limits, _import_path(import_path))
+
+
+def _stdin_text(limits: Any) -> str:
+    """A spec from standard input: one byte over the size limit is enough to refuse it, and what is not
+    UTF-8 is kept (surrogate-escaped) to be refused as it is in a file."""
+    return sys.stdin.buffer.read(limits.spec_bytes + 1).decode("utf-8", errors="surrogateescape")
 
 
 def _limits(max_layers: int | None) -> Any:
@@ -367,10 +371,7 @@ def sizes(spec: Path, axes: str | None, size_range: str, at: tuple[int, ...], of
         from .report.sizes import render_text, to_json
 
         low, high = _size_range(size_range)
-        text, path = None, spec
-        if str(spec) == "-":
-            data = sys.stdin.buffer.read(_limits(max_layers).spec_bytes + 1)
-            text, path = data.decode("utf-8", errors="surrogateescape"), Path(STDIN)
+        text, path = (_stdin_text(_limits(max_layers)), Path(STDIN)) if str(spec) == "-" else (None, spec)
         overrides = dict(parse_input_override(item) for item in inputs)
         sweeps = size_sweeps(path, low, high, axes, of, overrides, _limits(max_layers), _import_path(import_path),
                              text, at)
@@ -423,10 +424,12 @@ def _format_one(path: Path, check: bool, show_diff: bool) -> bool:
         formatted = format_text(source.text, source.path)
     except FormatError as exc:
         raise UsageError(f"{exc} (a bug in cnndsl fmt: please report it with the file)") from exc
-    if str(path) == "-" and not (check or show_diff):
+    changed = formatted != source.text
+    if str(path) == "-" and not (check or show_diff):  # a filter: standard input to standard output
         click.echo(formatted, nl=False)
-    if formatted == source.text or str(path) == "-" and not (check or show_diff):
-        return formatted != source.text
+        return changed
+    if not changed:
+        return False
     if show_diff:
         before, after = source.text.splitlines(keepends=True), formatted.splitlines(keepends=True)
         click.echo("".join(difflib.unified_diff(before, after, f"{source.path} (as written)",

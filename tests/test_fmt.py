@@ -13,25 +13,18 @@ from click.testing import CliRunner
 import cnndsl
 from cnndsl.cli import main
 from cnndsl.syntax.fmt import format_text
+from cnndsl.syntax.fmt import syntax_tree as fmt_syntax_tree
 from cnndsl.syntax.parse import parse
 from cnndsl.syntax.source import SourceFile
 from tests.conftest import ROOT, SPECS
 from tools.fuzz import Rng, _op_table, generate
 
 runner = CliRunner()
-POSITIONS = ("line", "col", "end_line", "end_col")
 REPOSITORY_SPECS = sorted([*SPECS.rglob("*.cnn"), *(ROOT / "examples").rglob("*.cnn")])
 
 
 def syntax_tree(text: str) -> object:
-    def without_positions(value: object) -> object:
-        if isinstance(value, dict):
-            return {k: without_positions(v) for k, v in value.items() if k not in POSITIONS}
-        if isinstance(value, list | tuple):
-            return [without_positions(v) for v in value]
-        return value
-
-    return without_positions(parse(SourceFile("t.cnn", text)).model_dump())
+    return fmt_syntax_tree(parse(SourceFile("t.cnn", text)))
 
 
 def comments(text: str) -> list[str]:

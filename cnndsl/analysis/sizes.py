@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from ..diagnostics import DiagnosticSink
+from ..diagnostics import Diagnostic, DiagnosticSink
 from ..graph.model import INPUT, Graph
 from ..layout import fmt_shape, spatial
 from ..limits import MAX_INTEGER
@@ -30,6 +30,18 @@ from ..ops.base import Shape
 from .lints import unread_tails
 
 AXIS_LETTERS = {1: "L", 2: "HW", 3: "DHW"}
+TOGETHER = {"HW": "H and W together", "DHW": "D, H and W together"}
+
+
+def axes_in_words(letters: str) -> str:
+    """`HW` -> "H and W together"; one axis stays its letter."""
+    return TOGETHER.get(letters, letters)
+
+
+def only_shape_rule_errors(diagnostics: Sequence[Diagnostic]) -> bool:
+    """Whether every error is a shape rule broken at the declared size (E301-E30x, not E300's wrong rank):
+    the graph was built whole despite them, and other sizes may mend them."""
+    return all(d.code.startswith("E3") and d.code != "E300" for d in diagnostics if d.is_error)
 MAX_SIZES = 65_536  # sizes one run judges: a range past this is refused, not swept for minutes
 MAX_LAYER_SIZES = 4_000_000  # layers x sizes one run resolves (about a minute); ResNet-152 x 2017 is 1.0M
 MAX_REEXPANSIONS = 512  # sizes judged by expanding the spec again (tens of milliseconds each)
@@ -100,7 +112,7 @@ class Sizes:
         return spatial(self.shape)[self.axes[0]]
 
     def refit(self, period: int) -> None:
-        """The closed forms again with the period `period` (read from a graph where a size fits)."""
+        """The closed forms with the period `period` (from the sweep's graph, or one where a size fits)."""
         self.period = period
         self.fitting_form = closed_form(self.verdicts, period)
         self.aligned_form = closed_form(self.verdicts, period, aligned=True)
@@ -249,12 +261,12 @@ def sweep(graph: Graph, input_name: str, axes: Sequence[int], low: int, high: in
         return verdict
 
     verdicts = [verdict_at(size) for size in range(low, high + 1)]
-    step = period(graph, axes)
+    asked, at_declared = [verdict_at(size) for size in at], verdict_at(spatial(declared)[axes[0]])
     names = AXIS_LETTERS[len(spatial(declared))]
-    return Sizes(input_name, declared, tuple(axes), "".join(names[a] for a in axes), low, high, verdicts, step,
-                 closed_form(verdicts, step), closed_form(verdicts, step, aligned=True), reexpanded,
-                 group_failures(verdicts), [verdict_at(size) for size in at],
-                 verdict_at(spatial(declared)[axes[0]]))
+    result = Sizes(input_name, declared, tuple(axes), "".join(names[a] for a in axes), low, high, verdicts, 1, None,
+                   None, reexpanded, group_failures(verdicts), asked, at_declared)
+    result.refit(period(graph, axes))
+    return result
 
 
 def nearest_fitting(graph: Graph, input_name: str, axes: Sequence[int], size: int, radius: int
@@ -291,7 +303,7 @@ def size_hints(graph: Graph, sink: DiagnosticSink) -> None:
     said when other errors leave the graph's structure unknown, or no size near the declared one fits."""
     if not any(d.code in SIZE_RULES for d in sink.items):
         return
-    if any(d.is_error and (not d.code.startswith("E3") or d.code == "E300") for d in sink.items):
+    if not only_shape_rule_errors(sink.items):
         return
     for name, node_name in graph.inputs.items():
         shape = graph.node(node_name).shape
@@ -306,8 +318,7 @@ def size_hints(graph: Graph, sink: DiagnosticSink) -> None:
             below, above = nearest_fitting(graph, name, axes, size, min(HINT_RADIUS, max(8, size // HINT_SHARE)))
             if below is None and above is None:
                 continue
-            letters = "".join(AXIS_LETTERS[len(dims)][axis] for axis in axes)
-            which = {"HW": "H and W together", "DHW": "D, H and W together"}.get(letters, letters)
+            which = axes_in_words("".join(AXIS_LETTERS[len(dims)][axis] for axis in axes))
             nearest = " and ".join(str(size) for size in (below, above) if size is not None)
             sink.emit("I104", f"input `{name}` ({fmt_shape(shape)}) does not fit the network; the nearest sizes of "
                       f"{which} that fit are {nearest}", graph.node(node_name).location,

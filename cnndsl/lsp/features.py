@@ -68,6 +68,22 @@ class Document:
     module: A.Module | None
     graph: Graph | None
     _report: Report | None = None
+    _scope: _Scope | None = None
+    _imported: list[_Scope] | None = None
+
+    @property
+    def scope(self) -> _Scope:
+        """The names this document defines (none where it does not parse)."""
+        if self._scope is None:
+            self._scope = _scope(self.module, self.path) if self.module else _Scope()
+        return self._scope
+
+    @property
+    def imported(self) -> list[_Scope]:
+        """The names of the files it imports, and theirs, each file read and parsed once per document."""
+        if self._imported is None:
+            self._imported = _imported_scopes(self.scope, {self.path.resolve()})
+        return self._imported
 
     @property
     def report(self) -> Report | None:
@@ -307,12 +323,9 @@ def _imported_scopes(scope: _Scope, seen: set[Path]) -> list[_Scope]:
         if resolved in seen or not resolved.is_file():
             continue
         seen.add(resolved)
-        try:
-            module = parse(SourceFile(str(target), target.read_text(encoding="utf-8")))
-        except (SpecError, OSError, UnicodeDecodeError):
-            continue
-        inner = _scope(module, target)
-        found += [inner, *_imported_scopes(inner, seen)]
+        inner = _scope_of_file(target)
+        if inner is not None:
+            found += [inner, *_imported_scopes(inner, seen)]
     return found
 
 
@@ -326,7 +339,7 @@ def definition(doc: Document, line: int, col: int) -> list[Definition]:
     block (here or in an imported file), or the file an import names."""
     if doc.module is None:
         return []
-    scope = _scope(doc.module, doc.path)
+    scope = doc.scope
     for stmt, target in scope.imports:
         if _contains(stmt, line, col) and target.is_file():
             return [Definition(str(target), 1, 1, 1, 1)]
@@ -337,7 +350,7 @@ def definition(doc: Document, line: int, col: int) -> list[Definition]:
     for candidates in (local, scope.consts, scope.blocks):
         if word in candidates:
             return [candidates[word]]
-    for imported in _imported_scopes(scope, {doc.path.resolve()}):
+    for imported in doc.imported:
         for candidates in (imported.blocks, imported.consts):
             if word in candidates:
                 return [candidates[word]]
@@ -347,10 +360,8 @@ def definition(doc: Document, line: int, col: int) -> list[Definition]:
 def import_statement(doc: Document, file: str) -> Definition | None:
     """The import of this document through which `file` was read: the one naming it, else the first whose
     file imports it in turn (where a diagnostic in an imported file is shown)."""
-    if doc.module is None:
-        return None
-    scope = _scope(doc.module, doc.path)
     target = Path(file).resolve()
+    scope = doc.scope
     for stmt, imported in scope.imports:
         if imported.resolve() == target:
             return _span(doc.path, stmt)
@@ -386,9 +397,8 @@ def completion(doc: Document, line: int, col: int) -> list[Completion]:
                     for name in op.Params.model_fields if name not in op.positional[:1]]
         return _names_in_scope(doc, line, col)
     items = [Completion(name, "op", op.summary) for name, op in sorted(REGISTRY.items())]
-    scope = _scope(doc.module, doc.path) if doc.module else _Scope()
-    blocks = dict(scope.blocks)
-    for imported in _imported_scopes(scope, {doc.path.resolve()}):
+    blocks = dict(doc.scope.blocks)
+    for imported in doc.imported:
         for name, where in imported.blocks.items():
             blocks.setdefault(name, where)
     items += [Completion(name, "block", f"block in {Path(where.path).name}") for name, where in sorted(blocks.items())]
@@ -398,11 +408,9 @@ def completion(doc: Document, line: int, col: int) -> list[Completion]:
 def _names_in_scope(doc: Document, line: int, col: int) -> list[Completion]:
     if doc.module is None:
         return []
-    scope = _scope(doc.module, doc.path)
-    block = _enclosing_block(doc.module, line, col)
-    tensors = scope.tensors.get(block, {})
+    tensors = doc.scope.tensors.get(_enclosing_block(doc.module, line, col), {})
     return ([Completion(name, "tensor") for name in sorted(tensors)] +
-            [Completion(name, "const") for name in sorted(scope.consts)])
+            [Completion(name, "const") for name in sorted(doc.scope.consts)])
 
 
 def _text_before(text: str, line: int, col: int) -> str:

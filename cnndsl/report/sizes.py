@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..analysis.sizes import Progression, Sizes, Verdict
+from ..analysis.sizes import Progression, Sizes, Verdict, axes_in_words
 from ..layout import fmt_shape
-
-AXIS_WORDS = {"L": "L", "H": "H", "W": "W", "D": "D", "HW": "H and W together", "DHW": "D, H and W together"}
 
 
 def spans(sizes: Sequence[int]) -> str:
@@ -45,7 +43,7 @@ def verdict_line(verdict: Verdict) -> str:
 
 
 def render_text(network: str, result: Sizes) -> str:
-    axes = AXIS_WORDS.get(result.axis_names, result.axis_names)
+    axes = axes_in_words(result.axis_names)
     lines = [f"{network}: input `{result.input}` ({fmt_shape(result.shape)}), sizes of {axes}, "
              f"{result.low} to {result.high}",
              f"  fit (no W100, merges and crops line up, outputs non-empty): "

@@ -27,8 +27,9 @@ from .source import SourceFile
 
 WIDTH = 120
 INDENT = "    "
-KEYWORDS = {"import", "const", "network", "input", "output", "training", "return", "if", "else", "block",
-            "numbered", "for", "as", "not", "and", "or"}
+CONTROL = ("if", "else", "for", "return")
+DECLARING = ("import", "const", "network", "input", "output", "training", "block", "numbered")
+KEYWORDS = {*CONTROL, *DECLARING, "as", "not", "and", "or"}  # the grammar's words that are no names
 BINARY = {"=", "->", "==", "!=", "<=", ">=", "<", ">", "+", "*", "/", "//", "%"}
 _TOKEN = re.compile(r"""
     (?P<nl>\r?\n)
@@ -95,17 +96,21 @@ def format_text(text: str, path: str = "<text>", limits: Limits = DEFAULT_LIMITS
         after = parse(SourceFile(path, formatted), limits)
     except SpecError as exc:
         raise FormatError(f"the formatted text of {path} does not parse ({exc}); the file is left as it was") from exc
-    if _without_positions(before.model_dump()) != _without_positions(after.model_dump()):
+    if syntax_tree(before) != syntax_tree(after):
         raise FormatError(f"formatting {path} would change its syntax tree; the file is left as it was")
     return formatted
 
 
-def _without_positions(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_positions(v) for k, v in value.items() if k not in ("line", "col", "end_line", "end_col")}
-    if isinstance(value, list | tuple):
-        return [_without_positions(v) for v in value]
-    return value
+def syntax_tree(module: Any) -> Any:
+    """A parsed module as plain data, positions left out: what formatting must keep."""
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in ("line", "col", "end_line", "end_col")}
+        if isinstance(value, list | tuple):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(module.model_dump())
 
 
 class _Builder:

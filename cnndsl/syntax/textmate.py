@@ -15,10 +15,9 @@ from typing import Any
 
 from ..graph.expr import SHAPE_FUNCTIONS
 from ..ops import REGISTRY
+from .fmt import CONTROL, DECLARING
 
 SCOPE = "source.cnn"
-CONTROL = ("if", "else", "for", "return")
-DECLARING = ("import", "const", "network", "input", "output", "training", "block", "numbered")
 KEYWORD_VALUES = ("same", "valid", "depthwise", "channels")  # names an argument takes as values
 
 

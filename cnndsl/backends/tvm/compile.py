@@ -95,7 +95,7 @@ def write_artifact(program: Program, lowered: Lowered, target: tvm.target.Target
     (or a compile interrupted half-way) never sees a mix of two builds."""
     with atomic_directory(out_dir, "artifact directory", is_artifact) as staging:
         program.executable.export_library(str(staging / LIBRARY))
-        kernels = _precompile_cuda(program, target, staging)
+        kernels = precompile_cuda(program, target, staging)
         arrays = dict(zip(program.param_names, program.param_values, strict=True))
         np.savez(staging / PARAMS, **arrays, **{GRAPH_KEY: np.array(graph_sha256)})  # type: ignore[arg-type]
         manifest: dict[str, Any] = {
@@ -114,7 +114,7 @@ def write_artifact(program: Program, lowered: Lowered, target: tvm.target.Target
     return out_dir
 
 
-def _cuda_source(program: Program) -> str | None:
+def cuda_source(program: Program) -> str | None:
     """The CUDA source a library keeps in place of kernels (TVM 0.27 without a CUDA driver), else None."""
     modules = list(program.executable.mod.imports)
     while modules:
@@ -126,13 +126,13 @@ def _cuda_source(program: Program) -> str | None:
     return None
 
 
-def _precompile_cuda(program: Program, target: tvm.target.Target, out_dir: Path) -> dict[str, str] | None:
+def precompile_cuda(program: Program, target: tvm.target.Target, out_dir: Path) -> dict[str, str] | None:
     """Compile the kernels' CUDA source with nvcc into `KERNELS`, which the runtime hands TVM when it
     loads the library (cnndsl.runtime._precompiled_kernels), so a deployment needs neither TVM's compiler
     nor NVRTC. Without nvcc the kernels stay source, compiled when loaded (a warning says so)."""
     if target.kind.name != "cuda":
         return None
-    source = _cuda_source(program)
+    source = cuda_source(program)
     if source is None:
         return None
     arch = str(target.attrs.get("arch", "sm_80"))
