@@ -142,8 +142,8 @@ def test_a_file_past_the_size_limit_is_refused(tmp_path: Path) -> None:
 
 
 def _shared_blocks_and_a_spec(root: Path, import_line: str) -> tuple[Path, Path]:
-    """root/shared/blocks.cnn (a block library) and root/nets/net.cnn importing it with `import_line`."""
-    shared = root / "shared"
+    """root/library/blocks.cnn (a block library) and root/nets/net.cnn importing it with `import_line`."""
+    shared = root / "library"
     shared.mkdir()
     (shared / "blocks.cnn").write_text("block twice() {\n  return in -> relu -> relu\n}\n")
     spec = root / "nets" / "net.cnn"
@@ -153,7 +153,7 @@ def _shared_blocks_and_a_spec(root: Path, import_line: str) -> tuple[Path, Path]
 
 
 def test_imports_resolve_inside_the_tree_or_the_import_path(tmp_path: Path) -> None:
-    shared, spec = _shared_blocks_and_a_spec(tmp_path, 'import "../shared/blocks.cnn"')
+    shared, spec = _shared_blocks_and_a_spec(tmp_path, 'import "../library/blocks.cnn"')
     with pytest.raises(SpecError) as info:
         cnndsl.load(spec)
     assert info.value.diagnostics[0].code == "E500" and "outside the directories" in info.value.diagnostics[0].message
