@@ -9,6 +9,10 @@
 #   make bench-gpu - the same on an NVIDIA GPU (by hand, ~30 min); without a GPU: builds the CUDA modules
 #   make bench-gpu-bundle - for a GPU machine without TVM's compiler: .gpu-bundle/ to carry there and run
 #                    with benchmarks/gpu_bundle.sh (untuned TVM against PyTorch; docs/benchmarks.md)
+#   make gpu-round - tuning through files: ingest .gpu-results/ into tuning/h200, write each benchmark
+#                    network's next round of candidates (tuning/h200/rounds/), measured on the GPU machine
+#                    by benchmarks/gpu_round.sh with .gpu-bundle/ carried (docs/round-tuning.md)
+#   make gpu-runtime - only .gpu-bundle/'s runtime for gpu_round.sh (the rounds waiting are committed)
 #   make mnist1d - train the notes' MNIST-1D convnet and its fully connected baseline from their specs
 
 PYTHON ?= python3
@@ -16,7 +20,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint docs golden bench bench-torch bench-tvm bench-gpu bench-gpu-bundle bench-hostile fuzz mnist1d clean
+.PHONY: install demo test test-fast lint docs golden bench bench-torch bench-tvm bench-gpu bench-gpu-bundle gpu-round gpu-runtime bench-hostile fuzz mnist1d clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +76,12 @@ bench-tvm: install
 
 bench-gpu: install
 	$(PY) benchmarks/gpu.py
+
+gpu-round: install
+	$(PY) benchmarks/gpu_rounds.py build
+
+gpu-runtime: install
+	$(PY) benchmarks/gpu_rounds.py runtime
 
 bench-gpu-bundle: install
 	$(PY) benchmarks/gpu.py --bundle .gpu-bundle

@@ -44,16 +44,18 @@ sys.path.insert(0, str(ROOT))
 import cnndsl  # noqa: E402
 from cnndsl.bench import Row, render_table, run_benchmark  # noqa: E402
 
-NETWORKS = {"resnet18": None, "vgg16": None, "unet": (1, 256, 256)}
+NETWORKS = {"resnet18": None, "mobilenet_v2": None, "vgg16": None, "unet": (1, 256, 256)}
 BATCHES = (1, 16)
 CHECK_NETWORK = "mobilenet_v2"  # small enough to carry with its weights (14 MB): depthwise, BN folded, ReLU6
-SM_90 = '{"kind": "cuda", "arch": "sm_90"}'  # H100 and H200
+SM_90 = "h200"  # TVM's complete H100 target (sm_90a), the one the tuning rounds tune for
 # what the device side needs beyond its own torch, numpy and networkx (cp312: the lent machines' Python)
 BUNDLE_WHEELS = ("apache-tvm-ffi==0.1.14.post0", "pydantic==2.14.4", "pydantic_core==2.50.5", "lark==1.3.1",
                  "annotated-types==0.8.0", "typing-inspection==0.4.5", "typing_extensions==4.16.0",
                  "networkx==3.6.1")
 # trials per network: a GPU measures a candidate in milliseconds, so building bounds the budget
 TRIALS = {"resnet18": 640, "vgg16": 480, "unet": 640}
+# the TVM artifacts of a network in the bundle, by the suffix of their directory
+TVM_VARIANTS = {"TVM untuned": "", "TVM tuned": "_tuned", "TVM tuned, CUDA graph": "_graph"}
 FP32_LANES_PER_SM = 128  # Ampere and Hopper: 128 fp32 FMA lanes per SM
 
 
@@ -115,7 +117,7 @@ def largest_conv_spec(network: cnndsl.Network) -> tuple[str, int]:
     return text, int(layer.macs or 0)
 
 
-def build_bundle(bundle: Path, names: list[str]) -> None:
+def build_bundle(bundle: Path, names: list[str], tuned_db: Path | None = None) -> None:
     """Everything a GPU machine with only torch and numpy needs to run the measurement (module docstring)."""
     import shutil
     import tarfile
@@ -125,8 +127,7 @@ def build_bundle(bundle: Path, names: list[str]) -> None:
 
     from cnndsl.runtime import PARAMS
 
-    if bundle.exists():
-        shutil.rmtree(bundle)
+    shutil.rmtree(bundle / "artifacts", ignore_errors=True)
     (bundle / "artifacts").mkdir(parents=True)
     jobs = [(name, load(name), batch) for name in names for batch in BATCHES]
     for name, network in [(name, load(name)) for name in names]:
@@ -134,10 +135,14 @@ def build_bundle(bundle: Path, names: list[str]) -> None:
         layer_path = bundle / f"{name}_largest_conv.cnn"
         layer_path.write_text(text)
         jobs.append((f"{name}_largest_conv", cnndsl.load(layer_path), 1))
+    if tuned_db is not None:  # tuned, and tuned with CUDA graphs (the records of `make gpu-round`)
+        jobs += [(f"{name}_tuned", load(name), batch) for name in names for batch in BATCHES]
+        jobs += [(f"{name}_graph", load(name), batch) for name in names for batch in BATCHES]
     for label, network, batch in jobs:
         start = time.perf_counter()
         out = bundle / "artifacts" / f"{label}_b{batch}"
-        network.to_tvm(SM_90, out, batch=batch)
+        tuned = tuned_db if label.endswith(("_tuned", "_graph")) else None
+        network.to_tvm(SM_90, out, batch=batch, tune_db=tuned, cuda_graph=label.endswith("_graph"), pretuned=False)
         with np.load(out / PARAMS) as arrays:  # keep the shapes, leave the values behind
             shapes = {key: list(arrays[key].shape) for key in arrays.files}
         (out / PARAMS).unlink()
@@ -149,7 +154,12 @@ def build_bundle(bundle: Path, names: list[str]) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         state = Path(scratch) / "weights.pt"
         torch.save({key: torch.from_numpy(value) for key, value in check_weights(load_check()).items()}, state)
-        load_check().to_tvm(SM_90, bundle / "artifacts" / f"{CHECK_NETWORK}_check", batch=1, weights=state)
+        # tuned kernels where there are records: their output is what the check compares with PyTorch's
+        load_check().to_tvm(SM_90, bundle / "artifacts" / f"{CHECK_NETWORK}_check", batch=1, weights=state,
+                            tune_db=tuned_db, pretuned=False)
+    with tarfile.open(bundle / "artifacts.tar.xz", "w:xz") as tar:  # what travels: 5x smaller
+        tar.add(bundle / "artifacts", arcname="artifacts")
+    shutil.rmtree(bundle / "artifacts")
     runtime_dir = Path(tvm.__file__).parent
     with tarfile.open(bundle / "tvm-runtime.tar.xz", "w:xz") as tar:
         tar.add(runtime_dir, arcname="tvm", filter=lambda info: None if (
@@ -231,16 +241,19 @@ def run_bundle(bundle: Path, names: list[str], rounds: int, with_compile: bool) 
         network = load(name)
         rows: list[Row] = []
         for batch in BATCHES:
-            model = runtime.load(reweighted(bundle / "artifacts" / f"{name}_b{batch}", batch))
+            models = {label: runtime.load(reweighted(bundle / "artifacts" / f"{name}{suffix}_b{batch}", batch))
+                      for label, suffix in TVM_VARIANTS.items()
+                      if (bundle / "artifacts" / f"{name}{suffix}_b{batch}").exists()}
             inputs = [np.random.default_rng(batch).standard_normal(shape).astype(np.float32)
-                      for shape in model.inputs.values()]
-            rows += measure_variants(network, model, inputs, batch, rounds, with_compile)
-        print(render_table(name, "cuda (untuned TVM: DLight's default schedules)", rows), flush=True)
+                      for shape in models["TVM untuned"].inputs.values()]
+            rows += measure_variants(network, models, inputs, batch, rounds, with_compile)
+        print(render_table(name, "cuda (TVM untuned: DLight's default schedules; tuned: tuning/h200 records)", rows),
+              flush=True)
         layer = runtime.load(reweighted(bundle / "artifacts" / f"{name}_largest_conv_b1", 0))
         text, macs = largest_conv_spec(network)
         layer_input = [np.ones(shape, np.float32) for shape in layer.inputs.values()]
-        layer_rows = measure_variants(cnndsl.loads(text, name=f"{name}_largest_conv"), layer, layer_input, 1,
-                                      rounds, with_compile=False)
+        layer_rows = measure_variants(cnndsl.loads(text, name=f"{name}_largest_conv"), {"TVM untuned": layer},
+                                      layer_input, 1, rounds, with_compile=False)
         print_fraction_of_peak(name, text, macs, layer_rows, peak)
         print(f"(whole run {time.perf_counter() - start:.0f} s)\n", flush=True)
 
@@ -254,7 +267,7 @@ def print_fraction_of_peak(name: str, text: str, macs: int, rows: list[Row], pea
               flush=True)
 
 
-def measure_variants(network: cnndsl.Network, model: Any, inputs: list[Any], batch: int, rounds: int,
+def measure_variants(network: cnndsl.Network, models: dict[str, Any], inputs: list[Any], batch: int, rounds: int,
                      with_compile: bool) -> list[Row]:
     """PyTorch eager in strict fp32 (the baseline), with TF32 convolutions (PyTorch's default on CUDA),
     torch.compile (strict fp32) and the TVM artifact, interleaved round by round (cnndsl.bench)."""
@@ -278,7 +291,8 @@ def measure_variants(network: cnndsl.Network, model: Any, inputs: list[Any], bat
     variants = {"PyTorch eager": eager(False, module), "PyTorch eager, TF32 convs": eager(True, module)}
     if compiled is not None:
         variants["torch.compile"] = eager(False, compiled)
-    variants["TVM untuned"] = model.on_device(*inputs)
+    for label, model in models.items():
+        variants[label] = model.on_device(*inputs)
     return _measure(variants, batch, rounds, {"PyTorch eager, TF32 convs": "PyTorch's default on CUDA"})
 
 
@@ -288,12 +302,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--trials", type=int, default=None, help="override the per-network trial budget")
     parser.add_argument("--bundle", type=Path, help="build the CUDA artifacts and runtime bundle here (no GPU)")
+    parser.add_argument("--tuned-db", type=Path, default=None,
+                        help="with --bundle: also carry artifacts tuned from this database, with and without CUDA "
+                             "graphs")
     parser.add_argument("--from-bundle", type=Path, help="measure from a bundle on a GPU machine without TVM")
     parser.add_argument("--check-only", action="store_true", help="only the output check (bundle runs)")
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out (bundle runs)")
     args = parser.parse_args()
     if args.bundle:
-        build_bundle(args.bundle, args.networks)
+        build_bundle(args.bundle, args.networks, args.tuned_db)
         return
     if args.from_bundle:
         run_bundle(args.from_bundle, [] if args.check_only else args.networks, args.rounds, not args.no_compile)

@@ -161,12 +161,14 @@ class Network:
                tune_db: str | Path | None = None, layout: str = "auto", winograd: str = "auto", seed: int = 0,
                weights: str | Path | None = None, log: Callable[[str], None] | None = None,
                trials_per_task: int | None = None, weights_map: WeightsMap | None = None,
-               dynamic_batch: bool = False) -> Compiled:
-        """Compile with Apache TVM for `target` (`llvm`, `cuda`, or a TVM target as a JSON dict) into the
+               dynamic_batch: bool = False, cuda_graph: bool = False, pretuned: bool = True) -> Compiled:
+        """Compile with Apache TVM for `target` (`llvm`, `cuda`, `h100`/`h200`, or a TVM target as a JSON dict) into the
         artifact directory `path` (default build/<name>), tuning `tune` trials first or applying the
         records of the database `tune_db` (`trials_per_task` caps each kernel's share of the trials). With
-        `dynamic_batch` it takes any batch (untuned: tuned kernels are specialised to one). `.load()` on
-        the result runs it (cnndsl.runtime)."""
+        `dynamic_batch` it takes any batch (untuned: tuned kernels are specialised to one). With `cuda_graph`
+        (CUDA targets) the kernel launches are captured once in a CUDA graph and replayed. For `h100` and
+        `h200`, cnndsl's pre-tuned kernels are applied unless a database is named or `pretuned` is False.
+        `.load()` on the result runs it (cnndsl.runtime)."""
         if batch < 1:
             raise ValueError(f"batch must be positive; got {batch}")
         require("compiling with TVM", "tvm", "torch")
@@ -176,7 +178,7 @@ class Network:
                                Path(path) if path is not None else Path("build") / self.name, batch, tune,
                                Path(tune_db) if tune_db is not None else None, log=log, layout=layout,
                                trials_per_task=trials_per_task, winograd=winograd, seed=seed,
-                               dynamic_batch=dynamic_batch)
+                               dynamic_batch=dynamic_batch, cuda_graph=cuda_graph, pretuned=pretuned)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}: {fmt_shape(self.graph.shape(node))}" for name, node in self.graph.inputs.items())

@@ -506,13 +506,17 @@ _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
               help="Seed of the default initialisation.")
 @click.option("--target", default="llvm", show_default=True,
-              help="tvm only: llvm (this CPU), cuda, or a TVM target as a JSON dict.")
+              help="tvm only: llvm (this CPU), cuda, h100 or h200 (TVM's complete sm_90 target), or a TVM target "
+                   "as a JSON dict.")
 @click.option("--tune", is_flag=True, help="tvm only: tune the kernels with MetaSchedule first.")
+@click.option("--cuda-graph", "cuda_graph", is_flag=True,
+              help="tvm only, CUDA targets: capture the kernel launches in a CUDA graph, replayed on every call.")
 @trials_option
 @trials_per_task_option
 @click.option("--tune-db", type=click.Path(path_type=Path), default=None,
               help="tvm only: tuning database directory to apply (and, with --tune, to fill); default with --tune: "
-                   "$CNNDSL_TUNE_DB or ~/.cache/cnndsl/tuning.")
+                   "$CNNDSL_TUNE_DB or ~/.cache/cnndsl/tuning; without: cnndsl's pre-tuned kernels for h100/h200. "
+                   "`none`: no records at all.")
 @layout_option
 @winograd_option
 @input_option
@@ -521,7 +525,7 @@ _FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
 @debug_option
 def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None, dynamic_batch: bool,
                  fold_bn: bool, outputs: str | None, batch: int, weights: Path | None, weights_map: tuple[str, ...],
-                 seed: int, target: str, tune: bool, trials: int, trials_per_task: int | None,
+                 seed: int, target: str, tune: bool, cuda_graph: bool, trials: int, trials_per_task: int | None,
                  tune_db: Path | None, layout: str, winograd: str, inputs: tuple[str, ...],
                  import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
     """Compile SPEC to a deployable artifact (checking it first; errors stop before any lowering)."""
@@ -529,8 +533,9 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
 
     if backend == "tvm" and (fmt or fold_bn):
         raise click.UsageError("--format and --fold-bn apply to --to torch (a TVM build folds batch norm itself)")
-    if backend == "torch" and (tune or tune_db or target != "llvm" or layout != "auto" or winograd != "auto"):
-        raise click.UsageError("--target, --tune, --tune-db, --layout and --winograd apply to --to tvm")
+    if backend == "torch" and (tune or tune_db or target != "llvm" or layout != "auto" or winograd != "auto"
+                               or cuda_graph):
+        raise click.UsageError("--target, --tune, --tune-db, --layout, --winograd and --cuda-graph apply to --to tvm")
     taps = _names(outputs, "--outputs")
     if weights_map and weights is None:
         raise click.UsageError("--weights-map renames the keys of --weights; give --weights too")
@@ -541,9 +546,14 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
             network = network.tapped(taps)
         rules = _weights_map_rules(weights_map)
         if backend == "tvm":
+            no_records = tune_db is not None and str(tune_db) == "none"
+            if no_records and tune:
+                raise click.UsageError("--tune needs a database to fill; --tune-db none builds without any records")
+            tune_db = None if no_records else tune_db
             compiled = network.to_tvm(target, output or Path("build") / spec.stem, batch, trials if tune else 0,
-                                      tune_db, layout=layout, winograd=winograd, seed=seed, weights=weights,
-                                      weights_map=rules, dynamic_batch=dynamic_batch,
+                                      tune_db, layout=layout, pretuned=not no_records, winograd=winograd, seed=seed,
+                                      weights=weights,
+                                      weights_map=rules, dynamic_batch=dynamic_batch, cuda_graph=cuda_graph,
                                       log=lambda line: click.echo(line, err=True), trials_per_task=trials_per_task)
             tuned = (f", {compiled.tuning.summary()}" if tune and compiled.tuning else
                      f", records from {tune_db}" if tune_db else "")
@@ -569,7 +579,8 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
 @main.command("tune")
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.option("--target", default="llvm", show_default=True,
-              help="llvm (this CPU), cuda, or a TVM target as a JSON dict: the target you will compile for.")
+              help="llvm (this CPU), cuda, h100 or h200, or a TVM target as a JSON dict: the target you will "
+                   "compile for.")
 @trials_option
 @trials_per_task_option
 @click.option("--tune-db", type=click.Path(path_type=Path), default=None,
@@ -585,6 +596,19 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
               help="Seconds one remote measurement (connect, upload, run) may take before it counts as failed.")
 @click.option("--builders", type=click.IntRange(min=1), default=None,
               help="Local processes building candidates (default: one per core).")
+@click.option("--rounds-via", "rounds_via", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Tune in rounds through files, for a target this machine cannot reach: write the next round's "
+                   "candidates, built, as a bundle DIR/round-NNNN (and .tar.xz) for `cnndsl measure` to time "
+                   "where the target is. See docs/round-tuning.md.")
+@click.option("--ingest", type=click.Path(path_type=Path), default=None, metavar="RESULTS",
+              help="With --rounds-via: commit the last round's measurements (cnndsl measure's results.json) to "
+                   "the database first, then write the next round.")
+@click.option("--candidates", type=click.IntRange(min=1), default=500, show_default=True,
+              help="With --rounds-via: candidates in the round written.")
+@click.option("--bundle-limit", "bundle_limit", type=click.FloatRange(min=0.1), default=48.0, show_default=True,
+              metavar="MIB", help="With --rounds-via: refuse a round bundle larger than this, packed.")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
+              help="With --rounds-via: the search's seed (each round adds its number).")
 @layout_option
 @winograd_option
 @input_option
@@ -592,16 +616,33 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
 @debug_option
 def tune_spec(spec: Path, target: str, trials: int, trials_per_task: int | None, tune_db: Path | None, batch: int,
               rpc_tracker: str | None, rpc_key: str | None, rpc_timeout: int, builders: int | None,
+              rounds_via: Path | None, ingest: Path | None, candidates: int, bundle_limit: float, seed: int,
               layout: str, winograd: str, inputs: tuple[str, ...], import_path: tuple[Path, ...],
               max_layers: int | None, debug: bool) -> None:
     """Tune SPEC's kernels for TARGET into a database, without compiling. Every round is written as it is
     measured: an interrupted run keeps its records and the next run resumes from them. Compile with
-    `cnndsl compile SPEC --to tvm --tune-db DIR` (same --target, --batch and --layout)."""
+    `cnndsl compile SPEC --to tvm --tune-db DIR` (same --target, --batch and --layout). With --rounds-via,
+    the candidates are measured elsewhere: `cnndsl measure` there, --ingest here."""
     import time
 
     if rpc_key and not rpc_tracker:
         raise click.UsageError("--rpc-key names the servers of --rpc-tracker; give --rpc-tracker too")
+    if ingest and not rounds_via:
+        raise click.UsageError("--ingest takes the measurements of a round of --rounds-via DIR; give --rounds-via")
+    if rounds_via and rpc_tracker:
+        raise click.UsageError("--rounds-via and --rpc-tracker are two ways to measure elsewhere: give one")
     start = time.perf_counter()
+    if rounds_via:
+        with _reported_errors(None, debug, "tuning"):
+            network = _load(spec, inputs, import_path, max_layers)
+            from .backends.tvm import tune_round
+
+            round_report = tune_round(network.graph, network.weights(), target, rounds_via, candidates, ingest,
+                                      tune_db, batch, layout, winograd, seed, bundle_limit,
+                                      log=lambda line: click.echo(line, err=True))
+        click.echo(f"{round_report.summary()} ({time.perf_counter() - start:.0f} s); measure it with "
+                   f"`cnndsl measure {round_report.bundle}.tar.xz -o results.json` where the target is")
+        return
     with _reported_errors(None, debug, "tuning"):
         network = _load(spec, inputs, import_path, max_layers)
         from .backends.tvm import Tracker, default_database_dir, tune_network
@@ -615,6 +656,36 @@ def tune_spec(spec: Path, target: str, trials: int, trials_per_task: int | None,
                               tracker=tracker, builders=builders)
     estimate = f"; network estimate {report.estimate_ms:.4g} ms" if report.estimate_ms is not None else ""
     click.echo(f"{report.summary()}{estimate}; database {database} ({time.perf_counter() - start:.0f} s)")
+
+
+@main.command("measure")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("results.json"), show_default=True,
+              help="The results file, rewritten after every candidate (a killed run keeps what it measured).")
+@click.option("--budget", type=click.FloatRange(min=1), default=420.0, show_default=True,
+              help="Seconds for the whole round; candidates left when it is spent are not measured.")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timings per candidate.")
+@click.option("--min-repeat-ms", "min_repeat_ms", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Each timing repeats the kernel for at least this long.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=30.0, show_default=True,
+              help="Seconds one candidate may take before its process is replaced and it counts as failed.")
+@debug_option
+def measure_round(bundle: Path, output: Path, budget: float, repeat: int, min_repeat_ms: int, timeout: float,
+                  debug: bool) -> None:
+    """Time a tuning round's candidates (BUNDLE: a directory or .tar.xz from `cnndsl tune --rounds-via`) on
+    this machine's device, with TVM's runtime alone (`python -m cnndsl.measure` is the same without cnndsl's
+    command line). Give the results to `cnndsl tune --ingest`."""
+    from .measure import measure_bundle, summary
+    from .runtime import ArtifactError
+
+    with _reported_errors(None, debug, "measuring"):
+        try:
+            results = measure_bundle(bundle, output, budget, repeat, min_repeat_ms, timeout,
+                                     log=lambda line: click.echo(line, err=True))
+        except ArtifactError as exc:
+            _fail_usage(str(exc), debug)
+    click.echo(summary(results, output))
 
 
 @main.group("tune-db")

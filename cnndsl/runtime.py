@@ -125,9 +125,14 @@ def _precompiled_kernels(path: Path, manifest: dict[str, Any]) -> None:
     kernels = manifest.get("cuda_kernels")
     if not isinstance(kernels, dict) or not _hex(kernels.get("source_sha256")):
         raise ArtifactError(f"{path.parent / MANIFEST} lists {KERNELS} without `cuda_kernels.source_sha256`")
+    register_kernels(kernels["source_sha256"], path.read_bytes())
+
+
+def register_kernels(source_sha256: str, binary: bytes) -> None:
+    """Have TVM use `binary` (a cubin or fatbin) wherever it would compile the CUDA source of that sha256."""
     if not _KERNEL_BINARIES:
         _install_kernel_hook()
-    _KERNEL_BINARIES[kernels["source_sha256"]] = path.read_bytes()
+    _KERNEL_BINARIES[source_sha256] = binary
 
 
 def _install_kernel_hook() -> None:

@@ -20,11 +20,13 @@ from ...runtime import load as load_artifact
 from .compile import check_artifact_target, make_target, write_artifact
 from .lower import Lowered, build_relax, check_supported
 from .pipeline import LAYOUT_CHOICES, Layout, compile_program, prepared
+from .pretuned import describe, missing_kernels, pretuned_dir, read_only_database
 from .remote import Tracker
+from .rounds import DEFAULT_BUNDLE_LIMIT_MIB, DEFAULT_ROUND_CANDIDATES, RoundReport, RoundsState, next_round
 from .tune import TuningReport, default_database_dir, tune
 
 __all__ = ["LAYOUT_CHOICES", "Compiled", "Lowered", "build_relax", "check_indexable", "check_supported",
-           "compile_network", "default_database_dir", "make_target", "tune_network", "Tracker"]
+           "compile_network", "default_database_dir", "make_target", "tune_network", "tune_round", "Tracker"]
 
 
 @dataclass
@@ -74,29 +76,43 @@ def check_indexable(graph: Graph, batch: int) -> None:
 def compile_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: str, out_dir: Path, batch: int = 1,
                     trials: int = 0, database_dir: Path | None = None, log: Callable[[str], None] | None = None,
                     layout: str = "auto", trials_per_task: int | None = None, winograd: str = "auto",
-                    seed: int = 0, dynamic_batch: bool = False) -> Compiled:
+                    seed: int = 0, dynamic_batch: bool = False, cuda_graph: bool = False,
+                    pretuned: bool = True) -> Compiled:
     """Lower, (tune,) compile and write the artifact of a checked network's `graph` with the weights
     `state` (named as the PyTorch module's state_dict: `Network.weights()`). Tuning records are applied
     when tuning now (`trials`, searching from `seed`) or when a database is named (`database_dir`, from
     `cnndsl tune`); `log` gets tuning's progress lines. With `dynamic_batch` the artifact takes any batch
-    (`batch` is then only the one its tensor sizes are checked at)."""
+    (`batch` is then only the one its tensor sizes are checked at). For a target cnndsl ships pre-tuned
+    kernels for (`h100`, `h200`: pretuned.py), those are applied when no database is named and nothing is
+    tuned, unless `pretuned` is False; `log` says which kernels they lack."""
     start = time.perf_counter()
     check_artifact_target(out_dir)  # a bad -o fails now, not after minutes of tuning
-    tuned = trials > 0 or database_dir is not None
+    shipped = pretuned_dir(target_name) if pretuned and trials <= 0 and database_dir is None and not dynamic_batch \
+        else None
+    tuned = trials > 0 or database_dir is not None or shipped is not None
     if dynamic_batch and tuned:
         raise UsageError("tuned kernels are specialised to one batch; compile a dynamic batch without tuning "
                          "(TVM's default schedules), or tune and compile for the batch you serve")
     target, lowered, chosen, module = _prepared(graph, state, target_name, batch, layout, winograd, tuned,
                                                 dynamic_batch)
     report, database = None, None
-    if tuned:
+    if shipped is not None:
+        database = read_only_database(shipped)
+        missing = missing_kernels(module, target, database)
+        if log is not None:
+            lacking = f"; {len(missing)} kernel(s) have no record and keep default schedules: {', '.join(missing)}" \
+                if missing else "; every kernel has a record"
+            log(f"using {describe(shipped)}{lacking} (--tune-db none to build without them)")
+    elif tuned:
         database, report = tune(module, target, database_dir or default_database_dir(), trials,
                                 seed=seed, log=log, trials_per_task=trials_per_task)
         if trials <= 0 and report.left_untuned:
             warnings.warn(f"{report.left_untuned} of {report.tasks} kernels have no tuning record in {database_dir} "
                           f"for this target, batch and layout: they keep default schedules (tune them with "
                           f"`cnndsl tune` and the same options)", stacklevel=2)
-    program = compile_program(module, target, chosen, database)
+    if cuda_graph and target.kind.name != "cuda":
+        raise UsageError(f"--cuda-graph applies to CUDA targets; this one is {target.kind.name}")
+    program = compile_program(module, target, chosen, database, cuda_graph=cuda_graph)
     path = write_artifact(program, lowered, target, out_dir, graph.name, graph.content_hash(),
                           report if trials > 0 else None)
     return Compiled(path, str(target), chosen, report, time.perf_counter() - start)
@@ -113,4 +129,18 @@ def tune_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: str
     _, report = tune(module, target, database_dir or default_database_dir(), trials, trials_per_task=trials_per_task,
                      log=log, tracker=tracker, builders=builders)
     return report
+
+
+def tune_round(graph: Graph, state: Mapping[str, np.ndarray], target_name: str, directory: Path,
+               candidates: int = DEFAULT_ROUND_CANDIDATES, ingest: Path | None = None,
+               database_dir: Path | None = None, batch: int = 1, layout: str = "auto", winograd: str = "auto",
+               seed: int = 0, bundle_limit_mib: float = DEFAULT_BUNDLE_LIMIT_MIB,
+               log: Callable[[str], None] | None = None) -> RoundReport:
+    """Tuning through files (rounds.py): ingest the last round's measurements (`ingest`, written by
+    `cnndsl measure`) into the database, then write the next round's bundle of `candidates` built
+    candidates in `directory`. The kernels are those `compile_network` builds with the same options."""
+    target, _, chosen, module = _prepared(graph, state, target_name, batch, layout, winograd, tuned=True)
+    database = (database_dir or default_database_dir()).resolve()
+    rounds_state = RoundsState(graph.name, graph.content_hash(), str(target), batch, chosen, str(database))
+    return next_round(module, target, rounds_state, directory, candidates, ingest, seed, bundle_limit_mib, log)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -28,14 +27,22 @@ from ...files import atomic_directory, check_directory_target
 
 # the artifact's format as the runtime reads and checks it
 from ...runtime import FORMAT, GRAPH_KEY, KERNELS, LIBRARY, MANIFEST, PARAMS, VERSION, file_sha256, is_artifact
+from .cuda import nvcc_available
 from .lower import Lowered
 from .pipeline import Program, compile_program, prepared
 from .tune import TuningReport
 
+# GPUs named by model: TVM's own complete targets (architecture, threads, shared memory, L2), which
+# MetaSchedule needs: `{"kind": "cuda", "arch": "sm_90"}` alone fails in it ("missing attribute
+# max_threads_per_block"). The H200 is the H100's SM (sm_90) with more and faster memory: one target.
+NAMED_TARGETS = {"h100": "nvidia/nvidia-h100", "h200": "nvidia/nvidia-h100"}
+
 
 def make_target(name: str) -> tvm.target.Target:
-    """`llvm` (this CPU, all its cores), `cuda` (the local GPU's architecture, else sm_80), or a target
-    as TVM's JSON dict (`{"kind": "cuda", "arch": "sm_90"}`)."""
+    """`llvm` (this CPU, all its cores), `cuda` (the local GPU's architecture, else sm_80), a GPU by model
+    (`h100`, `h200`: NAMED_TARGETS), or a target as TVM's JSON dict (`{"kind": "cuda", "arch": "sm_90"}`)."""
+    if name in NAMED_TARGETS:
+        return tvm.target.Target(NAMED_TARGETS[name], host={"kind": "llvm"})
     if name.strip().startswith("{"):
         try:
             target = tvm.target.Target(json.loads(name))
@@ -47,7 +54,8 @@ def make_target(name: str) -> tvm.target.Target:
         return tvm.target.Target({"kind": "llvm", "mcpu": _host_cpu(), "num-cores": os.cpu_count() or 1})
     if name == "cuda":
         return tvm.target.Target({"kind": "cuda", "arch": _cuda_arch()}, host={"kind": "llvm"})
-    raise UsageError(f"unknown target {name!r}; use llvm, cuda, or a TVM target as a JSON dict")
+    raise UsageError(f"unknown target {name!r}; use llvm, cuda, {', '.join(NAMED_TARGETS)}, or a TVM target as a "
+                     "JSON dict")
 
 
 def _check_cpu(target: tvm.target.Target) -> None:
@@ -102,6 +110,7 @@ def write_artifact(program: Program, lowered: Lowered, target: tvm.target.Target
             "format": FORMAT, "version": VERSION, "network": network,
             "graph_sha256": graph_sha256, "target": str(target), "target_kind": target.kind.name,
             "device": "cuda" if target.kind.name == "cuda" else "cpu", "dtype": "float32", "layout": program.layout,
+            "cuda_graph": program.cuda_graph,
             "inputs": {name: manifest_shape(shape) for name, shape in lowered.input_shapes.items()},
             "outputs": {name: manifest_shape(shape) for name, shape in lowered.output_shapes.items()},
             "params": program.param_names, "tuning": asdict(tuning) if tuning else None,
@@ -154,8 +163,3 @@ def manifest_shape(shape: tuple[Any, ...]) -> list[int | None]:
     return [d if isinstance(d, int) else None for d in shape]
 
 
-def nvcc_available() -> bool:
-    try:
-        return subprocess.run(["nvcc", "--version"], capture_output=True, check=False).returncode == 0
-    except OSError:
-        return False

@@ -52,6 +52,7 @@ class Program:
     param_names: list[str]
     param_values: list[np.ndarray]
     layout: Layout
+    cuda_graph: bool = False
 
 
 def choose_layout(requested: str, target: tvm.target.Target, tuned: bool) -> Layout:
@@ -135,14 +136,17 @@ def fuse(module: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
 
 
 def compile_program(module: tvm.IRModule, target: tvm.target.Target, layout: Layout,
-                    database: ms.database.Database | None = None) -> Program:
+                    database: ms.database.Database | None = None, cuda_graph: bool = False) -> Program:
     """A prepared module -> kernels and their parameters. Tuned kernels come from `database`; the rest
-    keep TVM's default schedules (DLight's on GPUs, so an untuned CUDA build runs)."""
+    keep TVM's default schedules (DLight's on GPUs, so an untuned CUDA build runs). With `cuda_graph`,
+    Relax's RewriteCUDAGraph captures the network's static kernel launches in a CUDA graph on the first
+    call and replays it after (one launch instead of one per kernel: at batch 1 a network is launch-bound)."""
     from tvm.relax import pipeline
     from tvm.s_tir import dlight as dl
 
     database = database or ms.database.MemoryDatabase()
-    with target, database, tvm.transform.PassContext(opt_level=3):
+    config = {"relax.backend.use_cuda_graph": True} if cuda_graph else {}
+    with target, database, tvm.transform.PassContext(opt_level=3, config=config):
         kernels = fuse(module, target)
         kernels = relax.transform.MetaScheduleApplyDatabase()(kernels)
         # the weight packing a tuned schedule asked for becomes its own kernel, run once here on constants
@@ -155,21 +159,27 @@ def compile_program(module: tvm.IRModule, target: tvm.target.Target, layout: Lay
                                               dl.gpu.GeneralReduction(), dl.gpu.Fallback())(kernels)
         kernels, names, values = constants_to_params(kernels)
         executable = relax.build(kernels, target=target, relax_pipeline=tvm.transform.Sequential(_lowering(target)))
-    return Program(executable, names, values, layout)
+    return Program(executable, names, values, layout, cuda_graph)
 
 
 def _lowering(target: tvm.target.Target) -> list[tvm.transform.Pass]:
     """Relax -> VM code: the target's own passes, or (TVM 0.27 registers none for plain CPUs) the list
-    MetaSchedule's `compile_relax` falls back to."""
+    MetaSchedule's `compile_relax` falls back to. On CUDA, RewriteCUDAGraph after the memory plan (where
+    it finds the static allocations it captures): TVM 0.27's generic finalisation lacks it (its CUDA
+    backend's has it), and it does nothing unless relax.backend.use_cuda_graph is set (`cuda_graph`)."""
     from tvm.relax import pipeline
 
+    t = relax.transform
     try:
-        return [*pipeline.dataflow_lower_passes(target), *pipeline.finalize_passes(target)]
+        passes = [*pipeline.dataflow_lower_passes(target), *pipeline.finalize_passes(target)]
     except (ValueError, AttributeError):
-        t = relax.transform
-        return [t.RewriteDataflowReshape(), t.ToNonDataflow(), t.RemovePurityChecking(), t.CallTIRRewrite(),
-                t.StaticPlanBlockMemory(), t.LowerAllocTensor(), t.KillAfterLastUse(), t.LowerRuntimeBuiltin(),
-                t.ComputePrimValue(), t.VMShapeLower(), t.AttachGlobalSymbol()]
+        passes = [t.RewriteDataflowReshape(), t.ToNonDataflow(), t.RemovePurityChecking(), t.CallTIRRewrite(),
+                  t.StaticPlanBlockMemory(), t.LowerAllocTensor(), t.KillAfterLastUse(), t.LowerRuntimeBuiltin(),
+                  t.ComputePrimValue(), t.VMShapeLower(), t.AttachGlobalSymbol()]
+    names = [p.info.name for p in passes]
+    if target.kind.name == "cuda" and "RewriteCUDAGraph" not in names:
+        passes.insert(names.index("StaticPlanBlockMemory") + 1, t.RewriteCUDAGraph())
+    return passes
 
 
 def constants_to_params(module: tvm.IRModule) -> tuple[tvm.IRModule, list[str], list[np.ndarray]]:
