@@ -8,7 +8,8 @@
 #   make bench-tvm - tune and measure TVM against PyTorch on CPU (by hand, about an hour and a half)
 #   make bench-gpu - the same on an NVIDIA GPU (by hand, ~30 min); without a GPU: builds the CUDA modules
 #   make bench-gpu-bundle - for a GPU machine without TVM's compiler: .gpu-bundle/ to carry there and run
-#                    with benchmarks/gpu_bundle.sh (untuned TVM against PyTorch; docs/benchmarks.md)
+#                    with benchmarks/gpu_bundle.sh (TVM untuned, tuned from tuning/h200 and tuned with CUDA
+#                    graphs, against PyTorch; docs/benchmarks.md)
 #   make gpu-round - tuning through files: ingest .gpu-results/ into tuning/h200, write each benchmark
 #                    network's next round of candidates (tuning/h200/rounds/), measured on the GPU machine
 #                    by benchmarks/gpu_round.sh with .gpu-bundle/ carried (docs/round-tuning.md)
@@ -84,7 +85,7 @@ gpu-runtime: install
 	$(PY) benchmarks/gpu_rounds.py runtime
 
 bench-gpu-bundle: install
-	$(PY) benchmarks/gpu.py --bundle .gpu-bundle
+	$(PY) benchmarks/gpu.py --bundle .gpu-bundle --tuned-db tuning/h200
 
 bench-hostile: install
 	$(PY) benchmarks/hostile_inputs.py

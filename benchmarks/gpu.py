@@ -21,8 +21,10 @@ The bundle holds each network's untuned CUDA artifact at batch 1 and 16 without 
 alone are 553 MB): the device side writes random weights of the recorded shapes (a kernel's speed does
 not depend on the values) and times the artifacts against PyTorch eager (strict fp32, and PyTorch's
 default TF32 convolutions) and torch.compile. One network (CHECK_NETWORK) travels with its weights, and
-its TVM output is compared with PyTorch's on the GPU. Tuned kernels need measurements on the GPU
-during the search, so no tuned row comes from a bundle.
+its TVM output is compared with PyTorch's on the GPU. With `--tuned-db DIR` (make bench-gpu-bundle:
+tuning/h200, the records of the rounds measured on the GPU through files, docs/round-tuning.md) the
+bundle also carries each network tuned from those records, and tuned with CUDA graphs, measured beside
+the rest; the check network is then compiled with the records too, so its output checks tuned kernels.
 """
 
 from __future__ import annotations

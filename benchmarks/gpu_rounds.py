@@ -104,19 +104,25 @@ def runtime_bundle() -> None:
 
 
 def publish() -> None:
-    """The shipped pre-tuned database (cnndsl/tuned/h100/): the best record of each kernel in DATABASE,
+    """The shipped pre-tuned database (cnndsl/tuned/h100/): the best record of each kernel in DATABASE that
+    beat its default schedule measured in the same rounds (kernels not compared are left out),
     with the provenance of the measurements (from the results files kept in .gpu-results/)."""
     from tvm.s_tir import meta_schedule as ms
 
-    from cnndsl.backends.tvm.pretuned import PROVENANCE, TUNED
+    from cnndsl.backends.tvm.compile import make_target
+    from cnndsl.backends.tvm.pretuned import PROVENANCE, TUNED, read_only_database
     from cnndsl.backends.tvm.records import summarize
-    from cnndsl.backends.tvm.tune import RECORDS, WORKLOADS, open_database
+    from cnndsl.backends.tvm.rounds import read_baselines, winning_records, write_baselines
+    from cnndsl.backends.tvm.tune import RECORDS, WORKLOADS
 
+    baselines = read_baselines(DATABASE)
+    winners, _ = winning_records(read_only_database(DATABASE), baselines, make_target(TARGET), compared_only=True)
     out = TUNED / "h100"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     pruned = ms.database.JSONDatabase(str(out / WORKLOADS), str(out / RECORDS), allow_missing=True)
-    open_database(DATABASE).dump_pruned(pruned)
+    winners.dump_pruned(pruned)
+    write_baselines(out, baselines)
     devices, rounds = set(), 0
     for path in sorted(RESULTS.glob("*.json")):
         results = json.loads(path.read_text())
@@ -134,6 +140,54 @@ def publish() -> None:
     print(f"wrote {out}: {len(tasks)} kernels, best record of each", flush=True)
 
 
+def kernel_table(names: list[str], batches: tuple[int, ...], peak_tflops: float) -> None:
+    """Per kernel of each network: how often it runs, its best measured time, the fraction of the fp32
+    peak it reaches, and the network's time estimated from them (the sum of best times, as MetaSchedule
+    estimates it: no launch gaps), from the database alone (read-only: a build may hold its lock)."""
+    import math
+
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.analysis import estimate_tir_flops
+    from tvm_ffi import structural_hash
+
+    from cnndsl.backends.tvm import _prepared
+    from cnndsl.backends.tvm.pipeline import fuse
+    from cnndsl.backends.tvm.pretuned import read_only_database
+
+    database = read_only_database(DATABASE)
+    best: dict[int, float] = {}
+    counts: dict[int, int] = {}
+    for record in database.get_all_tuning_records():
+        secs = [float(s) for s in record.run_secs or []]
+        key = structural_hash(record.workload.mod)
+        counts[key] = counts.get(key, 0) + 1
+        if secs and sum(secs) / len(secs) < 1e9:
+            best[key] = min(best.get(key, math.inf), sum(secs) / len(secs))
+    for label, name, batch in configs(names, batches):
+        network = load(name)
+        target, _, _, module = _prepared(network.graph, network.weights(), TARGET, batch, "auto", "auto", True)
+        tasks = ms.relax_integration.extract_tasks(fuse(module, target), target)
+        rows, total, missing = [], 0.0, 0
+        for task in tasks:
+            key = structural_hash(task.dispatched[0])
+            flops = estimate_tir_flops(task.dispatched[0])
+            secs = best.get(key)
+            if secs is None:
+                missing += 1
+                rows.append(f"| {task.task_name} | {int(task.weight)} | {counts.get(key, 0)} | - | - | - |")
+                continue
+            total += secs * float(task.weight)
+            tflops = flops / secs / 1e12
+            rows.append(f"| {task.task_name} | {int(task.weight)} | {counts[key]} | {secs * 1e6:.2f} | "
+                        f"{tflops:.2f} | {100 * tflops / peak_tflops:.1f}% |")
+        if not any(key in best for key in (structural_hash(t.dispatched[0]) for t in tasks)):
+            continue
+        state = "" if not missing else f" ({missing} kernel(s) not measured yet)"
+        print(f"\n{label}: sum of the best kernel times {total * 1e3:.3f} ms{state}\n")
+        print("| kernel | runs | records | best (us) | TFLOPS | of fp32 peak |\n|---|---:|---:|---:|---:|---:|")
+        print("\n".join(rows))
+
+
 def ingest_only(names: list[str], batches: tuple[int, ...]) -> None:
     """Print what each configuration's results hold (a check before `build`)."""
     for label, _, _ in configs(names, batches):
@@ -147,11 +201,13 @@ def ingest_only(names: list[str], batches: tuple[int, ...]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("action", choices=["build", "pending", "runtime", "show", "publish"])
+    parser.add_argument("action", choices=["build", "pending", "runtime", "show", "publish", "table"])
     parser.add_argument("networks", nargs="*", default=list(NETWORKS))
     parser.add_argument("--batches", default="1,16")
     parser.add_argument("--candidates", type=int, default=160, help="per network and batch, per round")
     parser.add_argument("--limit", type=float, default=44.0, help="MiB for all the rounds, packed")
+    parser.add_argument("--peak", type=float, default=66.9, help="the GPU's fp32 peak in TFLOPS (table; H200: "
+                        "132 SMs x 128 lanes x 2 x 1980 MHz)")
     args = parser.parse_args()
     batches = tuple(int(b) for b in args.batches.split(","))
     if args.action == "build":
@@ -162,6 +218,8 @@ def main() -> None:
         runtime_bundle()
     elif args.action == "publish":
         publish()
+    elif args.action == "table":
+        kernel_table(args.networks, batches, args.peak)
     else:
         ingest_only(args.networks, batches)
 

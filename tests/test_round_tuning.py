@@ -93,13 +93,18 @@ def test_a_round_is_measured_runtime_only_and_ingested(rounds: dict[str, object]
     first = rounds["first"]
     assert first.round == 1 and first.candidates == len(results["results"])
     second = rounds["second"]
-    assert second.round == 2 and second.ingested == first.candidates
+    assert second.round == 2 and second.ingested == first.candidates - first.baselines
     stored = records(Path(str(rounds["database"])))
-    assert len(stored) == first.candidates
+    assert len(stored) == first.candidates - first.baselines
     valid = [r for r in stored if min(r[1][1]) < 1e9]  # [workload index, [trace, run_secs, target, args]]
-    assert len(valid) == len(measured)
+    assert len(valid) == len(measured) - first.baselines
     for record in valid:  # the run times are the measured ones, not made up
         assert any(record[1][1] == m["run_secs"] for m in measured)
+    # round 1 also timed each task's default schedule: ingested as baselines, not as records
+    baselines = json.loads((Path(str(rounds["database"])) / "baselines.json").read_text())
+    assert len(baselines) == 5 and all(0 < secs < 1 for secs in baselines.values())
+    assert sum(1 for key in results["results"] if key.startswith("b")) == 5
+    assert first.baselines == 5 and rounds["second"].baselines == 0
     state = json.loads((Path(str(rounds["directory"])) / "state.json").read_text())
     assert [r["round"] for r in state["rounds"]] == [1, 2]
     assert state["rounds"][0]["ingested"] and not state["rounds"][1]["ingested"]
@@ -172,6 +177,12 @@ def test_a_changed_bundle_is_refused(rounds: dict[str, object], tmp_path: Path) 
     done = measure(bundle, tmp_path / "out.json", dict(rounds["env"]))  # type: ignore[arg-type]
     assert done.returncode == 2
     assert f"{library} is missing or does not match the round's manifest" in done.stderr
+    from click.testing import CliRunner
+
+    from cnndsl.cli import main
+
+    cli = CliRunner().invoke(main, ["measure", str(bundle), "-o", str(tmp_path / "cli.json")])
+    assert cli.exit_code == 2 and "does not match the round's manifest" in cli.output
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["version"] = 99
     (bundle / "manifest.json").write_text(json.dumps(manifest))
@@ -257,3 +268,68 @@ def test_cuda_graphs_are_captured_in_the_artifact_when_asked(mnist: cnndsl.Netwo
 def test_cuda_graphs_need_a_cuda_target(mnist: cnndsl.Network, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--cuda-graph applies to CUDA targets; this one is llvm"):
         mnist.to_tvm("llvm", tmp_path / "artifact", cuda_graph=True)
+
+
+@pytest.fixture
+def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A shipped database as `gpu_rounds.py publish` writes it, from the repository's records measured on
+    an H200 (ResNet-18 at batch 1), with baselines: the stem convolution's default schedule measured
+    faster than its records (so it keeps DLight's), the last convolution's slower (its record applies)."""
+    import shutil
+
+    from cnndsl.backends.tvm import pretuned
+
+    records = Path(__file__).resolve().parent.parent / "tuning" / "h200"
+    root = tmp_path / "tuned"
+    (root / "h100").mkdir(parents=True)
+    for name in ("database_workload.json", "database_tuning_record.json"):
+        shutil.copy(records / name, root / "h100" / name)
+    (root / "h100" / "PROVENANCE.json").write_text(json.dumps({"gpu": "NVIDIA H200 (test)", "measured": "today"}))
+    monkeypatch.setattr(pretuned, "TUNED", root)
+    return root / "h100"
+
+
+def resnet18_tasks() -> tuple[object, list[object]]:
+    from tvm.s_tir import meta_schedule as ms
+
+    from cnndsl.backends.tvm import _prepared
+    from cnndsl.backends.tvm.pipeline import fuse
+
+    network = cnndsl.load(SPECS / "resnet18.cnn")
+    target, _, _, module = _prepared(network.graph, network.weights(), "h200", 1, "auto", "auto", tuned=True)
+    return target, ms.relax_integration.extract_tasks(fuse(module, target), target)
+
+
+def test_the_shipped_kernels_apply_only_where_they_beat_the_default_schedule(shipped: Path, tmp_path: Path) -> None:
+    from tvm_ffi import structural_hash
+
+    from cnndsl.backends.tvm.pretuned import read_only_database
+    from cnndsl.backends.tvm.rounds import winning_records, write_baselines
+
+    target, tasks = resnet18_tasks()
+    by_name = {task.task_name: task for task in tasks}  # type: ignore[attr-defined]
+    stem, last = by_name["fused_conv2d_add_relu1"], by_name["fused_conv2d9_add7_relu41"]
+    write_baselines(shipped, {str(structural_hash(stem.dispatched[0])): 1e-6,  # faster than any record
+                              str(structural_hash(last.dispatched[0])): 1.0})  # slower than every record
+    winners, dropped = winning_records(read_only_database(shipped), {str(structural_hash(stem.dispatched[0])): 1e-6},
+                                       target)  # type: ignore[arg-type]
+    assert dropped == 1
+    only_compared, _ = winning_records(read_only_database(shipped), {str(structural_hash(last.dispatched[0])): 1.0},
+                                       target, compared_only=True)  # type: ignore[arg-type]
+    assert len(only_compared.get_all_tuning_records()) == 1
+    lines: list[str] = []
+    network = cnndsl.load(SPECS / "resnet18.cnn")
+    tuned = network.to_tvm("h200", tmp_path / "shipped", log=lines.append)
+    assert lines == ["using cnndsl's pre-tuned kernels (NVIDIA H200 (test), today); 1 kernel(s) keep default "
+                     "schedules (no record faster than them): fused_conv2d_add_relu1 (--tune-db none to build "
+                     "without them)"]
+    plain = network.to_tvm("h200", tmp_path / "plain", pretuned=False, log=lines.append)
+    assert len(lines) == 1  # nothing said: no records used
+    assert json.loads((tuned.path / "manifest.json").read_text())["cuda_kernels"]["source_sha256"] != \
+        json.loads((plain.path / "manifest.json").read_text())["cuda_kernels"]["source_sha256"]
+
+
+def test_a_network_without_shipped_records_says_so(shipped: Path, mnist: cnndsl.Network, tmp_path: Path) -> None:
+    lines: list[str] = []
+    mnist.to_tvm("h200", tmp_path / "artifact", log=lines.append)
+    assert len(lines) == 1 and "5 kernel(s) keep default schedules (no record faster than them): " in lines[0]

@@ -22,7 +22,15 @@ from .lower import Lowered, build_relax, check_supported
 from .pipeline import LAYOUT_CHOICES, Layout, compile_program, prepared
 from .pretuned import describe, missing_kernels, pretuned_dir, read_only_database
 from .remote import Tracker
-from .rounds import DEFAULT_BUNDLE_LIMIT_MIB, DEFAULT_ROUND_CANDIDATES, RoundReport, RoundsState, next_round
+from .rounds import (
+    DEFAULT_BUNDLE_LIMIT_MIB,
+    DEFAULT_ROUND_CANDIDATES,
+    RoundReport,
+    RoundsState,
+    next_round,
+    read_baselines,
+    winning_records,
+)
 from .tune import TuningReport, default_database_dir, tune
 
 __all__ = ["LAYOUT_CHOICES", "Compiled", "Lowered", "build_relax", "check_indexable", "check_supported",
@@ -97,15 +105,20 @@ def compile_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: 
                                                 dynamic_batch)
     report, database = None, None
     if shipped is not None:
-        database = read_only_database(shipped)
+        database, _ = winning_records(read_only_database(shipped), read_baselines(shipped), target)
         missing = missing_kernels(module, target, database)
         if log is not None:
-            lacking = f"; {len(missing)} kernel(s) have no record and keep default schedules: {', '.join(missing)}" \
-                if missing else "; every kernel has a record"
+            lacking = f"; {len(missing)} kernel(s) keep default schedules (no record faster than them): " \
+                      f"{', '.join(missing)}" if missing else "; every kernel has a record"
             log(f"using {describe(shipped)}{lacking} (--tune-db none to build without them)")
     elif tuned:
-        database, report = tune(module, target, database_dir or default_database_dir(), trials,
-                                seed=seed, log=log, trials_per_task=trials_per_task)
+        used_dir = database_dir or default_database_dir()
+        tuned_database, report = tune(module, target, used_dir, trials, seed=seed, log=log,
+                                      trials_per_task=trials_per_task)
+        # a kernel whose default schedule was measured faster than every record keeps it (rounds.py)
+        database, slower = winning_records(tuned_database, read_baselines(used_dir), target)
+        if slower and log is not None:
+            log(f"{slower} kernel(s) keep their default schedules: measured faster than every tuned candidate")
         if trials <= 0 and report.left_untuned:
             warnings.warn(f"{report.left_untuned} of {report.tasks} kernels have no tuning record in {database_dir} "
                           f"for this target, batch and layout: they keep default schedules (tune them with "
@@ -140,7 +153,7 @@ def tune_round(graph: Graph, state: Mapping[str, np.ndarray], target_name: str, 
     `cnndsl measure`) into the database, then write the next round's bundle of `candidates` built
     candidates in `directory`. The kernels are those `compile_network` builds with the same options."""
     target, _, chosen, module = _prepared(graph, state, target_name, batch, layout, winograd, tuned=True)
-    database = (database_dir or default_database_dir()).resolve()
+    database = database_dir or default_database_dir()
     rounds_state = RoundsState(graph.name, graph.content_hash(), str(target), batch, chosen, str(database))
     return next_round(module, target, rounds_state, directory, candidates, ingest, seed, bundle_limit_mib, log)
 

@@ -72,7 +72,7 @@ class KernelGroup:
     error: str | None = None
 
 
-def compile_kernel_groups(sources: Sequence[str], arch: str, group_size: int = 1,
+def compile_kernel_groups(sources: Sequence[str], arch: str, group_size: int = 16,
                           jobs: int | None = None, timeout: float = 600.0) -> list[KernelGroup]:
     """Compile `sources` (TVM kernel sources with distinct kernel names) into cubins for `arch` (`sm_90a`),
     `group_size` kernels per nvcc call and `jobs` calls at a time (default: one per core). A group that

@@ -109,6 +109,7 @@ class Task:
     module: tvm.IRModule
     workload: ms.database.Workload
     best_secs: float = math.inf  # the best measured mean run time
+    baseline_secs: float | None = None  # the default schedule's (DLight's on GPUs), once measured
     measured: set[int] = field(default_factory=set)  # structural hashes of every scheduled module measured
     records: list[ms.database.TuningRecord] = field(default_factory=list)
 
@@ -124,6 +125,7 @@ class RoundReport:
     failed_builds: int
     bundle: Path
     archive_mib: float
+    baselines: int = 0  # of the candidates, the default schedules of tasks not yet compared with them
     ingested: int = 0  # records committed from the previous round's results
     estimate_ms: float | None = None  # the network's time from the best records so far (every task measured)
 
@@ -132,9 +134,10 @@ class RoundReport:
         rate = self.candidates / total * 60 if total else 0.0
         ingested = f"ingested {self.ingested} record(s); " if self.ingested else ""
         estimate = f"network estimate {self.estimate_ms:.4g} ms; " if self.estimate_ms is not None else ""
-        return (f"{ingested}{estimate}round {self.round}: {self.candidates} candidates for {self.tasks} tasks in "
-                f"{self.bundle} ({self.archive_mib:.1f} MiB packed); search {self.seconds_search:.0f} s, build "
-                f"{self.seconds_build:.0f} s, kernels {self.seconds_compile:.0f} s ({rate:.0f} candidates a minute"
+        baselines = f" (with {self.baselines} default schedules to compare)" if self.baselines else ""
+        return (f"{ingested}{estimate}round {self.round}: {self.candidates} candidates{baselines} for {self.tasks} "
+                f"tasks in {self.bundle} ({self.archive_mib:.1f} MiB packed); search {self.seconds_search:.0f} s, "
+                f"build {self.seconds_build:.0f} s, kernels {self.seconds_compile:.0f} s ({rate:.0f} a minute"
                 + (f", {self.failed_builds} failed to build" if self.failed_builds else "") + ")")
 
 
@@ -158,13 +161,14 @@ def next_round(module: tvm.IRModule, target: tvm.target.Target, state: RoundsSta
         if ingest is not None and pending is None:
             raise UsageError(f"--ingest {ingest}: no round of {directory} is waiting for results "
                              f"(the last one was ingested, or none was written)")
-        tasks = _tasks(module, target, database)
+        tasks = _tasks(module, target, database, read_baselines(database_dir))
         ingested = 0
         if pending is not None and ingest is not None:
-            ingested = ingest_results(ingest, directory / round_name(pending["round"]), tasks, database, target)
+            ingested = ingest_results(ingest, directory / round_name(pending["round"]), tasks, database, target,
+                                      database_dir)
             pending["ingested"], pending["measured"] = True, ingested
             state.write(directory)
-            tasks = _tasks(module, target, database)  # with the new records
+            tasks = _tasks(module, target, database, read_baselines(database_dir))  # with the new records
         number = (state.rounds[-1]["round"] + 1) if state.rounds else 1
         report = _write_round(tasks, target, directory, number, candidates, seed + number, bundle_limit_mib, log)
         report.ingested = ingested
@@ -177,7 +181,8 @@ def next_round(module: tvm.IRModule, target: tvm.target.Target, state: RoundsSta
         return report
 
 
-def _tasks(module: tvm.IRModule, target: tvm.target.Target, database: ms.database.Database) -> list[Task]:
+def _tasks(module: tvm.IRModule, target: tvm.target.Target, database: ms.database.Database,
+           baselines: dict[str, float] | None = None) -> list[Task]:
     extracted = ms.relax_integration.extract_tasks(fuse(module, target), target)
     tasks = []
     by_workload: dict[int, list[ms.database.TuningRecord]] = {}
@@ -187,7 +192,8 @@ def _tasks(module: tvm.IRModule, target: tvm.target.Target, database: ms.databas
     for item in extracted:
         mod = item.dispatched[0]
         workload = database.commit_workload(mod)
-        task = Task(item.task_name, float(item.weight), mod, workload)
+        task = Task(item.task_name, float(item.weight), mod, workload,
+                    baseline_secs=(baselines or {}).get(str(structural_hash(mod))))
         for record in by_workload.get(structural_hash(mod), []):
             task.records.append(record)
             secs = _mean_secs(record)
@@ -335,14 +341,20 @@ def _write_round(tasks: list[Task], target: tvm.target.Target, directory: Path, 
             + (f", best so far {task.best_secs * 1e6:.1f} us" if math.isfinite(task.best_secs) else ""))
     searched = time.perf_counter()
     bundle = directory / round_name(number)
+    baselines = [i for i, task in enumerate(tasks) if task.baseline_secs is None]
     with atomic_directory(bundle, "round bundle", lambda path: (path / ROUND_MANIFEST).exists()) as staging:
-        names = [f"c{i:05d}" for i in range(len(proposed))]
+        names = [f"c{i:05d}" for i in range(len(proposed))] + [f"b{i:04d}" for i in baselines]
         libraries = [staging / f"{name}.so" for name in names]
-        built = _build_all([_named(c, n) for (_, c), n in zip(proposed, names, strict=True)], target, libraries)
+        modules = [_named(c, n) for (_, c), n in zip(proposed, names[:len(proposed)], strict=True)]
+        modules += [default_schedule(tasks[i].module, target, f"b{i:04d}") for i in baselines]
+        built = _build_all(modules, target, libraries)
         compiled_at = time.perf_counter()
         kernels = _compile_kernels(built, target, staging)
         entries, failed = [], 0
-        for i, ((task_index, candidate), name) in enumerate(zip(proposed, names, strict=True)):
+        jobs: list[tuple[int, Any, int | None]] = [(task_index, candidate.args_info, i)
+                                                   for i, (task_index, candidate) in enumerate(proposed)]
+        jobs += [(i, ms.arg_info.ArgInfo.from_prim_func(tasks[i].module["main"]), None) for i in baselines]
+        for i, ((task_index, args_info, record), name) in enumerate(zip(jobs, names, strict=True)):
             source, error = built[i]
             cubin = kernels.get(i)
             if error is None and target.kind.name == "cuda" and cubin is None:
@@ -355,8 +367,8 @@ def _write_round(tasks: list[Task], target: tvm.target.Target, directory: Path, 
                             "library": None if error else libraries[i].name,
                             "kernels": cubin[0] if error is None and cubin else None,
                             "source_sha256": source_sha256(source) if source and not error else None,
-                            "args": [list(arg.as_json()) for arg in candidate.args_info],
-                            "build_error": error, "record": i})
+                            "args": [list(arg.as_json()) for arg in args_info],
+                            "build_error": error, "record": record, "baseline": record is None})
         manifest = {"format": ROUND_FORMAT, "version": ROUNDS_VERSION, "round": number, "target": str(target),
                     "target_kind": target.kind.name, "device": "cuda" if target.kind.name == "cuda" else "cpu",
                     "tvm": tvm.__version__, "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -366,8 +378,68 @@ def _write_round(tasks: list[Task], target: tvm.target.Target, directory: Path, 
     _write_candidate_records(proposed, tasks, target, records_path(bundle))
     finished = time.perf_counter()
     archive = pack(bundle, bundle_limit_mib)
-    return RoundReport(number, len(proposed) - failed, len(tasks), searched - started, compiled_at - searched,
-                       finished - compiled_at, failed, bundle, archive.stat().st_size / 2**20)
+    return RoundReport(number, len(names) - failed, len(tasks), searched - started, compiled_at - searched,
+                       finished - compiled_at, failed, bundle, archive.stat().st_size / 2**20,
+                       baselines=len(baselines))
+
+
+BASELINES = "baselines.json"
+
+
+def default_schedule(module: tvm.IRModule, target: tvm.target.Target, name: str) -> tvm.IRModule:
+    """The task's kernel as an untuned compile builds it, named `name`: DLight's default schedule on GPUs
+    (compile_program's), the plain loops on CPUs. Measured beside a task's candidates, it tells whether
+    tuning beat what the network would run anyway (a round of random samples often does not, on some
+    kernels), so a compile applies only records that win (`winning_records`)."""
+    from tvm.s_tir import dlight as dl
+
+    function = module["main"].with_attr("global_symbol", name)
+    named = tvm.IRModule({name: function})
+    if target.kind.name != "cuda":
+        return named
+    with target:
+        return dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
+                                       dl.gpu.Fallback())(named)
+
+
+def read_baselines(database_dir: Path) -> dict[str, float]:
+    """Workload hash -> the default schedule's measured run time (seconds), kept beside the database."""
+    try:
+        data = json.loads((database_dir / BASELINES).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)} if isinstance(data, dict) else {}
+
+
+def write_baselines(database_dir: Path, baselines: dict[str, float]) -> None:
+    temporary = database_dir / (BASELINES + ".writing")
+    temporary.write_text(json.dumps(dict(sorted(baselines.items())), indent=1) + "\n")
+    temporary.replace(database_dir / BASELINES)
+
+
+def winning_records(database: ms.database.Database, baselines: dict[str, float], target: tvm.target.Target,
+                    compared_only: bool = False) -> tuple[ms.database.Database, int]:
+    """The best record of each workload measured on `target`'s kind, left out where the default schedule
+    was measured faster (the kernel then keeps it); the count left out. A workload without a measured
+    baseline keeps its best, unless `compared_only` (what cnndsl ships: only records known to win)."""
+    kept = ms.database.MemoryDatabase()
+    best: dict[int, ms.database.TuningRecord] = {}
+    for record in database.get_all_tuning_records():
+        if record.target is not None and record.target.kind.name != target.kind.name:
+            continue
+        key = structural_hash(record.workload.mod)
+        if math.isfinite(_mean_secs(record)) and (key not in best or _mean_secs(record) < _mean_secs(best[key])):
+            best[key] = record
+    dropped = 0
+    for key, record in best.items():
+        baseline = baselines.get(str(key))
+        if (baseline is None and compared_only) or (baseline is not None and baseline <= _mean_secs(record)):
+            dropped += 1
+            continue
+        workload = kept.commit_workload(record.workload.mod)
+        kept.commit_tuning_record(ms.database.TuningRecord(record.trace, workload, record.run_secs, record.target,
+                                                           record.args_info))
+    return kept, dropped
 
 
 def records_path(bundle: Path) -> Path:
@@ -447,7 +519,7 @@ def round_manifest_text(bundle: Path) -> str:
 
 
 def ingest_results(results_path: Path, bundle: Path, tasks: list[Task], database: ms.database.Database,
-                   target: tvm.target.Target) -> int:
+                   target: tvm.target.Target, database_dir: Path | None = None) -> int:
     """Commit the measured candidates of `results_path` (cnndsl measure's output for `bundle`) to the
     database as MetaSchedule records; a candidate that failed to build or run is committed as failed
     (MetaSchedule's 1e10 s), so it is never proposed again. Returns the records committed."""
@@ -465,11 +537,13 @@ def ingest_results(results_path: Path, bundle: Path, tasks: list[Task], database
                          f"this one is {round_name(manifest['round'])} of {bundle.parent}")
     lines = (records_path(bundle) / RECORDS).read_text().splitlines() if (records_path(bundle) / RECORDS).exists() \
         else []
-    if len(lines) != len(manifest["candidates"]):
-        raise UsageError(f"{records_path(bundle)} does not hold the {len(manifest['candidates'])} candidates of "
+    searched = [entry for entry in manifest["candidates"] if not entry.get("baseline")]
+    if len(lines) != len(searched):
+        raise UsageError(f"{records_path(bundle)} does not hold the {len(searched)} candidates of "
                          f"{bundle}: the round's build-side records are missing or from another build")
     measured = results.get("results") or {}
     by_workload = {str(structural_hash(task.module)): task for task in tasks}
+    measured_baselines: dict[str, float] = {}
     committed = 0
     for entry in manifest["candidates"]:
         outcome = measured.get(entry["id"])
@@ -481,9 +555,15 @@ def ingest_results(results_path: Path, bundle: Path, tasks: list[Task], database
         if task is None:
             raise UsageError(f"candidate {entry['id']} of {bundle} tunes a kernel this network no longer has: the "
                              "spec or its options changed since the round was written")
+        if entry.get("baseline"):
+            if valid and isinstance(secs, list) and database_dir is not None:
+                measured_baselines[entry["workload"]] = sum(secs) / len(secs)
+            continue
         # a line is [workload index, record]; a record is [trace, run_secs, target, args_info]
         record = json.loads(lines[entry["record"]])[1]
         record[1] = [float(s) for s in secs] if valid and isinstance(secs, list) else [FAILED_SECS]
         database.commit_tuning_record(ms.database.TuningRecord.from_json(record, task.workload))
         committed += 1
+    if measured_baselines and database_dir is not None:
+        write_baselines(database_dir, {**read_baselines(database_dir), **measured_baselines})
     return committed
