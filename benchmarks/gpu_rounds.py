@@ -72,7 +72,12 @@ def build(names: list[str], batches: tuple[int, ...], candidates: int, limit_mib
                             bundle_limit_mib=limit_mib / len(chosen), log=lambda line: print(line, flush=True))
         print(f"{label}: {report.summary()} ({time.perf_counter() - start:.0f} s)", flush=True)
         if pending:  # kept beside the others, out of the way of the next round's results
-            results.rename(results.with_suffix(f".{round_name(state.rounds[-1]['round'])}.json"))
+            done = round_name(state.rounds[-1]["round"])
+            results.rename(results.with_suffix(f".{done}.json"))
+            # its records are in the database now: the repository keeps only the round that waits
+            for path in (directory / f"{done}.records", directory / done):
+                shutil.rmtree(path, ignore_errors=True)
+            (directory / f"{done}.tar.xz").unlink(missing_ok=True)
     runtime_bundle()
 
 

