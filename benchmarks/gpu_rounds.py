@@ -158,16 +158,17 @@ def kernel_table(names: list[str], batches: tuple[int, ...], peak_tflops: float)
     from cnndsl.backends.tvm import _prepared
     from cnndsl.backends.tvm.pipeline import fuse
     from cnndsl.backends.tvm.pretuned import read_only_database
+    from cnndsl.backends.tvm.records import measured_secs
 
     database = read_only_database(DATABASE)
     best: dict[int, float] = {}
     counts: dict[int, int] = {}
     for record in database.get_all_tuning_records():
-        secs = [float(s) for s in record.run_secs or []]
+        secs = measured_secs(record)
         key = structural_hash(record.workload.mod)
         counts[key] = counts.get(key, 0) + 1
-        if secs and sum(secs) / len(secs) < 1e9:
-            best[key] = min(best.get(key, math.inf), sum(secs) / len(secs))
+        if secs is not None:
+            best[key] = min(best.get(key, math.inf), secs)
     for label, name, batch in configs(names, batches):
         network = load(name)
         target, _, _, module = _prepared(network.graph, network.weights(), TARGET, batch, "auto", "auto", True)

@@ -142,7 +142,6 @@ def compile_program(module: tvm.IRModule, target: tvm.target.Target, layout: Lay
     Relax's RewriteCUDAGraph captures the network's static kernel launches in a CUDA graph on the first
     call and replays it after (one launch instead of one per kernel: at batch 1 a network is launch-bound)."""
     from tvm.relax import pipeline
-    from tvm.s_tir import dlight as dl
 
     database = database or ms.database.MemoryDatabase()
     config = {"relax.backend.use_cuda_graph": True} if cuda_graph else {}
@@ -155,11 +154,19 @@ def compile_program(module: tvm.IRModule, target: tvm.target.Target, layout: Lay
         kernels = relax.transform.CanonicalizeBindings()(kernels)  # kernels read the folded constants directly
         kernels = relax.transform.DeadCodeElimination()(kernels)
         if pipeline.BackendDispatcher.is_gpu_target(target):
-            kernels = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
-                                              dl.gpu.GeneralReduction(), dl.gpu.Fallback())(kernels)
+            kernels = default_gpu_schedules()(kernels)
         kernels, names, values = constants_to_params(kernels)
         executable = relax.build(kernels, target=target, relax_pipeline=tvm.transform.Sequential(_lowering(target)))
     return Program(executable, names, values, layout, cuda_graph)
+
+
+def default_gpu_schedules() -> tvm.transform.Pass:
+    """DLight's schedules for the kernels no record covers on GPUs: what an untuned CUDA build runs (and
+    what a tuning round measures as each kernel's baseline, rounds.default_schedule)."""
+    from tvm.s_tir import dlight as dl
+
+    return dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
+                                   dl.gpu.Fallback())
 
 
 def _lowering(target: tvm.target.Target) -> list[tvm.transform.Pass]:

@@ -37,7 +37,7 @@ def _existing(directory: Path) -> Path:
     return directory
 
 
-def _measured(record: ms.database.TuningRecord) -> float | None:
+def measured_secs(record: ms.database.TuningRecord) -> float | None:
     """The record's mean run time in seconds, or None when it did not measure."""
     secs = [float(s) for s in (record.run_secs or [])]
     mean = sum(secs) / len(secs) if secs else math.inf
@@ -68,7 +68,7 @@ def summarize(directory: Path) -> list[TaskSummary]:
     database = open_database(_existing(directory))
     best: dict[tuple[int, str], tuple[str, int, float]] = {}  # by (workload, target)
     for record in database.get_all_tuning_records():
-        seconds = _measured(record)
+        seconds = measured_secs(record)
         if seconds is None:
             continue
         key = (structural_hash(record.workload.mod), _target_text(record.target))
@@ -93,7 +93,7 @@ def merge(sources: Sequence[Path], output: Path) -> tuple[int, int]:
         seen = {_identity(record) for record in target.get_all_tuning_records()}
         for source in sources:
             for record in open_database(source).get_all_tuning_records():
-                if _measured(record) is None or _identity(record) in seen:
+                if measured_secs(record) is None or _identity(record) in seen:
                     continue  # a failed measurement, or a record the output has (a database merged twice)
                 seen.add(_identity(record))
                 workload = target.commit_workload(record.workload.mod)

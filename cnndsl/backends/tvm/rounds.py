@@ -50,7 +50,8 @@ from ...files import atomic_directory
 from ...measure import RESULTS_FORMAT, ROUND_FORMAT, ROUND_MANIFEST, ROUNDS_VERSION, read_json_file
 from ...runtime import ArtifactError, file_sha256
 from .cuda import compile_kernel_groups, nvcc_available, source_sha256
-from .pipeline import fuse
+from .pipeline import default_gpu_schedules, fuse
+from .records import measured_secs
 from .tune import RECORDS, WORKLOADS, database_lock, open_database
 
 STATE = "state.json"
@@ -161,14 +162,14 @@ def next_round(module: tvm.IRModule, target: tvm.target.Target, state: RoundsSta
         if ingest is not None and pending is None:
             raise UsageError(f"--ingest {ingest}: no round of {directory} is waiting for results "
                              f"(the last one was ingested, or none was written)")
-        tasks = _tasks(module, target, database, read_baselines(database_dir))
+        tasks = _tasks(module, target, database)
         ingested = 0
         if pending is not None and ingest is not None:
             ingested = ingest_results(ingest, directory / round_name(pending["round"]), tasks, database, target,
                                       database_dir)
             pending["ingested"], pending["measured"] = True, ingested
             state.write(directory)
-            tasks = _tasks(module, target, database, read_baselines(database_dir))  # with the new records
+        _attach_records(tasks, database, target, read_baselines(database_dir))  # the new records included
         number = (state.rounds[-1]["round"] + 1) if state.rounds else 1
         report = _write_round(tasks, target, directory, number, candidates, seed + number, bundle_limit_mib, log)
         report.ingested = ingested
@@ -181,33 +182,33 @@ def next_round(module: tvm.IRModule, target: tvm.target.Target, state: RoundsSta
         return report
 
 
-def _tasks(module: tvm.IRModule, target: tvm.target.Target, database: ms.database.Database,
-           baselines: dict[str, float] | None = None) -> list[Task]:
+def _tasks(module: tvm.IRModule, target: tvm.target.Target, database: ms.database.Database) -> list[Task]:
+    """The network's tuning tasks, their workloads committed to the database (records attached later)."""
     extracted = ms.relax_integration.extract_tasks(fuse(module, target), target)
-    tasks = []
+    return [Task(item.task_name, float(item.weight), item.dispatched[0], database.commit_workload(item.dispatched[0]))
+            for item in extracted]
+
+
+def _attach_records(tasks: list[Task], database: ms.database.Database, target: tvm.target.Target,
+                    baselines: dict[str, float]) -> None:
+    """Each task's records for `target`'s kind, best time, measured schedules (each record's trace replayed
+    once) and baseline."""
     by_workload: dict[int, list[ms.database.TuningRecord]] = {}
     for record in database.get_all_tuning_records():
         if record.target is None or str(record.target.kind.name) == target.kind.name:
             by_workload.setdefault(structural_hash(record.workload.mod), []).append(record)
-    for item in extracted:
-        mod = item.dispatched[0]
-        workload = database.commit_workload(mod)
-        task = Task(item.task_name, float(item.weight), mod, workload,
-                    baseline_secs=(baselines or {}).get(str(structural_hash(mod))))
-        for record in by_workload.get(structural_hash(mod), []):
-            task.records.append(record)
-            secs = _mean_secs(record)
-            task.best_secs = min(task.best_secs, secs)
-            candidate = record.as_measure_candidate()
-            task.measured.add(structural_hash(candidate.sch.mod))
-        tasks.append(task)
-    return tasks
+    for task in tasks:
+        key = structural_hash(task.module)
+        task.baseline_secs = baselines.get(str(key))
+        task.records = by_workload.get(key, [])
+        task.best_secs = min((_mean_secs(record) for record in task.records), default=math.inf)
+        task.measured = {structural_hash(record.as_measure_candidate().sch.mod) for record in task.records}
 
 
 def _mean_secs(record: ms.database.TuningRecord) -> float:
-    secs = [float(s) for s in (record.run_secs or [])]
-    mean = sum(secs) / len(secs) if secs else math.inf
-    return mean if mean < FAILED_SECS / 10 else math.inf
+    """records.measured_secs, with a record that did not measure as infinitely slow (for comparisons)."""
+    secs = measured_secs(record)
+    return math.inf if secs is None else secs
 
 
 def share_candidates(tasks: list[Task], total: int, floor: int = FLOOR_PER_TASK) -> list[int]:
@@ -391,15 +392,12 @@ def default_schedule(module: tvm.IRModule, target: tvm.target.Target, name: str)
     (compile_program's), the plain loops on CPUs. Measured beside a task's candidates, it tells whether
     tuning beat what the network would run anyway (a round of random samples often does not, on some
     kernels), so a compile applies only records that win (`winning_records`)."""
-    from tvm.s_tir import dlight as dl
-
     function = module["main"].with_attr("global_symbol", name)
     named = tvm.IRModule({name: function})
     if target.kind.name != "cuda":
         return named
     with target:
-        return dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
-                                       dl.gpu.Fallback())(named)
+        return default_gpu_schedules()(named)
 
 
 def read_baselines(database_dir: Path) -> dict[str, float]:
