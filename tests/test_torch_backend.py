@@ -12,13 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import cnndsl
-from cnndsl.backends import unsupported_ops
 from cnndsl.backends.torch.export import example_inputs
-from cnndsl.backends.torch.lowerings import LOWERINGS
 from cnndsl.backends.torch.modules import LocallyConnected, PaddedAvgPool
 from cnndsl.diagnostics import SpecError, UsageError
 from cnndsl.graph.model import INPUT
-from cnndsl.ops import REGISTRY
 from tests.conftest import ROOT, SpecFiles
 from tests.test_ops import CASES
 
@@ -78,20 +75,6 @@ def test_every_op_lowers_to_its_checked_shape(specs: SpecFiles, text: str, shape
     (x,) = example_inputs(network.graph, batch=3)
     assert list(module(x).shape) == [3, *out]
     assert sum(p.numel() for p in module.parameters()) == network.report().totals.params
-
-
-def test_every_registered_op_has_a_lowering() -> None:
-    assert {op.kind for op in REGISTRY.values()} <= set(LOWERINGS)
-
-
-def test_unsupported_ops_are_all_reported_at_once_where_they_are_used(specs: SpecFiles) -> None:
-    network = specs.load("input x: 3 x 8 x 8\n"
-                         "output y = x -> conv(4, 3) -> relu\n"
-                         "    -> conv(4, 3) -> relu\n")
-    table = {kind: convert for kind, convert in LOWERINGS.items() if kind != "relu"}
-    found = unsupported_ops(network.graph, table, "PyTorch")
-    assert [(d.code, d.location.line if d.location else None) for d in found] == [("E600", 2), ("E600", 3)]
-    assert "op `relu` of `relu1` has no PyTorch lowering" in found[0].message
 
 
 def test_seeded_initialisation_is_reproducible_and_leaves_the_global_rng_alone(specs: SpecFiles) -> None:

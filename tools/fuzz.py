@@ -200,7 +200,7 @@ def _op_table() -> list[tuple[str, list[str], list[str]]]:
 
     table = []
     for name, op in sorted(REGISTRY.items()):
-        fields = list(op.Params.model_fields)
+        fields = op.Params.argument_names()
         table.append((name, list(op.positional), [f for f in fields if f not in op.positional]))
     return table
 

@@ -47,7 +47,8 @@ def ops_md() -> str:
             family = op.family
             lines += [f"## {family}", ""]
         fields = []
-        for name, field in op.Params.model_fields.items():
+        for name in op.Params.argument_names():
+            field = op.Params.model_fields[name]
             default = "" if field.is_required() else f"={_show(field.default)}"
             fields.append(f"{name}{default}")
         inputs = (f"{op.min_inputs}" if op.max_inputs == op.min_inputs else

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..diagnostics import DiagnosticSink
 from ..graph.model import INPUT, Graph
 from ..layout import channels, fmt_shape, spatial
-from ..ops import REGISTRY, WindowAttrs
+from ..ops import WindowAttrs
 from ..ops.formulas import unread_tail
 from .common import analysed_nodes
 
@@ -104,7 +104,7 @@ def channel_alignment(graph: Graph, sink: DiagnosticSink) -> None:
     """I101: convolution channel counts that are not multiples of 8 leave tensor cores idle. The
     network's own input channels (3 for RGB) are not reported. Ops that declare `tensor_core_channels`."""
     for node, facts in analysed_nodes(graph):
-        if node.op == INPUT or not REGISTRY[node.op].tensor_core_channels:
+        if node.op == INPUT or not node.op.tensor_core_channels:
             continue
         counts = [("output", channels(facts.shape))]
         if graph.node(node.inputs[0]).op != INPUT:
@@ -120,7 +120,7 @@ def uneven_windows(graph: Graph, sink: DiagnosticSink) -> None:
     for node, facts in analysed_nodes(graph):
         if node.op == INPUT:
             continue
-        windows = REGISTRY[node.op].windows(facts.attrs) or []
+        windows = node.op.windows(facts.attrs) or []
         if any(w.uneven for w in windows):
             sink.emit("I102", f"`{node.name}`: {fmt_shape(facts.attrs.x)} -> {fmt_shape(facts.shape)} pools windows of "
                       "different sizes; the receptive field reported is the widest window's", node.location,

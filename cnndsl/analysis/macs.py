@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..diagnostics import DiagnosticSink
 from ..graph.model import INPUT, Graph
-from ..ops import REGISTRY, Convention
+from ..ops import Convention
 from .common import analysed_nodes
 
 CONVENTIONS = tuple(c.value for c in Convention)
@@ -14,4 +14,4 @@ CONVENTIONS = tuple(c.value for c in Convention)
 def run(graph: Graph, sink: DiagnosticSink) -> None:
     for node, facts in analysed_nodes(graph):
         if node.op != INPUT:
-            facts.macs = REGISTRY[node.op].macs(facts.attrs, facts.params.params)
+            facts.macs = node.op.macs(facts.attrs, facts.params.params)

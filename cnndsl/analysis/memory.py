@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..graph.model import INPUT, Graph, Node
-from ..ops import REGISTRY
 from ..ops.base import Kept
 
 BYTES = 4  # fp32
@@ -46,13 +45,13 @@ def overwrites_input(graph: Graph, node: Node) -> bool:
     nor keeps it for backward (`Op.overwritable_output`), and it was made inside `node`'s own block instance:
     a block called on its own (`model.layer2(x)`) must leave the caller's tensor alone. The PyTorch backend
     compiles it so; the training-memory estimate counts the shared tensor once."""
-    if not REGISTRY[node.op].computes_in_place:
+    if not node.op.computes_in_place:
         return False
     source = node.inputs[0]
     producer = graph.node(source)
     scope = node.name.rpartition(".")[0]
     return (producer.op != INPUT and source.startswith(scope + "." if scope else "")
-            and REGISTRY[producer.op].overwritable_output
+            and producer.op.overwritable_output
             and graph.shape(source) == graph.shape(node.name)  # a broadcast input is smaller than the result
             and graph.dag.out_degree(source) == 1 and node.inputs.count(source) == 1
             and source not in graph.outputs.values())
@@ -89,7 +88,7 @@ def training_memory(graph: Graph, optimizer: str, batch: int) -> TrainingMemory:
         facts = graph.facts(node.name)
         params, buffers, trainable = params + facts.params.params, buffers + facts.params.buffers, \
             trainable + facts.trainable
-        op = REGISTRY[node.op]
+        op = node.op
         in_place = overwrites_input(graph, node)
         storage[node.name] = storage[node.inputs[0]] if in_place or op.returns_view else node.name
         what = op.keeps_for_backward(facts.attrs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..diagnostics import DiagnosticSink
 from ..graph.model import INPUT, Graph
-from ..ops import REGISTRY
+from ..ops.base import TrainableParams
 from .common import analysed_nodes
 
 
@@ -12,5 +12,6 @@ def run(graph: Graph, sink: DiagnosticSink) -> None:
     for node, facts in analysed_nodes(graph):
         if node.op == INPUT:
             continue
-        facts.params = REGISTRY[node.op].param_count(facts.attrs)
-        facts.trainable = 0 if getattr(node.params, "frozen", False) else facts.params.params
+        facts.params = node.op.param_count(facts.attrs)
+        frozen = isinstance(node.params, TrainableParams) and node.params.frozen
+        facts.trainable = 0 if frozen else facts.params.params

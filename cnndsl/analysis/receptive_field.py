@@ -14,7 +14,6 @@ from ..diagnostics import DiagnosticSink
 from ..graph.facts import INPUT_AXIS, AxisField, Field, exact
 from ..graph.model import INPUT, Graph, Node
 from ..layout import Shape, spatial, spatial_rank
-from ..ops import REGISTRY
 from ..ops.base import Number
 from .common import analysed_nodes
 
@@ -25,7 +24,7 @@ def run(graph: Graph, sink: DiagnosticSink) -> None:
             rank = spatial_rank(facts.shape)
             facts.field = (INPUT_AXIS,) * rank if rank > 0 else None
             continue
-        op = REGISTRY[node.op]
+        op = node.op
         windows = op.windows(facts.attrs)
         sources = node.inputs if op.data_inputs is None else node.inputs[: op.data_inputs]
         fields = [field for source in sources if (field := graph.facts(source).field) is not None]

@@ -25,7 +25,7 @@ from ..diagnostics import Diagnostic, DiagnosticSink
 from ..graph.model import INPUT, Graph
 from ..layout import fmt_shape, spatial
 from ..limits import MAX_INTEGER
-from ..ops import REGISTRY, OpParams, ShapeError, WindowAttrs
+from ..ops import OpParams, ShapeError, WindowAttrs
 from ..ops.base import Shape
 from .lints import unread_tails
 
@@ -154,7 +154,7 @@ def judge(graph: Graph, input_name: str, shape: Shape, size: int) -> Verdict | N
         inputs = tuple(shapes[name] for name in node.inputs)
         assert isinstance(node.params, OpParams)
         try:
-            attrs = REGISTRY[node.op].resolve(node.params, inputs)
+            attrs = node.op.resolve(node.params, inputs)
         except ShapeError as exc:
             error = error or Verdict(size, False, exc.code, node.name, exc.message)
             continue

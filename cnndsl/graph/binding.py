@@ -90,7 +90,7 @@ class Binder:
 
     def bind_op(self, op: Op, callee: str, args: list[tuple[A.Arg, Value]], frame: Frame, where: Location) -> Any:
         """The op's validated parameters for this call, or None after reporting what does not fit."""
-        fields = list(op.Params.model_fields)
+        fields = op.Params.argument_names()
         required = {k for k, f in op.Params.model_fields.items() if f.is_required()}
         bound = self.bind(callee, op.positional, fields, required, args, frame, where)
         return None if bound is None else self.validate(op, callee, bound, frame)

@@ -485,7 +485,7 @@ class Elaborator:
         qualified = frame.prefix + name
         if self.names.taken(qualified, where, frame):  # e.g. a repeat's copies meeting another repeat's, `as` both
             return [POISON]
-        self.add_node(Node(name=qualified, op=callee, params=params, inputs=tuple(current), location=where,
+        self.add_node(Node(name=qualified, op=op, params=params, inputs=tuple(current), location=where,
                             trail=frame.trail))
         return [qualified]
 

@@ -20,12 +20,11 @@ def check_invariants(graph: Graph) -> None:
         if node.op == INPUT:
             _require(not node.inputs and node.shape is not None, f"{where}: an input has no producers and a shape")
         else:
-            op = REGISTRY.get(node.op)
-            _require(op is not None, f"{where}: unknown op `{node.op}`")
-            assert op is not None
+            op = node.op
+            _require(REGISTRY.get(op.name) is op, f"{where}: op `{op.name}` is not the registered one")
             _require(isinstance(node.params, op.Params), f"{where}: params are not {op.Params.__name__}")
             _require(len(node.inputs) >= op.min_inputs and (op.max_inputs is None or len(node.inputs) <= op.max_inputs),
-                     f"{where}: {len(node.inputs)} inputs for `{node.op}`")
+                     f"{where}: {len(node.inputs)} inputs for `{op.name}`")
         for source in node.inputs:
             _require(source in seen, f"{where}: input `{source}` is not defined before it")
         seen.add(node.name)

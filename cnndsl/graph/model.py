@@ -16,17 +16,17 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
 from ..diagnostics import Diagnostic, Location, SourceText, UsageError, did_you_mean
-from ..ops import OpParams
+from ..ops import INPUT, Op, OpParams
 from .facts import NodeFacts, Unchecked
 
-INPUT = "input"  # the op name of graph inputs (not a registry op: it cannot be called in a chain)
+__all__ = ["INPUT", "REPEAT", "UNNAMED", "Graph", "Instance", "Node"]
 
 
 class Node(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     name: str  # unique, qualified by block path: "layer1.0.conv1"
-    op: str  # registry name as written ("conv", "conv2d", ...) or INPUT
+    op: Op  # the registered op as called (`op.name`: "conv", "conv2d", ...), or INPUT
     params: OpParams | None  # None for inputs
     inputs: tuple[str, ...]  # producer node names, in argument order
     location: Location
@@ -78,7 +78,7 @@ class Graph:
         digest = hashlib.sha256()
         for node in self.nodes():
             params = node.params.model_dump(mode="json") if node.params is not None else None
-            digest.update(json.dumps([node.name, node.op, params, node.inputs, self.shape(node.name)],
+            digest.update(json.dumps([node.name, node.op.name, params, node.inputs, self.shape(node.name)],
                                      sort_keys=True, default=str).encode())
         return digest.hexdigest()
 

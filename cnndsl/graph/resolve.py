@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..diagnostics import DiagnosticSink
 from ..layout import fmt_shape
 from ..limits import MAX_INTEGER
-from ..ops import REGISTRY, Attrs, OpParams, ShapeError
+from ..ops import Attrs, OpParams, ShapeError
 from ..ops.base import NoParams, Shape
 from .facts import NodeFacts, Unchecked
 from .model import INPUT, Graph, Node
@@ -21,14 +21,14 @@ def resolve_node(graph: Graph, node: Node, sink: DiagnosticSink) -> None:
     unchecked (reported there). Its inputs must be resolved already (graph order guarantees it)."""
     if node.op == INPUT:
         assert node.shape is not None  # graph.invariants: inputs have a shape
-        graph.record(node.name, NodeFacts(Attrs(_NO_PARAMS, (), node.shape), INPUT))
+        graph.record(node.name, NodeFacts(Attrs(_NO_PARAMS, (), node.shape), INPUT.name))
         return
     known = [graph.checked(source) for source in node.inputs]
     if any(facts is None for facts in known):
         graph.record(node.name, Unchecked.UPSTREAM)  # the error upstream was reported there
         return
     inputs: tuple[Shape, ...] = tuple(facts.shape for facts in known if facts is not None)
-    op = REGISTRY[node.op]
+    op = node.op
     assert isinstance(node.params, OpParams)
     try:
         attrs = op.resolve(node.params, inputs)

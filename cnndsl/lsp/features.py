@@ -394,7 +394,7 @@ def completion(doc: Document, line: int, col: int) -> list[Completion]:
                     for value in keyword_values(op.Params, keyword.group(1))]
         if op is not None:
             return [Completion(f"{name}=", "keyword", _describe(op, name), f"{name}=")
-                    for name in op.Params.model_fields if name not in op.positional[:1]]
+                    for name in op.Params.argument_names() if name not in op.positional[:1]]
         return _names_in_scope(doc, line, col)
     items = [Completion(name, "op", op.summary) for name, op in sorted(REGISTRY.items())]
     blocks = dict(doc.scope.blocks)

@@ -3,6 +3,7 @@
 from . import activation, conv, linear, merge, norm, pool, resize, structure  # noqa: F401  (registration)
 from .base import Attrs, Convention, Geometry, Macs, Op, OpParams, ParamCount, Shape, ShapeError, Window, WindowAttrs
 from .registry import REGISTRY, lookup
+from .structure import INPUT
 
-__all__ = ["REGISTRY", "Attrs", "Convention", "Geometry", "Macs", "Op", "OpParams", "ParamCount", "Shape",
+__all__ = ["INPUT", "REGISTRY", "Attrs", "Convention", "Geometry", "Macs", "Op", "OpParams", "ParamCount", "Shape",
            "ShapeError", "Window", "WindowAttrs", "lookup"]

@@ -3,7 +3,8 @@ PReLU's slopes."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import Field
 
@@ -19,8 +20,12 @@ from .base import (
     ParamCount,
     Shape,
     ShapeError,
+    TrainableParams,
 )
+from .compose import Primitives
 from .registry import register
+
+T = TypeVar("T")
 
 
 class LeakyReluParams(OpParams):
@@ -43,10 +48,9 @@ class EluParams(OpParams):
     alpha: float = 1.0
 
 
-class PreluParams(OpParams):
+class PreluParams(TrainableParams):
     per_channel: bool = False  # one learnable slope per channel (PyTorch's num_parameters=C), or one shared
     init: float = 0.25
-    frozen: bool = False
 
 
 class _Elementwise(Op):
@@ -57,21 +61,34 @@ class _Elementwise(Op):
         return inputs[0]
 
 
-def _elementwise(kind: str, summary: str, in_place: bool = False, kept: Kept = Kept.INPUT) -> type[Op]:
+def _elementwise(kind: str, summary: str, in_place: bool = False, kept: Kept = Kept.INPUT,
+                 formula: Callable[[Primitives[Any], Any], Any] | None = None) -> type[Op]:
     """An activation without arguments; `in_place`: PyTorch computes it in place safely (its backward reads
-    its output, or nothing); `kept`: what its backward keeps (`Op.kept_for_backward`)."""
-    attributes = {"kind": kind, "summary": summary, "computes_in_place": in_place, "kept_for_backward": kept}
+    its output, or nothing); `kept`: what its backward keeps (`Op.kept_for_backward`); `formula`: the
+    activation in primitives (`Op.compose`), for backends without a hand-written lowering."""
+    attributes: dict[str, Any] = {"kind": kind, "summary": summary, "computes_in_place": in_place,
+                                  "kept_for_backward": kept, "__module__": __name__}
+    if formula is not None:
+        attributes["compose"] = lambda self, f, x, a: formula(f, x)
     return register()(type(kind.title().replace("_", ""), (_Elementwise,), attributes))
+
+
+def _relu6_gate(f: Primitives[T], x: T) -> T:
+    """relu6(x + 3) / 6: the piecewise-linear gate of hardsigmoid and hardswish."""
+    return f.divide(f.clip(f.add(x, 3.0), 0.0, 6.0), 6.0)
 
 
 Relu = _elementwise("relu", "max(x, 0)", in_place=True, kept=Kept.OUTPUT)
 Relu6 = _elementwise("relu6", "min(max(x, 0), 6) (MobileNet v1/v2)", in_place=True)
 Tanh = _elementwise("tanh", "hyperbolic tangent", kept=Kept.OUTPUT)
 Sigmoid = _elementwise("sigmoid", "logistic sigmoid 1 / (1 + exp(-x))", kept=Kept.OUTPUT)
-Hardsigmoid = _elementwise("hardsigmoid", "relu6(x + 3) / 6, a piecewise-linear sigmoid (MobileNet v3's gates)")
+Hardsigmoid = _elementwise("hardsigmoid", "relu6(x + 3) / 6, a piecewise-linear sigmoid (MobileNet v3's gates)",
+                           formula=_relu6_gate)
 Silu = _elementwise("silu", "x * sigmoid(x) (swish)", in_place=True)
-Hardswish = _elementwise("hardswish", "x * relu6(x + 3) / 6, a piecewise-linear swish (MobileNet v3)", in_place=True)
-Mish = _elementwise("mish", "x * tanh(softplus(x)) (Misra 2019; YOLOv4)")
+Hardswish = _elementwise("hardswish", "x * relu6(x + 3) / 6, a piecewise-linear swish (MobileNet v3)", in_place=True,
+                         formula=lambda f, x: f.multiply(x, _relu6_gate(f, x)))
+Mish = _elementwise("mish", "x * tanh(softplus(x)) (Misra 2019; YOLOv4)",
+                    formula=lambda f, x: f.multiply(x, f.tanh(f.softplus(x, 1.0, 20.0))))
 
 
 @register()
@@ -83,6 +100,9 @@ class Elu(_Elementwise):
     summary = "x for x > 0, alpha * (exp(x) - 1) otherwise"
     descriptions = {"alpha": "a number"}
     computes_in_place = True
+
+    def compose(self, f: Primitives[T], x: T, a: Attrs[EluParams]) -> T:
+        return f.add(f.maximum(x, 0.0), f.multiply(a.p.alpha, f.subtract(f.exp(f.minimum(x, 0.0)), 1.0)))
 
 
 @register()

@@ -21,6 +21,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..layout import Shape, fmt_shape, spatial_names, spatial_rank
+from .compose import Primitives
 from .formulas import conv_output_size, effective_kernel, same_padding
 
 Number = int | Fraction
@@ -46,8 +47,22 @@ class OpParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+    @classmethod
+    def argument_names(cls) -> list[str]:
+        """The arguments in the order users read them: the op's own first, shared ones (`frozen`) last."""
+        shared = [name for name in TrainableParams.model_fields if name in cls.model_fields]
+        return [name for name in cls.model_fields if name not in shared] + shared
+
+
 class NoParams(OpParams):
     """The parameters of ops that take none."""
+
+
+class TrainableParams(OpParams):
+    """The parameters of an op with learnable tensors: `frozen` excludes them from training (their
+    requires_grad is off; the report counts them as parameters, not as trainable ones)."""
+
+    frozen: bool = False
 
 
 class ShapeError(Exception):
@@ -99,6 +114,7 @@ NO_PARAMS = ParamCount(0)
 
 
 P = TypeVar("P", bound=OpParams)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -154,6 +170,7 @@ class WindowAttrs(Attrs[P]):
     slides a window resolves to this (or a subclass), and gets the lints with it."""
 
     geometry: Geometry
+    groups: int = 1  # channel groups the window reads (a grouped convolution's; 1 for pooling)
 
 
 class Kept(StrEnum):
@@ -267,6 +284,21 @@ class Op:
     def label(self, a: Any) -> str:
         """The name shown in reports (conv becomes conv2d on a 2-D input)."""
         return f"{self.kind}{max(a.rank, 1)}d" if self.ranked_label else self.name
+
+    # ---- lowering ---------------------------------------------------------------------------------
+    def compose(self, f: Primitives[T], x: T, a: Any) -> T:
+        """The op as an element-wise formula over its one input, written with `f`'s primitives (ops/compose.py):
+        how a backend without a hand-written lowering for it computes it. Ops that are no such formula
+        (convolution, pooling, dropout) do not define it; each backend lowers them by hand."""
+        raise NotImplementedError(f"`{self.kind}` is not an element-wise formula")
+
+    @property
+    def composes(self) -> bool:
+        """Whether the op defines `compose`."""
+        return type(self).compose is not Op.compose
+
+    def __repr__(self) -> str:
+        return f"<op {self.name}>"
 
     # ---- helpers for subclasses -------------------------------------------------------------------
     def spatial_rank(self, x: Shape, minimum: int = 1) -> int:

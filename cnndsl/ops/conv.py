@@ -17,13 +17,13 @@ from .base import (
     Attrs,
     Macs,
     Op,
-    OpParams,
     Padding,
     ParamCount,
     PositiveInt,
     PositiveInts,
     Shape,
     ShapeError,
+    TrainableParams,
     Window,
     WindowAttrs,
     per_axis,
@@ -35,7 +35,7 @@ from .formulas import conv_transpose_output_size, effective_kernel
 from .registry import register
 
 
-class ConvParams(OpParams):
+class ConvParams(TrainableParams):
     channels: PositiveInt
     kernel: PositiveInts
     stride: PositiveInts = 1
@@ -43,7 +43,6 @@ class ConvParams(OpParams):
     dilation: PositiveInts = 1
     groups: PositiveInt | Literal["depthwise"] = 1
     bias: bool = True
-    frozen: bool = False
 
 
 _CONV_DESCRIPTIONS = {
@@ -67,7 +66,7 @@ def _groups(p: ConvParams, in_channels: int) -> int:
 
 @dataclass(frozen=True)
 class ConvAttrs(WindowAttrs[ConvParams]):
-    groups: int  # `depthwise` resolved
+    """`groups`: the argument with `depthwise` resolved."""
 
     @property
     def weights(self) -> int:
@@ -104,7 +103,7 @@ class Conv(Op):
         return a.geometry.windows()
 
 
-class ConvTransposeParams(OpParams):
+class ConvTransposeParams(TrainableParams):
     channels: PositiveInt
     kernel: PositiveInts
     stride: PositiveInts = 1
@@ -113,7 +112,6 @@ class ConvTransposeParams(OpParams):
     dilation: PositiveInts = 1
     groups: PositiveInt = 1
     bias: bool = True
-    frozen: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,14 +189,13 @@ class ConvTranspose(Op):
         return result
 
 
-class LocallyConnectedParams(OpParams):
+class LocallyConnectedParams(TrainableParams):
     channels: PositiveInt
     kernel: PositiveInts
     stride: PositiveInts = 1
     padding: Padding = 0
     dilation: PositiveInts = 1
     bias: bool = True
-    frozen: bool = False
 
 
 @register("locally_connected1d", "locally_connected2d", "locally_connected3d")

@@ -12,19 +12,18 @@ from .base import (
     Attrs,
     Macs,
     Op,
-    OpParams,
     ParamCount,
     PositiveInt,
     Shape,
     ShapeError,
+    TrainableParams,
 )
 from .registry import register
 
 
-class LinearParams(OpParams):
+class LinearParams(TrainableParams):
     features: PositiveInt
     bias: bool = True
-    frozen: bool = False
     over: Literal["flat", "channels"] = "flat"  # channels: each position's channels (ConvNeXt's MLP)
 
 
@@ -63,9 +62,8 @@ class Linear(Op):
         return Macs(macs, params * positions, macs if a.p.over == "channels" else 0)
 
 
-class ScaleParams(OpParams):
+class ScaleParams(TrainableParams):
     init: float = 1.0
-    frozen: bool = False
 
 
 @register()

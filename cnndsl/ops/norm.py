@@ -19,38 +19,35 @@ from .base import (
     PositiveInt,
     Shape,
     ShapeError,
+    TrainableParams,
 )
 from .registry import register
 
 Eps = Annotated[float, Field(gt=0.0)]
 
 
-class BatchNormParams(OpParams):
+class BatchNormParams(TrainableParams):
     eps: Eps = 1e-5
     momentum: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
     affine: bool = True
-    frozen: bool = False
 
 
-class GroupNormParams(OpParams):
+class GroupNormParams(TrainableParams):
     groups: PositiveInt
     eps: Eps = 1e-5
     affine: bool = True
-    frozen: bool = False
 
 
-class LayerNormParams(OpParams):
+class LayerNormParams(TrainableParams):
     dims: PositiveInt | None = None  # normalise over the last `dims` per-sample axes; None: all of them
     over: Literal["trailing", "channels"] = "trailing"  # channels: each position's channels (ConvNeXt)
     eps: Eps = 1e-5
     affine: bool = True
-    frozen: bool = False
 
 
-class InstanceNormParams(OpParams):
+class InstanceNormParams(TrainableParams):
     eps: Eps = 1e-5
     affine: bool = False  # PyTorch's InstanceNorm default
-    frozen: bool = False
 
 
 class LrnParams(OpParams):

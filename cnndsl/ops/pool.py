@@ -68,7 +68,7 @@ class _WindowPool(Op):
 
     def geometry(self, p: PoolParams | AvgPoolParams, x: Shape) -> Geometry:
         stride = p.kernel if p.stride is None else p.stride
-        g = sweep(self, x, p.kernel, stride, p.padding, getattr(p, "dilation", 1), p.ceil)
+        g = sweep(self, x, p.kernel, stride, p.padding, p.dilation if isinstance(p, PoolParams) else 1, p.ceil)
         for axis, (before, after) in enumerate(g.padding):
             # PyTorch rejects pooling padding beyond half the kernel: the window would see only padding.
             if max(before, after) > g.kernel[axis] // 2 and p.padding != "same":

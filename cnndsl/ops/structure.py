@@ -23,6 +23,20 @@ from .base import (
 from .registry import register
 
 
+class Input(Op):
+    """A tensor the network is given (`input x: 3 x 224 x 224`): the op of a graph's input nodes. Not
+    registered: it is declared, never called in a chain."""
+
+    kind = "input"
+    Params = NoParams
+    min_inputs = max_inputs = 0
+    family = "structure"
+    kept_for_backward = Kept.NOTHING
+
+
+INPUT = Input()
+
+
 @register()
 class Identity(Op):
     kind = "identity"

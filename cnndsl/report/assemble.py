@@ -95,7 +95,9 @@ def _instance_at(graph: Graph, layer: str, depth: int) -> Instance | None:
 def _repeated(graph: Graph, repeat: str) -> str:
     """What a repeat repeats: its first copy's block, or op."""
     first = f"{repeat}.0"
-    return graph.instances[first].kind if first in graph.instances else graph.node(first).op if first in graph else "?"
+    if first in graph.instances:
+        return graph.instances[first].kind
+    return graph.node(first).op.name if first in graph else "?"
 
 
 def _copies(graph: Graph, repeat: str) -> int:
@@ -119,7 +121,7 @@ def window_of(attrs: Attrs) -> M.Window | None:
         return None
     g = attrs.geometry
     return M.Window(kernel=list(g.kernel), stride=list(g.stride), dilation=list(g.dilation),
-                    padding=[list(p) for p in g.padding], groups=getattr(attrs, "groups", 1))
+                    padding=[list(p) for p in g.padding], groups=attrs.groups)
 
 
 def receptive_field(field: Field | None) -> M.ReceptiveField | None:

@@ -31,7 +31,7 @@ def build_module(graph: Graph, seed: int | None = 0, named_outputs: bool = False
     disturb the caller's global random state. With `named_outputs` the forward returns a dict of the
     outputs by name (feature extraction: `graph.with_outputs`), else the output, or a tuple of several.
     """
-    missing = unsupported_ops(graph, LOWERINGS, "PyTorch")
+    missing = unsupported_ops(graph, LOWERINGS.lowers, "PyTorch")
     if missing:
         raise SpecError(missing)
     if seed is None:

@@ -1,5 +1,5 @@
-"""PyTorch lowering: one converter per op kind, from a checked layer's resolved attributes to a
-torch.nn module.
+"""PyTorch lowering: one converter per op class, from a checked layer's resolved attributes to a
+torch.nn module; ops without one that are element-wise formulas lower through compose.py.
 
 A converter receives the layer's `Attrs` (ops/base.py): the validated arguments, the per-sample input
 and output shapes, and what the op resolved from them (geometry with padding, groups, crop offsets).
@@ -14,12 +14,16 @@ from typing import Any
 from torch import nn
 
 from ...layout import batched_axis, channels, spatial
-from ...ops import REGISTRY, Attrs
-from ...ops.base import WindowAttrs
+from ...ops import Attrs, Op, activation, merge, norm, pool, resize, structure
+from ...ops import conv as conv_ops
+from ...ops import linear as linear_ops
+from ...ops.base import TrainableParams, WindowAttrs
 from ...ops.conv import ConvAttrs, ConvTransposeAttrs
 from ...ops.norm import LayerNormAttrs
 from ...ops.resize import UpsampleAttrs
 from ...ops.structure import CropAttrs
+from .. import Lowerings
+from .compose import Composed
 from .modules import (
     PADDED_CONV,
     PADDED_MAXPOOL,
@@ -51,8 +55,8 @@ _INSTANCENORM: ByRank = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.Insta
 _BATCHNORM: ByRank = {0: nn.BatchNorm1d, 1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
 
-def _freeze(module: nn.Module, p: Any) -> nn.Module:
-    if getattr(p, "frozen", False):
+def _freeze(module: nn.Module, p: TrainableParams) -> nn.Module:
+    if p.frozen:
         module.requires_grad_(False)
     return module
 
@@ -146,52 +150,56 @@ def _simple(factory: Callable[[Any], nn.Module]) -> Converter:
     return lambda a: factory(a.p)
 
 
-LOWERINGS: dict[str, Converter] = {
-    "conv": conv,
-    "conv_transpose": conv_transpose,
-    "locally_connected": locally_connected,
-    "maxpool": maxpool,
-    "avgpool": avgpool,
-    "global_avgpool": _global(_ADAPTIVE_AVG),
-    "global_maxpool": _global(_ADAPTIVE_MAX),
-    "adaptive_avgpool": _adaptive(_ADAPTIVE_AVG),
-    "adaptive_maxpool": _adaptive(_ADAPTIVE_MAX),
-    "upsample": upsample,
-    "pixel_shuffle": _simple(lambda p: nn.PixelShuffle(p.factor)),
-    "pixel_unshuffle": _simple(lambda p: nn.PixelUnshuffle(p.factor)),
-    "linear": linear,
-    "flatten": _simple(lambda p: nn.Flatten()),
-    "relu": _simple(lambda p: nn.ReLU()),
-    "tanh": _simple(lambda p: nn.Tanh()),
-    "sigmoid": _simple(lambda p: nn.Sigmoid()),
-    "silu": _simple(lambda p: nn.SiLU()),
-    "relu6": _simple(lambda p: nn.ReLU6()),
-    "hardsigmoid": _simple(lambda p: nn.Hardsigmoid()),
-    "hardswish": _simple(lambda p: nn.Hardswish()),
-    "mish": _simple(lambda p: nn.Mish()),
-    "elu": _simple(lambda p: nn.ELU(p.alpha)),
-    "prelu": lambda a: _freeze(nn.PReLU(channels(a.x) if a.p.per_channel else 1, init=a.p.init), a.p),
-    "leaky_relu": _simple(lambda p: nn.LeakyReLU(p.slope)),
-    "gelu": _simple(lambda p: nn.GELU(approximate="tanh" if p.approximate else "none")),
-    "softmax": _simple(lambda p: nn.Softmax(dim=batched_axis(p.dim))),
-    "dropout": _simple(lambda p: nn.Dropout(p.p)),
-    "batchnorm": batchnorm,
-    "groupnorm": groupnorm,
-    "layernorm": layernorm,
-    "instancenorm": instancenorm,
-    "lrn": _simple(lambda p: nn.LocalResponseNorm(p.size, p.alpha, p.beta, p.k)),
-    "scale": lambda a: _freeze(Scale(channels(a.x), a.p.init, a.rank), a.p),
-    "drop_path": _simple(lambda p: DropPath(p.p)),
-    "identity": _simple(lambda p: nn.Identity()),
-    "crop": crop,
-    "reshape": lambda a: Reshape(a.out),
-    "slice": lambda a: Slice(batched_axis(a.axis), a.start, a.stop),
-    "channel_shuffle": _simple(lambda p: ChannelShuffle(p.groups)),
-    "add": lambda a: Add(_unit_axes(a)),
-    "mul": lambda a: Mul(_unit_axes(a)),
-    "concat": _simple(lambda p: Concat(batched_axis(p.dim))),
-}
+LOWERINGS: Lowerings[Converter] = Lowerings({
+    conv_ops.Conv: conv,
+    conv_ops.ConvTranspose: conv_transpose,
+    conv_ops.LocallyConnected: locally_connected,
+    pool.MaxPool: maxpool,
+    pool.AvgPool: avgpool,
+    pool.GlobalAvgPool: _global(_ADAPTIVE_AVG),
+    pool.GlobalMaxPool: _global(_ADAPTIVE_MAX),
+    pool.AdaptiveAvgPool: _adaptive(_ADAPTIVE_AVG),
+    pool.AdaptiveMaxPool: _adaptive(_ADAPTIVE_MAX),
+    resize.Upsample: upsample,
+    resize.PixelShuffle: _simple(lambda p: nn.PixelShuffle(p.factor)),
+    resize.PixelUnshuffle: _simple(lambda p: nn.PixelUnshuffle(p.factor)),
+    linear_ops.Linear: linear,
+    structure.Flatten: _simple(lambda p: nn.Flatten()),
+    # torch.nn's own activations where it has them (they print, export and run in place as users expect);
+    # other element-wise formulas lower through torch's functions (compose.py)
+    activation.Relu: _simple(lambda p: nn.ReLU()),
+    activation.Tanh: _simple(lambda p: nn.Tanh()),
+    activation.Sigmoid: _simple(lambda p: nn.Sigmoid()),
+    activation.Silu: _simple(lambda p: nn.SiLU()),
+    activation.Relu6: _simple(lambda p: nn.ReLU6()),
+    activation.Hardsigmoid: _simple(lambda p: nn.Hardsigmoid()),
+    activation.Hardswish: _simple(lambda p: nn.Hardswish()),
+    activation.Mish: _simple(lambda p: nn.Mish()),
+    activation.Elu: _simple(lambda p: nn.ELU(p.alpha)),
+    activation.Prelu: lambda a: _freeze(nn.PReLU(channels(a.x) if a.p.per_channel else 1, init=a.p.init), a.p),
+    activation.LeakyRelu: _simple(lambda p: nn.LeakyReLU(p.slope)),
+    activation.Gelu: _simple(lambda p: nn.GELU(approximate="tanh" if p.approximate else "none")),
+    activation.Softmax: _simple(lambda p: nn.Softmax(dim=batched_axis(p.dim))),
+    activation.Dropout: _simple(lambda p: nn.Dropout(p.p)),
+    activation.DropPath: _simple(lambda p: DropPath(p.p)),
+    norm.BatchNorm: batchnorm,
+    norm.GroupNorm: groupnorm,
+    norm.LayerNorm: layernorm,
+    norm.InstanceNorm: instancenorm,
+    norm.LocalResponseNorm: _simple(lambda p: nn.LocalResponseNorm(p.size, p.alpha, p.beta, p.k)),
+    linear_ops.Scale: lambda a: _freeze(Scale(channels(a.x), a.p.init, a.rank), a.p),
+    structure.Identity: _simple(lambda p: nn.Identity()),
+    structure.Crop: crop,
+    structure.Reshape: lambda a: Reshape(a.out),
+    structure.Slice: lambda a: Slice(batched_axis(a.axis), a.start, a.stop),
+    structure.ChannelShuffle: _simple(lambda p: ChannelShuffle(p.groups)),
+    merge.Add: lambda a: Add(_unit_axes(a)),
+    merge.Mul: lambda a: Mul(_unit_axes(a)),
+    merge.Concat: _simple(lambda p: Concat(batched_axis(p.dim))),
+})
 
 
-def lower_layer(op_name: str, attrs: Attrs[Any]) -> nn.Module:
-    return LOWERINGS[REGISTRY[op_name].kind](attrs)
+def lower_layer(op: Op, attrs: Attrs[Any]) -> nn.Module:
+    """The layer's module: its op's hand-written lowering, else its formula (`unsupported_ops` ran first)."""
+    convert = LOWERINGS.find(op)
+    return Composed(op, attrs) if convert is None else convert(attrs)

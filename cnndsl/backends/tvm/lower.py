@@ -18,7 +18,7 @@ from tvm import relax
 from ...diagnostics import SpecError
 from ...graph.model import INPUT, Graph
 from ...layout import batched, spatial
-from ...ops import REGISTRY
+from ...ops.pool import AdaptiveMaxPool
 from .. import unsupported_ops
 from .lowerings import DTYPE, LOWERINGS, Emitter, lower_layer
 
@@ -38,9 +38,9 @@ MAX_ADAPTIVE_MAX_CELLS = 1024
 
 
 def check_supported(graph: Graph) -> None:
-    missing = unsupported_ops(graph, LOWERINGS, "TVM")
+    missing = unsupported_ops(graph, LOWERINGS.lowers, "TVM")
     for node in graph.nodes():
-        if node.op == INPUT or REGISTRY[node.op].kind != "adaptive_maxpool":
+        if not isinstance(node.op, AdaptiveMaxPool):
             continue
         a = graph.facts(node.name).attrs
         cells = [m for n, m in zip(spatial(a.x), spatial(a.out), strict=True) if n != m]

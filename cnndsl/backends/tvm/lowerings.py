@@ -1,4 +1,5 @@
-"""TVM Relax lowering: one converter per op kind, from a checked layer's resolved attributes (`Attrs`,
+"""TVM Relax lowering: one converter per op class (element-wise formulas without one lower through
+`RelaxPrimitives`), from a checked layer's resolved attributes (`Attrs`,
 ops/base.py: the same geometry the checker and the PyTorch backend use) to relax.op calls emitted
 through a BlockBuilder.
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import tvm.tirx
@@ -28,11 +29,14 @@ from ...layout import (
     per_channel_shape,
     spatial,
 )
-from ...ops import REGISTRY, Attrs
+from ...ops import Attrs, Op, activation, merge, norm, pool, resize, structure
+from ...ops import conv as conv_ops
+from ...ops import linear as linear_ops
 from ...ops.base import WindowAttrs
 from ...ops.conv import ConvAttrs, ConvTransposeAttrs
 from ...ops.norm import LayerNormAttrs
 from ...ops.structure import CropAttrs
+from .. import Lowerings
 
 DTYPE = "float32"
 
@@ -80,6 +84,59 @@ class Layer:
 
 
 Converter = Callable[[Emitter, Layer, list[relax.Expr]], relax.Expr]
+
+Operand: TypeAlias = "relax.Expr | float"
+
+
+class RelaxPrimitives:
+    """`Primitives` (ops/compose.py) as Relax ops emitted through the converters' Emitter; float operands
+    become float32 constants."""
+
+    def __init__(self, e: Emitter):
+        self.e = e
+
+    def _binary(self, combine: Callable[[relax.Expr, relax.Expr], relax.Expr], x: Operand, y: Operand) -> relax.Expr:
+        return self.e.emit(combine(_tensor(x), _tensor(y)))
+
+    def add(self, x: Operand, y: Operand) -> relax.Expr:
+        return self._binary(R.add, x, y)
+
+    def subtract(self, x: Operand, y: Operand) -> relax.Expr:
+        return self._binary(R.subtract, x, y)
+
+    def multiply(self, x: Operand, y: Operand) -> relax.Expr:
+        return self._binary(R.multiply, x, y)
+
+    def divide(self, x: Operand, y: Operand) -> relax.Expr:
+        return self._binary(R.divide, x, y)
+
+    def maximum(self, x: relax.Expr, y: Operand) -> relax.Expr:
+        return self._binary(R.maximum, x, y)
+
+    def minimum(self, x: relax.Expr, y: Operand) -> relax.Expr:
+        return self._binary(R.minimum, x, y)
+
+    def clip(self, x: relax.Expr, low: float, high: float) -> relax.Expr:
+        return self.e.emit(R.clip(x, low, high))
+
+    def exp(self, x: relax.Expr) -> relax.Expr:
+        return self.e.emit(R.exp(x))
+
+    def tanh(self, x: relax.Expr) -> relax.Expr:
+        return self.e.emit(R.tanh(x))
+
+    def sigmoid(self, x: relax.Expr) -> relax.Expr:
+        return self.e.emit(R.sigmoid(x))
+
+    def relu(self, x: relax.Expr) -> relax.Expr:
+        return self.e.emit(R.nn.relu(x))
+
+    def softplus(self, x: relax.Expr, beta: float, threshold: float) -> relax.Expr:
+        return self.e.emit(R.nn.softplus(x, beta=beta, threshold=threshold))
+
+
+def _tensor(x: Operand) -> relax.Expr:
+    return relax.const(x, DTYPE) if isinstance(x, float) else x
 
 
 def _pad_list(pads: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
@@ -343,30 +400,10 @@ def channel_shuffle(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.E
     return _regroup(e, args[0], split, order, batched(layer.a.out, e.batch))
 
 
-def _relu6_of(e: Emitter, x: relax.Expr, shift: float) -> relax.Expr:
-    """relu6(x + shift) / 6: the piecewise-linear gate of hardsigmoid and hardswish."""
-    shifted = e.emit(R.add(x, relax.const(shift, DTYPE)))
-    return e.emit(R.divide(e.emit(R.clip(shifted, 0, 6)), relax.const(6.0, DTYPE)))
-
-
-def hardswish(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    return e.emit(R.multiply(args[0], _relu6_of(e, args[0], 3.0)))
-
-
-def mish(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    return e.emit(R.multiply(args[0], e.emit(R.tanh(e.emit(R.nn.softplus(args[0], beta=1.0, threshold=20.0))))))
-
-
-def _negative_part(e: Emitter, x: relax.Expr, scale: relax.Expr) -> relax.Expr:
-    """max(x, 0) + scale(min(x, 0)): ELU and PReLU (`scale` maps the negative part)."""
+def _negative_part(e: Emitter, x: relax.Expr, scale: Callable[[relax.Expr], relax.Expr]) -> relax.Expr:
+    """max(x, 0) + scale(min(x, 0)) (PReLU: `scale` multiplies the negative part by the slopes)."""
     zero = relax.const(0.0, DTYPE)
     return e.emit(R.add(e.emit(R.maximum(x, zero)), scale(e.emit(R.minimum(x, zero)))))
-
-
-def elu(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    alpha, one = relax.const(layer.p.alpha, DTYPE), relax.const(1.0, DTYPE)
-    return _negative_part(e, args[0], lambda negative: e.emit(R.multiply(alpha, e.emit(R.subtract(
-        e.emit(R.exp(negative)), one)))))
 
 
 def prelu(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
@@ -379,54 +416,55 @@ def _unary(fn: Callable[..., relax.Expr], **fixed: Any) -> Converter:
     return lambda e, layer, args: e.emit(fn(args[0], **fixed))
 
 
-LOWERINGS: dict[str, Converter] = {
-    "conv": conv,
-    "conv_transpose": conv_transpose,
-    "locally_connected": locally_connected,
-    "maxpool": maxpool,
-    "avgpool": avgpool,
-    "global_avgpool": global_avgpool,
-    "global_maxpool": global_maxpool,
-    "adaptive_avgpool": adaptive_avgpool,
-    "adaptive_maxpool": adaptive_maxpool,
-    "upsample": upsample,
-    "pixel_shuffle": pixel_shuffle,
-    "pixel_unshuffle": pixel_unshuffle,
-    "linear": linear,
-    "flatten": flatten,
-    "relu": _unary(R.nn.relu),
-    "tanh": _unary(R.tanh),
-    "sigmoid": _unary(R.sigmoid),
-    "silu": _unary(R.nn.silu),
-    "relu6": _unary(R.nn.relu6),
-    "hardsigmoid": lambda e, layer, args: _relu6_of(e, args[0], 3.0),
-    "hardswish": hardswish,
-    "mish": mish,
-    "elu": elu,
-    "prelu": prelu,
-    "leaky_relu": lambda e, layer, args: e.emit(R.nn.leakyrelu(args[0], alpha=layer.p.slope)),
-    "gelu": lambda e, layer, args: e.emit((R.nn.gelu_tanh if layer.p.approximate else R.nn.gelu)(args[0])),
-    "softmax": lambda e, layer, args: e.emit(R.nn.softmax(args[0], axis=batched_axis(layer.p.dim))),
-    "dropout": lambda e, layer, args: args[0],  # inference: the identity
-    "batchnorm": batchnorm,
-    "groupnorm": groupnorm,
-    "layernorm": layernorm,
-    "instancenorm": instancenorm,
-    "lrn": lrn,
-    "scale": scale,
-    "drop_path": lambda e, layer, args: args[0],  # inference: the identity
-    "identity": lambda e, layer, args: args[0],
-    "crop": crop,
-    "reshape": flatten,  # both reinterpret the elements as the output shape
-    "slice": lambda e, layer, args: e.emit(R.strided_slice(args[0], [batched_axis(layer.a.axis)], [layer.a.start],
-                                                           [layer.a.stop])),
-    "channel_shuffle": channel_shuffle,
-    "add": _elementwise(R.add),
-    "mul": _elementwise(R.multiply),
-    "concat": lambda e, layer, args: e.emit(R.concat(args, axis=batched_axis(layer.p.dim))),
-}
+LOWERINGS: Lowerings[Converter] = Lowerings({
+    conv_ops.Conv: conv,
+    conv_ops.ConvTranspose: conv_transpose,
+    conv_ops.LocallyConnected: locally_connected,
+    pool.MaxPool: maxpool,
+    pool.AvgPool: avgpool,
+    pool.GlobalAvgPool: global_avgpool,
+    pool.GlobalMaxPool: global_maxpool,
+    pool.AdaptiveAvgPool: adaptive_avgpool,
+    pool.AdaptiveMaxPool: adaptive_maxpool,
+    resize.Upsample: upsample,
+    resize.PixelShuffle: pixel_shuffle,
+    resize.PixelUnshuffle: pixel_unshuffle,
+    linear_ops.Linear: linear,
+    structure.Flatten: flatten,
+    structure.Reshape: flatten,  # both reinterpret the elements as the output shape
+    # Relax's own activations where it has them; other element-wise formulas lower through RelaxPrimitives
+    activation.Relu: _unary(R.nn.relu),
+    activation.Tanh: _unary(R.tanh),
+    activation.Sigmoid: _unary(R.sigmoid),
+    activation.Silu: _unary(R.nn.silu),
+    activation.Relu6: _unary(R.nn.relu6),
+    activation.Prelu: prelu,
+    activation.LeakyRelu: lambda e, layer, args: e.emit(R.nn.leakyrelu(args[0], alpha=layer.p.slope)),
+    activation.Gelu: lambda e, layer, args: e.emit((R.nn.gelu_tanh if layer.p.approximate else R.nn.gelu)(args[0])),
+    activation.Softmax: lambda e, layer, args: e.emit(R.nn.softmax(args[0], axis=batched_axis(layer.p.dim))),
+    activation.Dropout: lambda e, layer, args: args[0],  # inference: the identity
+    activation.DropPath: lambda e, layer, args: args[0],  # inference: the identity
+    norm.BatchNorm: batchnorm,
+    norm.GroupNorm: groupnorm,
+    norm.LayerNorm: layernorm,
+    norm.InstanceNorm: instancenorm,
+    norm.LocalResponseNorm: lrn,
+    linear_ops.Scale: scale,
+    structure.Identity: lambda e, layer, args: args[0],
+    structure.Crop: crop,
+    structure.Slice: lambda e, layer, args: e.emit(R.strided_slice(args[0], [batched_axis(layer.a.axis)],
+                                                                   [layer.a.start], [layer.a.stop])),
+    structure.ChannelShuffle: channel_shuffle,
+    merge.Add: _elementwise(R.add),
+    merge.Mul: _elementwise(R.multiply),
+    merge.Concat: lambda e, layer, args: e.emit(R.concat(args, axis=batched_axis(layer.p.dim))),
+})
 
 
-def lower_layer(e: Emitter, name: str, op_name: str, attrs: Attrs[Any], args: list[relax.Expr]) -> relax.Expr:
-    return LOWERINGS[REGISTRY[op_name].kind](e, Layer(name, attrs), args)
-
+def lower_layer(e: Emitter, name: str, op: Op, attrs: Attrs[Any], args: list[relax.Expr]) -> relax.Expr:
+    """The layer's Relax value: its op's hand-written lowering, else its formula (`unsupported_ops` ran first)."""
+    convert = LOWERINGS.find(op)
+    if convert is None:
+        result: relax.Expr = op.compose(RelaxPrimitives(e), args[0], attrs)
+        return result
+    return convert(e, Layer(name, attrs), args)
