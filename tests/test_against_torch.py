@@ -333,7 +333,7 @@ def test_pixel_shuffle_and_unshuffle_shapes(data: st.DataObject) -> None:
 def test_new_ops_accept_what_torch_nn_accepts(data: st.DataObject) -> None:
     """Shape rules of the ops added for modern networks against the torch.nn layer with the same arguments:
     the same output shape, and an error exactly where torch raises."""
-    from cnndsl.ops.activation import EluParams, PreluParams
+    from cnndsl.ops.activation import EluParams, PreluParams, SoftplusParams
     from cnndsl.ops.base import NoParams
     from cnndsl.ops.norm import InstanceNormParams, LrnParams
     from cnndsl.ops.structure import ChannelShuffleParams
@@ -348,6 +348,7 @@ def test_new_ops_accept_what_torch_nn_accepts(data: st.DataObject) -> None:
         ("elu", EluParams(alpha=0.5), nn.ELU(0.5)),
         ("hardswish", NoParams(), nn.Hardswish()),
         ("mish", NoParams(), nn.Mish()),
+        ("softplus", SoftplusParams(beta=2.0), nn.Softplus(2.0)),
     ]
     for op, params, module in cases:
         assert _ours(op, params, shape) == _torch_shape(module, shape), (op, shape)

@@ -82,6 +82,16 @@ def test_a_formula_module_prints_as_its_op_and_computes_the_formula(specs: SpecF
     torch.testing.assert_close(layer(x), nn.functional.hardswish(x))
 
 
+@pytest.mark.parametrize(("text", "module"), [("softplus", nn.Softplus()), ("softplus(0.5, 4)", nn.Softplus(0.5, 4.0))])
+def test_an_op_with_only_a_formula_lowers_to_pytorch_by_it(specs: SpecFiles, text: str, module: nn.Module) -> None:
+    """softplus has no hand-written PyTorch lowering: its module is its formula, equal to torch.nn's."""
+    network = specs.load(f"input x: 3 x 40\noutput y = x -> {text} as probe\n")
+    layer = network.to_torch().probe
+    assert isinstance(layer, Composed) and repr(layer) == repr(module)
+    x = torch.linspace(-30, 30, 120).reshape(1, 3, 40)
+    torch.testing.assert_close(layer(x), module(x), rtol=0, atol=0)
+
+
 def test_unsupported_ops_are_all_reported_at_once_where_they_are_used(specs: SpecFiles) -> None:
     network = specs.load("input x: 3 x 8 x 8\n"
                          "output y = x -> conv(4, 3) -> relu\n"

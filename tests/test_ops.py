@@ -65,6 +65,8 @@ CASES = [
     ("hardswish", "3 x 4", [3, 4], 0, 0, (1, 1, 0)),
     ("mish", "3 x 4 x 4", [3, 4, 4], 0, 0, (1, 1, 0)),
     ("elu(0.5)", "3 x 4 x 4", [3, 4, 4], 0, 0, (1, 1, 0)),
+    ("softplus", "3 x 4 x 4", [3, 4, 4], 0, 0, (1, 1, 0)),
+    ("softplus(2, threshold=1)", "3 x 4", [3, 4], 0, 0, (1, 1, 0)),  # the identity above x > 0.5
     ("prelu", "16 x 4 x 4", [16, 4, 4], 1, 0, (1, 1, 0)),
     ("prelu(per_channel=true, init=0.1)", "16 x 4 x 4", [16, 4, 4], 16, 0, (1, 1, 0)),
     ("prelu(per_channel=true)", "10", [10], 10, 0, None),

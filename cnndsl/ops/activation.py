@@ -40,6 +40,11 @@ class GeluParams(OpParams):
     approximate: bool = False
 
 
+class SoftplusParams(OpParams):
+    beta: Annotated[float, Field(gt=0.0)] = 1.0
+    threshold: float = 20.0  # above beta * x > threshold, the identity (as PyTorch: exp would overflow)
+
+
 class DropoutParams(OpParams):
     p: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
 
@@ -127,6 +132,19 @@ class LeakyRelu(_Elementwise):
     descriptions = {"slope": "a number"}
     computes_in_place = True
     keeps_output_in_place = True
+
+
+@register()
+class Softplus(_Elementwise):
+    kind = "softplus"
+    Params = SoftplusParams
+    positional = ("beta", "threshold")
+    summary = ("log(1 + exp(beta * x)) / beta, a smooth relu; x itself where beta * x > threshold "
+               "(PyTorch's nn.Softplus)")
+    descriptions = {"beta": "a positive number", "threshold": "a number"}
+
+    def compose(self, f: Primitives[T], x: T, a: Attrs[SoftplusParams]) -> T:
+        return f.softplus(x, a.p.beta, a.p.threshold)
 
 
 @register()
