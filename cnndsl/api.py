@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
     import numpy as np
     from torch import fx
 
-    from .backends.tvm import Compiled
+    from .backends.tvm import Compiled, RoundReport, TuningReport
+    from .backends.tvm.records import TaskSummary
 
 
 # How a checkpoint's keys become the module's: rules (`PATTERN=REPLACEMENT`, `-PATTERN`) or a function.
@@ -69,15 +71,16 @@ class Network:
             raise ValueError(f"batch must be positive; got {batch}")
         if depth is not None and depth < 1:
             raise ValueError(f"depth counts block levels from 1; got {depth}")
-        report = build_report(self.graph, self.diagnostics, convention, batch)
-        update: dict[str, object] = {}
-        if taps:
-            update["taps"] = tap_entries(self.graph, taps)
-        if depth is not None:
-            update["layers"] = collapse_to_depth(self.graph, report.layers, depth)
-        if train is not None:
-            update["training"] = self.training_memory(train, batch)
-        return report.model_copy(update=update) if update else report
+        with _collector_paused():
+            report = build_report(self.graph, self.diagnostics, convention, batch)
+            update: dict[str, object] = {}
+            if taps:
+                update["taps"] = tap_entries(self.graph, taps)
+            if depth is not None:
+                update["layers"] = collapse_to_depth(self.graph, report.layers, depth)
+            if train is not None:
+                update["training"] = self.training_memory(train, batch)
+            return report.model_copy(update=update) if update else report
 
     def training_memory(self, optimizer: str = "sgd", batch: int = 1) -> TrainingMemoryReport:
         """What one training step with `optimizer` (`sgd` with momentum, or `adam`) holds at its peak:
@@ -180,10 +183,98 @@ class Network:
                                trials_per_task=trials_per_task, winograd=winograd, seed=seed,
                                dynamic_batch=dynamic_batch, cuda_graph=cuda_graph, pretuned=pretuned)
 
+    def tune(self, target: str = "llvm", trials: int = 2000, tune_db: str | Path | None = None, batch: int = 1,
+             layout: str = "auto", winograd: str = "auto", trials_per_task: int | None = None,
+             rpc_tracker: str | None = None, rpc_key: str | None = None, rpc_timeout: int = 120,
+             builders: int | None = None, log: Callable[[str], None] | None = None) -> TuningReport:
+        """Tune the kernels `to_tvm` would build for `target` (same batch, layout and Winograd choice) with
+        MetaSchedule into the database `tune_db` (default: `tuning_database()`), without compiling: up to
+        `trials` measurements over the tasks not yet in it. Candidates are built here (`builders` processes)
+        and measured here, or on the RPC servers registered with the tracker `rpc_tracker` (HOST:PORT)
+        under `rpc_key` (checked to exist before anything is lowered). Every round is written as it is
+        measured: an interrupted run keeps its records and the next one resumes from them."""
+        require("tuning with TVM", "tvm", "torch")
+        from .backends.tvm import Tracker, tune_network
+
+        tracker = None
+        if rpc_tracker is not None:
+            tracker = Tracker.parse(rpc_tracker, rpc_key, rpc_timeout)
+            tracker.check_servers()  # before lowering and task extraction: a wrong address fails in seconds
+        elif rpc_key is not None:
+            raise UsageError("a device key names the servers of an RPC tracker; give the tracker's address too")
+        return tune_network(self.graph, self.weights(), target, trials, tuning_database(tune_db), batch, layout,
+                            trials_per_task, log=log, winograd=winograd, tracker=tracker, builders=builders)
+
+    def tune_round(self, directory: str | Path, target: str = "llvm", candidates: int = 500,
+                   ingest: str | Path | None = None, tune_db: str | Path | None = None, batch: int = 1,
+                   layout: str = "auto", winograd: str = "auto", seed: int = 0, bundle_limit_mib: float = 48.0,
+                   log: Callable[[str], None] | None = None) -> RoundReport:
+        """Tuning in rounds through files, for a target this machine cannot reach (docs/round-tuning.md):
+        commit the last round's measurements (`ingest`: `cnndsl measure`'s results) to the database, then
+        write the next round's `candidates`, built for `target`, as a bundle in `directory` (refused when it
+        packs to more than `bundle_limit_mib` MiB)."""
+        require("tuning with TVM", "tvm", "torch")
+        from .backends.tvm import tune_round
+
+        return tune_round(self.graph, self.weights(), target, Path(directory), candidates,
+                          Path(ingest) if ingest is not None else None,
+                          Path(tune_db) if tune_db is not None else None, batch, layout, winograd, seed,
+                          bundle_limit_mib, log=log)
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Each input's per-sample shape, by name."""
+        return {name: self.graph.shape(node) for name, node in self.graph.inputs.items()}
+
+    @property
+    def is_library(self) -> bool:
+        """A spec of blocks and constants only (I103): no input, nothing to tabulate or compile."""
+        return not self.graph.inputs
+
+    def inference_params(self) -> int:
+        """The parameters an inference artifact holds: those of the layers the outputs need (auxiliary
+        training heads left out)."""
+        return sum(self.graph.facts(node).params.params for node in self.graph.inference_nodes()
+                   if self.graph.checked(node) is not None)
+
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}: {fmt_shape(self.graph.shape(node))}" for name, node in self.graph.inputs.items())
         layers = len(self.graph) - len(self.graph.inputs)
         return f"<cnndsl network {self.name} ({shapes}), {layers} layer{'s' * (layers != 1)}>"
+
+
+def failure_report(name: str, error: SpecError | UsageError, convention: str = "torchvision", batch: int = 1) -> Report:
+    """The report of a spec that did not check (`check --json` prints it): the layers that did check, every
+    diagnostic, null totals. A file that could not be read has no layers and its one diagnostic."""
+    if isinstance(error, SpecError):
+        return build_report(error.partial or Graph(name), error.diagnostics, convention, batch)
+    return build_report(Graph(name), [error.diagnostic] if error.diagnostic is not None else [], convention, batch)
+
+
+def tuning_database(tune_db: str | Path | None = None) -> Path:
+    """The tuning database directory: `tune_db`, else $CNNDSL_TUNE_DB, else ~/.cache/cnndsl/tuning."""
+    if tune_db is not None:
+        return Path(tune_db)
+    from .backends.tvm.tune import default_database_dir
+
+    return default_database_dir()
+
+
+def tuning_summary(database: str | Path) -> list[TaskSummary]:
+    """Each tuned task of a tuning database: its target, how many measured records, the best run time."""
+    require("reading a tuning database", "tvm")
+    from .backends.tvm.records import summarize
+
+    return summarize(Path(database))
+
+
+def merge_tuning(sources: Sequence[str | Path], output: str | Path) -> tuple[int, int]:
+    """Every measured record of the databases `sources` committed once into `output` (created, or added
+    to); returns (records merged, workloads in the output)."""
+    require("merging tuning databases", "tvm")
+    from .backends.tvm.records import merge
+
+    return merge([Path(source) for source in sources], Path(output))
 
 
 # What each deployable PyTorch artifact needs installed, by file suffix.
@@ -322,21 +413,29 @@ def _axes(text: str | None, rank: int, name: str) -> tuple[int, ...]:
 def _checked(path: Path, text: str | None, inputs: dict[str, tuple[int, ...]] | None, limits: Limits,
              import_path: Sequence[str | Path]) -> Network:
     sink = DiagnosticSink(max_errors=limits.errors, max_per_line=limits.per_line, max_per_code=limits.per_code)
-    # The builder allocates many small objects that all stay alive until the graph is done; the cyclic
-    # garbage collector would rescan them over and over (quadratic on long specs), so pause it.
-    collecting = gc.isenabled()
-    gc.disable()
     graph: Graph | None = None
     try:
-        graph, sink = build_graph(path, inputs, sink, limits, [Path(p) for p in import_path], text=text)
-        if sink.stopped is None:
-            analyse(graph, sink)
+        with _collector_paused():
+            graph, sink = build_graph(path, inputs, sink, limits, [Path(p) for p in import_path], text=text)
+            if sink.stopped is None:
+                analyse(graph, sink)
     except CheckingStopped:
         pass  # the sink holds the diagnostics up to the limit, the last one saying why it stopped
-    finally:
-        if collecting:
-            gc.enable()
     if sink.has_errors:
         raise SpecError(sink.sorted(), partial=graph if graph is not None and len(graph) else None)
     assert graph is not None
     return Network(graph, sink.sorted())
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Checking and reporting allocate many small objects that all stay alive until the result is done:
+    the cyclic garbage collector would only rescan them (quadratic on long specs, a third of the run on a
+    10,000-layer spec). Paused for the call only: a collector left off would leak every cycle afterwards."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()

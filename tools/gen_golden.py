@@ -19,7 +19,7 @@ def golden_reports(spec: Path) -> dict[str, str]:
     """The reports checked in for one spec, keyed by file name. Paths are shown relative to the repo."""
     network = load(spec.relative_to(ROOT))
     report = network.report()
-    text = render_text(report, network.diagnostics, color=False)
+    text = render_text(report, color=False)
     return {f"{spec.stem}.txt": text, f"{spec.stem}.json": report.model_dump_json(indent=2) + "\n"}
 
 

@@ -45,7 +45,7 @@ class Unknowable(EvalError):
 # A tensor name and the axis read (None: the whole shape) -> its per-sample shape (or EvalError). The axis
 # lets the elaborator record what the spec's structure depends on (Graph.shape_reads).
 TensorShape = Callable[[A.NameRef, int | None], tuple[int, ...]]
-SHAPE_FUNCTIONS = {"channels": "channels(t)", "size": "size(t, axis)", "shape": "shape(t)"}
+SHAPE_FUNCTIONS = A.SHAPE_FUNCTIONS
 
 
 def fmt_value(value: object) -> str:

@@ -19,7 +19,7 @@ from ..api import loads
 from ..diagnostics import Diagnostic, SpecError, UsageError
 from ..graph.model import INPUT, Graph
 from ..layout import fmt_shape
-from ..ops import REGISTRY
+from ..ops import REGISTRY, lookup
 from ..report.model import Report
 from ..syntax import ast as A
 from ..syntax.parse import blank_statement, parse
@@ -148,9 +148,8 @@ def hover(doc: Document, line: int, col: int) -> str | None:
     tensor = _tensor_nodes(doc, word, line, col)
     if tensor:
         return _layer_hover(doc, word, tensor, tensor=True)
-    if word in REGISTRY:
-        return f"**{word}**: {REGISTRY[word].summary}"
-    return None
+    op = lookup(word)
+    return f"**{word}**: {op.summary}" if op is not None else None
 
 
 def _layer_hover(doc: Document, title: str, names: list[str], tensor: bool = False) -> str:

@@ -150,4 +150,4 @@ def diagnostic_entry(d: Diagnostic) -> M.DiagnosticEntry:
     return M.DiagnosticEntry(severity=d.severity.value, code=d.code, message=d.message,
                              file=loc.file if loc else "", line=loc.line if loc else 0, col=loc.col if loc else 0,
                              end_line=(loc.end_line or 0) if loc else 0, end_col=(loc.end_col or 0) if loc else 0,
-                             hint=d.hint, notes=list(d.notes))
+                             hint=d.hint, notes=list(d.notes), source_line=d.excerpt)

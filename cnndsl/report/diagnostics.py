@@ -8,8 +8,9 @@ rewrites the line) must reach the terminal as visible escapes, not as commands.
 
 from __future__ import annotations
 
-from ..diagnostics import Diagnostic
+from ..diagnostics import Diagnostic, Location
 from ..limits import DEFAULT_LIMITS
+from .model import DiagnosticEntry
 
 _COLORS = {"error": "red", "warning": "yellow", "info": "cyan"}
 
@@ -73,3 +74,10 @@ def render_diagnostics(diagnostics: list[Diagnostic], color: bool = False) -> st
     counts = {s: sum(1 for d in diagnostics if d.severity.value == s) for s in ("error", "warning", "info")}
     summary = ", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n)
     return "\n\n".join(blocks) + (f"\n\n{summary}" if summary else "")
+
+
+def from_entry(entry: DiagnosticEntry) -> Diagnostic:
+    """A report's diagnostic entry as the diagnostic it was made from, to render it."""
+    location = Location(entry.file, entry.line, entry.col, entry.end_line or None, entry.end_col or None) \
+        if entry.file else None
+    return Diagnostic(entry.code, entry.message, location, entry.hint, tuple(entry.notes), entry.source_line)

@@ -89,6 +89,8 @@ class DiagnosticEntry(_Strict):
     end_col: int = Field(0, description="the column after the located text (0: unknown)")
     hint: str | None = Field(None, description="how to fix it, when there is a clear fix")
     notes: list[str] = Field([], description="context: the block calls that led there, outermost first")
+    source_line: str = Field("", description="the line of the spec the diagnostic points at, as written "
+                                             "(empty when it has no location)")
 
 
 class TrainingMemory(_Strict):

@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..diagnostics import Diagnostic
 from ..layout import fmt_shape
 from . import model as M
-from .diagnostics import printable, render_diagnostics
+from .diagnostics import from_entry, printable, render_diagnostics
 
 COLUMNS = ("Layer", "Op", "Output shape", "Params", "MACs", "RF size", "RF stride", "RF padding")
 NUMERIC_COLUMNS = {"Params", "MACs"}  # right-aligned
@@ -119,8 +118,11 @@ def format_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], right: s
     return [line(headers), rule, *(line(row) for row in rows)]
 
 
-def render_text(report: M.Report, diagnostics: list[Diagnostic], color: bool = False, by_op: bool = False,
+def render_text(report: M.Report, color: bool = False, by_op: bool = False,
                 columns: tuple[str, ...] | None = None) -> str:
+    """The report as `cnndsl check` prints it: the layer table, taps, the breakdown by op, totals, then its
+    diagnostics."""
+    diagnostics = [from_entry(entry) for entry in report.diagnostics]
     table = layer_table(report.layers, columns)
     taps = ["", "Taps:", *format_table(TAP_COLUMNS, [tap_row(tap) for tap in report.taps], right=set())] \
         if report.taps else []
@@ -133,7 +135,8 @@ def render_text(report: M.Report, diagnostics: list[Diagnostic], color: bool = F
     return out + "\n"
 
 
-def render_markdown(report: M.Report, diagnostics: list[Diagnostic]) -> str:
+def render_markdown(report: M.Report) -> str:
+    diagnostics = [from_entry(entry) for entry in report.diagnostics]
     lines = [f"### {printable(report.network)}", "", "| " + " | ".join(COLUMNS) + " |",
              "|" + "|".join("---:" if c in NUMERIC_COLUMNS else "---" for c in COLUMNS) + "|"]
     for layer in report.layers:

@@ -10,6 +10,10 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The language's functions of tensor shapes (`channels(in)`), by name, with how each is called: part of the
+# language (the editor grammar highlights them), evaluated by graph/expr.py.
+SHAPE_FUNCTIONS = {"channels": "channels(t)", "size": "size(t, axis)", "shape": "shape(t)"}
+
 
 class Node(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)

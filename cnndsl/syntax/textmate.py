@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..graph.expr import SHAPE_FUNCTIONS
 from ..ops import REGISTRY
+from .ast import SHAPE_FUNCTIONS
 from .fmt import CONTROL, DECLARING
 
 SCOPE = "source.cnn"
