@@ -1,6 +1,6 @@
 """Located diagnostics: one format for every error, warning and note cnndsl reports.
 
-Every diagnostic carries a code from ``CODES`` (documented in docs/diagnostics.md, generated from this
+Every diagnostic carries a ``Code`` (documented in docs/diagnostics.md, generated from this
 table), a position in a source file, the rule that broke with the values seen, and optionally a hint
 and a trail of notes (the block calls that led to it). Passes collect diagnostics into a
 ``DiagnosticSink``; callers raise ``SpecError`` once, with all of them, at the end of a stage.
@@ -22,129 +22,137 @@ class Severity(StrEnum):
     INFO = "info"
 
 
-@dataclass(frozen=True)
-class CodeInfo:
+class Category(StrEnum):
+    """What part of the pipeline a code belongs to (docs/diagnostics.md groups them so)."""
+
+    SYNTAX = "files and syntax"
+    NAMES = "names and arguments"
+    SHAPES = "shapes"
+    GRAPH = "graph"
+    IMPORTS = "imports and blocks"
+    BACKENDS = "backends"
+    IMPORTERS = "importers"
+    LINTS = "lints"
+
+
+class Code(StrEnum):
+    """Every diagnostic code, with what it means: severity, category, title, a one-line example that
+    triggers it and what usually fixes it (`cnndsl explain CODE`, docs/diagnostics.md). A Code is its
+    string (`Code.E300 == "E300"`), so reports and JSON show the code itself."""
+
     severity: Severity
-    title: str
-    example: str  # a one-line spec fragment that triggers it
+    category: Category
+    meaning: str
+    example: str
+    fix: str
 
+    def __new__(cls, code: str, severity: Severity, category: Category, meaning: str, example: str,
+                fix: str) -> Code:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.severity, member.category, member.meaning, member.example, member.fix = (severity, category, meaning,
+                                                                                        example, fix)
+        return member
 
-def _error(title: str, example: str) -> CodeInfo:
-    return CodeInfo(Severity.ERROR, title, example)
-
-
-def _warning(title: str, example: str) -> CodeInfo:
-    return CodeInfo(Severity.WARNING, title, example)
-
-
-def _info(title: str, example: str) -> CodeInfo:
-    return CodeInfo(Severity.INFO, title, example)
-
-
-CODES: dict[str, CodeInfo] = {
-    # files and syntax
-    "E001": _error("file cannot be read as a spec", "cnndsl check missing.cnn"),
-    "E002": _error("empty spec", "(a file with only comments)"),
-    "E100": _error("syntax error", "x -> conv(16, 3) relu"),
-    "E101": _error("unexpected end of file", "x -> conv(16, 3"),
-    "E102": _error("nesting too deep", "const c = ((((((1))))))   (past 200 levels)"),
-    "E103": _error("number out of range", "const c = 99999999999999999999"),
-    "E104": _error("spec too long", "(a file of more than 150,000 tokens)"),
-    # names and arguments
-    "E200": _error("unknown layer or block", "x -> convv(16, 3)"),
-    "E201": _error("unknown name", "x -> conv(chanels, 3)"),
-    "E202": _error("duplicate name", "input x: 3 x 32 x 32\ninput x: 1 x 8"),
-    "E203": _error("unknown argument", "x -> conv(16, 3, strides=2)"),
-    "E204": _error("missing argument", "x -> conv(16)"),
-    "E205": _error("invalid argument value", "x -> conv(16, 3, stride=0)"),
-    "E206": _error("argument given twice or too many positional arguments", "x -> conv(16, 3, 1, 1)"),
-    "E207": _error("wrong number of inputs", "[a, b] -> relu"),
-    "E208": _error("invalid expression", "const c = 7 / 2"),
-    "E209": _error("invalid network structure", "return x -> relu   (outside a block)"),
-    "E210": _error("network too large to expand", "x -> relu x 1000000000"),
-    # shapes
-    "E300": _error("input rank does not fit the layer", "x -> conv2d(16, 3)   (x: 1 x 40)"),
-    "E301": _error("channel mismatch", "[a, b] -> add   (16 vs 32 channels)"),
-    "E302": _error("spatial size mismatch", "[a, b] -> concat   (28x28 vs 27x27)"),
-    "E303": _error("kernel larger than padded input", "x -> conv(16, 9)   (x: 3 x 7 x 7)"),
-    "E304": _error("non-positive or out-of-range size", "input x: 3 x 0 x 32"),
-    "E305": _error("groups do not divide channels", "x -> conv(16, 3, groups=5)"),
-    "E306": _error("invalid layer configuration", "x -> maxpool(2, padding=2)"),
-    # graph
-    "E400": _error("tensor used before it is defined (a cycle)", "a = b -> relu\nb = a -> relu"),
-    # imports and blocks
-    "E500": _error("import not found", 'import "missing.cnn"'),
-    "E501": _error("cyclic import", 'a.cnn imports "b.cnn", which imports "a.cnn"'),
-    "E502": _error("block recursion", "block f(c) { return in -> f(c) }"),
-    "E503": _error("invalid block definition", "block f(c=1, d) { return in }"),
-    # backends
-    "E600": _error("op has no lowering in this backend", "cnndsl compile spec.cnn --to tvm   (an op TVM lacks)"),
-    "E601": _error("weights do not fit the network", "cnndsl compile spec.cnn --weights other_model.pt"),
-    # importers
-    "E700": _error("unknown or malformed section in an imported file", "[convolutional2]   (in a Darknet .cfg)"),
-    "E701": _error("unknown key or invalid value in an imported file", "filterz=32   (in a Darknet [convolutional])"),
-    "E702": _error("invalid layer reference in an imported file", "[route] layers=-200   (in a Darknet .cfg)"),
-    # lints
-    "W100": _warning("stride does not fit the input: trailing input is never read",
-                     "x -> conv(8, 3, stride=3)   (x: 1 x 7 x 7)"),
-    "W101": _warning("unused tensor", "y = x -> relu   (y never used)"),
-    "W102": _warning("padding larger than half the kernel", "x -> conv(8, 3, padding=2)"),
-    "W103": _warning("receptive fields of merged paths are misaligned", "[a, b] -> add   (different centres)"),
-    "I100": _info("first layer whose receptive field covers the whole input", "(reported once per network)"),
-    "I101": _info("convolution channels not a multiple of 8 (tensor cores)", "x -> conv(15, 3)"),
-    "I102": _info("receptive field through adaptive pooling is an upper bound",
-                  "x -> adaptive_avgpool(7)   (x: 64 x 10 x 10)"),
-    "I103": _info("a block library: blocks, no network", "block cbr(c) { ... }   (and no input or output)"),
-    "I104": _info("input sizes near the declared one that fit", "input x: 3 x 570 x 570   (U-Net: 564 and 572 fit)"),
-}
-
-# What usually fixes each code (`cnndsl explain CODE`, docs/diagnostics.md).
-FIXES: dict[str, str] = {
-    "E001": "give the path of a readable .cnn text file (UTF-8, a regular file)",
-    "E002": "declare an input and an output: `input x: 3 x 224 x 224`, `output y = x -> ...`",
-    "E100": "join layers with `->`; docs/language.md shows every statement",
-    "E101": "close what the line opened: `)`, `]` or `}`",
-    "E102": "name intermediate values with `const` instead of nesting",
-    "E103": "integers stop at 2^63; shapes and counts that large are not networks",
-    "E104": "split the spec into blocks in files of their own and `import` them",
-    "E200": "check the spelling (docs/ops.md lists the ops), or import the block",
-    "E201": "define it first (`const`, a block parameter, an earlier tensor), or fix the spelling",
-    "E202": "give one of them another name (`as name`)",
-    "E203": "use the argument names of docs/ops.md or of the block's parameters",
-    "E204": "give every argument that has no default",
-    "E205": "use a value in the argument's range (docs/ops.md gives each argument's type)",
-    "E206": "pass each argument once; the later ones by keyword",
-    "E207": "merge several tensors first (`[a, b] -> add` or `-> concat`); a repeat takes one input",
-    "E208": "divide sizes with `//`; a condition is `true` or `false`",
-    "E209": "declare `input` and `output` at the top level; `return` only inside a block",
-    "E210": "check repeat counts (`x N`) and nested blocks; --max-layers raises the bound",
-    "E300": "use the op that follows the input's rank (`conv` for 1-D, 2-D and 3-D) or reshape the input",
-    "E301": "make the channels agree: a 1x1 `conv` to match them, or `concat` instead of `add`",
-    "E302": "make the sizes agree: pad, `crop`, or change a stride",
-    "E303": "use a smaller kernel or dilation, add padding, or downsample less before it",
-    "E304": "every size is a positive integer",
-    "E305": "choose groups that divide both channel counts (or `groups=depthwise`)",
-    "E306": "follow the layer's constraints (pooling pads at most half its kernel)",
-    "E400": "define each tensor before it is used: a network is a graph without cycles",
-    "E500": "imports are relative to the importing file, or on --import-path / $CNNDSL_PATH",
-    "E501": "move what both files need into a third file that both import",
-    "E502": "repeat a block with `x N` instead of calling it from itself",
-    "E503": "put parameters with defaults last, and end the block with `return`",
-    "E600": "compile for the other backend, or use an op it lowers (docs/ops.md)",
-    "E601": "load weights saved from this network, or rename their keys with --weights-map",
-    "E700": "use Darknet's section names (convolutional, maxpool, route, shortcut, ...)",
-    "E701": "use the keys Darknet's parser reads for that section",
-    "E702": "point the route or shortcut at an existing earlier layer",
-    "W100": "pad the input or pick sizes where (input + padding - kernel) is a multiple of the stride",
-    "W101": "use the tensor, or delete the layers that make it",
-    "W102": "pad at most (kernel - 1) // 2 * dilation: more only adds zeros around the border",
-    "W103": "give both merged paths the same padding and strides",
-    "I100": "nothing to fix: the layers after it see the whole input",
-    "I101": "round channels to a multiple of 8 for GPU tensor cores (it does not matter on CPUs)",
-    "I102": "nothing to fix: the reported field is an upper bound, exact for uniform windows",
-    "I103": "nothing to fix: import the library from a network spec to check its blocks in use",
-    "I104": "declare one of the sizes named (`cnndsl sizes SPEC` lists every size that fits), or change the layers",
-}
+    E001 = ("E001", Severity.ERROR, Category.SYNTAX, "file cannot be read as a spec", "cnndsl check missing.cnn",
+            "give the path of a readable .cnn text file (UTF-8, a regular file)")
+    E002 = ("E002", Severity.ERROR, Category.SYNTAX, "empty spec", "(a file with only comments)",
+            "declare an input and an output: `input x: 3 x 224 x 224`, `output y = x -> ...`")
+    E100 = ("E100", Severity.ERROR, Category.SYNTAX, "syntax error", "x -> conv(16, 3) relu",
+            "join layers with `->`; docs/language.md shows every statement")
+    E101 = ("E101", Severity.ERROR, Category.SYNTAX, "unexpected end of file", "x -> conv(16, 3",
+            "close what the line opened: `)`, `]` or `}`")
+    E102 = ("E102", Severity.ERROR, Category.SYNTAX, "nesting too deep", "const c = ((((((1))))))   (past 200 levels)",
+            "name intermediate values with `const` instead of nesting")
+    E103 = ("E103", Severity.ERROR, Category.SYNTAX, "number out of range", "const c = 99999999999999999999",
+            "integers stop at 2^63; shapes and counts that large are not networks")
+    E104 = ("E104", Severity.ERROR, Category.SYNTAX, "spec too long", "(a file of more than 150,000 tokens)",
+            "split the spec into blocks in files of their own and `import` them")
+    E200 = ("E200", Severity.ERROR, Category.NAMES, "unknown layer or block", "x -> convv(16, 3)",
+            "check the spelling (docs/ops.md lists the ops), or import the block")
+    E201 = ("E201", Severity.ERROR, Category.NAMES, "unknown name", "x -> conv(chanels, 3)",
+            "define it first (`const`, a block parameter, an earlier tensor), or fix the spelling")
+    E202 = ("E202", Severity.ERROR, Category.NAMES, "duplicate name", "input x: 3 x 32 x 32\ninput x: 1 x 8",
+            "give one of them another name (`as name`)")
+    E203 = ("E203", Severity.ERROR, Category.NAMES, "unknown argument", "x -> conv(16, 3, strides=2)",
+            "use the argument names of docs/ops.md or of the block's parameters")
+    E204 = ("E204", Severity.ERROR, Category.NAMES, "missing argument", "x -> conv(16)",
+            "give every argument that has no default")
+    E205 = ("E205", Severity.ERROR, Category.NAMES, "invalid argument value", "x -> conv(16, 3, stride=0)",
+            "use a value in the argument's range (docs/ops.md gives each argument's type)")
+    E206 = ("E206", Severity.ERROR, Category.NAMES, "argument given twice or too many positional arguments",
+            "x -> conv(16, 3, 1, 1)", "pass each argument once; the later ones by keyword")
+    E207 = ("E207", Severity.ERROR, Category.NAMES, "wrong number of inputs", "[a, b] -> relu",
+            "merge several tensors first (`[a, b] -> add` or `-> concat`); a repeat takes one input")
+    E208 = ("E208", Severity.ERROR, Category.NAMES, "invalid expression", "const c = 7 / 2",
+            "divide sizes with `//`; a condition is `true` or `false`")
+    E209 = ("E209", Severity.ERROR, Category.NAMES, "invalid network structure", "return x -> relu   (outside a block)",
+            "declare `input` and `output` at the top level; `return` only inside a block")
+    E210 = ("E210", Severity.ERROR, Category.NAMES, "network too large to expand", "x -> relu x 1000000000",
+            "check repeat counts (`x N`) and nested blocks; --max-layers raises the bound")
+    E300 = ("E300", Severity.ERROR, Category.SHAPES, "input rank does not fit the layer",
+            "x -> conv2d(16, 3)   (x: 1 x 40)",
+            "use the op that follows the input's rank (`conv` for 1-D, 2-D and 3-D) or reshape the input")
+    E301 = ("E301", Severity.ERROR, Category.SHAPES, "channel mismatch", "[a, b] -> add   (16 vs 32 channels)",
+            "make the channels agree: a 1x1 `conv` to match them, or `concat` instead of `add`")
+    E302 = ("E302", Severity.ERROR, Category.SHAPES, "spatial size mismatch", "[a, b] -> concat   (28x28 vs 27x27)",
+            "make the sizes agree: pad, `crop`, or change a stride")
+    E303 = ("E303", Severity.ERROR, Category.SHAPES, "kernel larger than padded input",
+            "x -> conv(16, 9)   (x: 3 x 7 x 7)",
+            "use a smaller kernel or dilation, add padding, or downsample less before it")
+    E304 = ("E304", Severity.ERROR, Category.SHAPES, "non-positive or out-of-range size", "input x: 3 x 0 x 32",
+            "every size is a positive integer")
+    E305 = ("E305", Severity.ERROR, Category.SHAPES, "groups do not divide channels", "x -> conv(16, 3, groups=5)",
+            "choose groups that divide both channel counts (or `groups=depthwise`)")
+    E306 = ("E306", Severity.ERROR, Category.SHAPES, "invalid layer configuration", "x -> maxpool(2, padding=2)",
+            "follow the layer's constraints (pooling pads at most half its kernel)")
+    E400 = ("E400", Severity.ERROR, Category.GRAPH, "tensor used before it is defined (a cycle)",
+            "a = b -> relu\nb = a -> relu", "define each tensor before it is used: a network is a graph without cycles")
+    E500 = ("E500", Severity.ERROR, Category.IMPORTS, "import not found", "import \"missing.cnn\"",
+            "imports are relative to the importing file, or on --import-path / $CNNDSL_PATH")
+    E501 = ("E501", Severity.ERROR, Category.IMPORTS, "cyclic import",
+            "a.cnn imports \"b.cnn\", which imports \"a.cnn\"",
+            "move what both files need into a third file that both import")
+    E502 = ("E502", Severity.ERROR, Category.IMPORTS, "block recursion", "block f(c) { return in -> f(c) }",
+            "repeat a block with `x N` instead of calling it from itself")
+    E503 = ("E503", Severity.ERROR, Category.IMPORTS, "invalid block definition", "block f(c=1, d) { return in }",
+            "put parameters with defaults last, and end the block with `return`")
+    E600 = ("E600", Severity.ERROR, Category.BACKENDS, "op has no lowering in this backend",
+            "cnndsl compile spec.cnn --to tvm   (an op TVM lacks)",
+            "compile for the other backend, or use an op it lowers (docs/ops.md)")
+    E601 = ("E601", Severity.ERROR, Category.BACKENDS, "weights do not fit the network",
+            "cnndsl compile spec.cnn --weights other_model.pt",
+            "load weights saved from this network, or rename their keys with --weights-map")
+    E700 = ("E700", Severity.ERROR, Category.IMPORTERS, "unknown or malformed section in an imported file",
+            "[convolutional2]   (in a Darknet .cfg)",
+            "use Darknet's section names (convolutional, maxpool, route, shortcut, ...)")
+    E701 = ("E701", Severity.ERROR, Category.IMPORTERS, "unknown key or invalid value in an imported file",
+            "filterz=32   (in a Darknet [convolutional])", "use the keys Darknet's parser reads for that section")
+    E702 = ("E702", Severity.ERROR, Category.IMPORTERS, "invalid layer reference in an imported file",
+            "[route] layers=-200   (in a Darknet .cfg)", "point the route or shortcut at an existing earlier layer")
+    W100 = ("W100", Severity.WARNING, Category.LINTS, "stride does not fit the input: trailing input is never read",
+            "x -> conv(8, 3, stride=3)   (x: 1 x 7 x 7)",
+            "pad the input or pick sizes where (input + padding - kernel) is a multiple of the stride")
+    W101 = ("W101", Severity.WARNING, Category.LINTS, "unused tensor", "y = x -> relu   (y never used)",
+            "use the tensor, or delete the layers that make it")
+    W102 = ("W102", Severity.WARNING, Category.LINTS, "padding larger than half the kernel",
+            "x -> conv(8, 3, padding=2)",
+            "pad at most (kernel - 1) // 2 * dilation: more only adds zeros around the border")
+    W103 = ("W103", Severity.WARNING, Category.LINTS, "receptive fields of merged paths are misaligned",
+            "[a, b] -> add   (different centres)", "give both merged paths the same padding and strides")
+    I100 = ("I100", Severity.INFO, Category.LINTS, "first layer whose receptive field covers the whole input",
+            "(reported once per network)", "nothing to fix: the layers after it see the whole input")
+    I101 = ("I101", Severity.INFO, Category.LINTS, "convolution channels not a multiple of 8 (tensor cores)",
+            "x -> conv(15, 3)", "round channels to a multiple of 8 for GPU tensor cores (it does not matter on CPUs)")
+    I102 = ("I102", Severity.INFO, Category.LINTS, "receptive field through adaptive pooling is an upper bound",
+            "x -> adaptive_avgpool(7)   (x: 64 x 10 x 10)",
+            "nothing to fix: the reported field is an upper bound, exact for uniform windows")
+    I103 = ("I103", Severity.INFO, Category.LINTS, "a block library: blocks, no network",
+            "block cbr(c) { ... }   (and no input or output)",
+            "nothing to fix: import the library from a network spec to check its blocks in use")
+    I104 = ("I104", Severity.INFO, Category.LINTS, "input sizes near the declared one that fit",
+            "input x: 3 x 570 x 570   (U-Net: 564 and 572 fit)",
+            "declare one of the sizes named (`cnndsl sizes SPEC` lists every size that fits), or change the layers")
 
 
 @dataclass(frozen=True)
@@ -169,7 +177,7 @@ class SourceText(Protocol):
 
 @dataclass(frozen=True)
 class Diagnostic:
-    code: str
+    code: Code
     message: str
     location: Location | None
     hint: str | None = None
@@ -185,7 +193,7 @@ class Diagnostic:
 
     @property
     def severity(self) -> Severity:
-        return CODES[self.code].severity
+        return Code[self.code].severity
 
     @property
     def is_error(self) -> bool:
@@ -261,9 +269,9 @@ class DiagnosticSink:
             self.items[-1] = _with_note(self.items[-1], reason)
         raise CheckingStopped(reason)
 
-    def emit(self, code: str, message: str, location: Location | None, hint: str | None = None,
+    def emit(self, code: Code, message: str, location: Location | None, hint: str | None = None,
              notes: tuple[str, ...] = ()) -> None:
-        assert code in CODES, code
+        assert code in Code.__members__, code
         self.add(Diagnostic(code, message, location, hint, notes))
 
     def extend(self, diagnostics: list[Diagnostic]) -> None:

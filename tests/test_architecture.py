@@ -71,3 +71,12 @@ def test_files_stay_readable(folder: str) -> None:
     long = {str(path.relative_to(PACKAGE)): count for path in (PACKAGE / folder).rglob("*.py")
             if (count := len(path.read_text().splitlines())) > 400}
     assert long == {}
+
+
+def test_diagnostic_codes_are_named_by_the_enum() -> None:
+    """Codes are `Code.E300`, declared once with their severity, category and fix (diagnostics.py): no
+    string literal that a typo would silently turn into another code."""
+    literal = re.compile(r"""(?<![\w{])["'][EWI][0-9]{3}["']""")
+    found = sorted(str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+                   if path.name != "diagnostics.py" and literal.search(path.read_text()))
+    assert found == []

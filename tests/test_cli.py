@@ -122,10 +122,11 @@ def test_schema_command_and_explain() -> None:
     code, out, _ = run("schema")
     assert code == 0 and json.loads(out)["title"] == "Report"
     code, out, _ = run("explain", "w100")
-    assert code == 0 and "W100 (warning)" in out and "\nfix: pad the input" in out
-    from cnndsl.diagnostics import CODES, FIXES
+    assert code == 0 and "W100 (warning, lints)" in out and "\nfix: pad the input" in out
+    from cnndsl.diagnostics import Code
 
-    assert set(FIXES) == set(CODES) and all(FIXES.values())  # every code says what fixes it
+    assert all(code.fix and code.meaning and code.example for code in Code)  # every code says what fixes it
+    assert all(code.name == code.value for code in Code)
     assert run("explain", "X999")[0] == 2
     code, out, _ = run("explain")  # every code, one line each
     assert code == 0 and out.startswith("E001  error") and "W100  warning" in out

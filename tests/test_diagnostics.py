@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import cnndsl
-from cnndsl.diagnostics import CODES, SpecError, UsageError
+from cnndsl.diagnostics import Code, SpecError, UsageError
 from cnndsl.limits import Limits
 from cnndsl.syntax.parse import COMMON_MISTAKES
 from tests.conftest import SpecFiles
@@ -84,7 +84,7 @@ def test_diagnostic(specs: SpecFiles, code: str) -> None:
 
 def test_every_code_has_a_case() -> None:
     # file errors, cyclic imports: test_files.py; E600, E601: test_torch_backend.py; E70x: test_darknet_import.py
-    assert set(CODES) - set(CASES) == {"E001", "E501", "E600", "E601", "E700", "E701", "E702"}
+    assert set(Code) - set(CASES) == {"E001", "E501", "E600", "E601", "E700", "E701", "E702"}
 
 
 def test_all_errors_reported_in_one_run(specs: SpecFiles) -> None:

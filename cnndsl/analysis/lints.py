@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..diagnostics import DiagnosticSink
+from ..diagnostics import Code, DiagnosticSink
 from ..graph.model import INPUT, Graph
 from ..layout import channels, fmt_shape, spatial
 from ..ops import WindowAttrs
@@ -28,7 +28,7 @@ def stride_tails(graph: Graph, sink: DiagnosticSink) -> None:
         for axis, tail in unread_tails(a):
             assert isinstance(a, WindowAttrs)
             g, n, pads = a.geometry, spatial(a.x)[axis], a.geometry.padding[axis]
-            sink.emit("W100", f"`{node.name}`: stride {g.stride[axis]} does not fit axis {axis + 1} (input {n}, "
+            sink.emit(Code.W100, f"`{node.name}`: stride {g.stride[axis]} does not fit axis {axis + 1} (input {n}, "
                       f"kernel {g.effective[axis]}, padding {pads[0]}+{pads[1]}): the last {tail} input "
                       f"position(s) are never read; output {g.out[axis]}",
                       node.location, "pad the input or pick sizes where (input + padding - kernel) is a "
@@ -60,7 +60,7 @@ def oversized_padding(graph: Graph, sink: DiagnosticSink) -> None:
         for axis, (before, after) in enumerate(g.padding):
             half = g.effective[axis] // 2
             if max(before, after) > half:
-                sink.emit("W102", f"`{node.name}`: padding {max(before, after)} exceeds half the kernel "
+                sink.emit(Code.W102, f"`{node.name}`: padding {max(before, after)} exceeds half the kernel "
                           f"({g.effective[axis]} // 2 = {half}) along axis {axis + 1}; border outputs see only "
                           "padding", node.location, f"use padding={half} (or `same`)", node.trail)
                 break
@@ -73,12 +73,12 @@ def unused_tensors(graph: Graph, sink: DiagnosticSink) -> None:
         if graph.dag.out_degree(node.name) or node.name in outputs:
             continue
         if node.op == INPUT:
-            sink.emit("W101", f"input `{node.name}` is never used", node.location,
+            sink.emit(Code.W101, f"input `{node.name}` is never used", node.location,
                       "remove it, or feed it to a layer that reaches an output", node.trail)
             continue
         name, where = graph.tensor_names.get(node.name, ("", node.location))
         what = f"tensor `{name}`" if name else f"the result of `{node.name}`"
-        sink.emit("W101", f"{what} is never used: it reaches no output", where,
+        sink.emit(Code.W101, f"{what} is never used: it reaches no output", where,
                   "declare it with `output` or remove it", node.trail)
 
 
@@ -95,7 +95,7 @@ def whole_input_coverage(graph: Graph, sink: DiagnosticSink) -> None:
             continue
         if all(axis.pixels >= n for axis, n in zip(field, size, strict=True)):
             shown = fmt_shape([axis.pixels for axis in field])
-            sink.emit("I100", f"`{node.name}` is the first layer whose receptive field ({shown}) covers the whole "
+            sink.emit(Code.I100, f"`{node.name}` is the first layer whose receptive field ({shown}) covers the whole "
                       f"{fmt_shape(size)} input", node.location, None, node.trail)
             return
 
@@ -111,7 +111,7 @@ def channel_alignment(graph: Graph, sink: DiagnosticSink) -> None:
             counts.append(("input", channels(facts.attrs.x)))
         odd = [f"{what} {c}" for what, c in counts if c % 8]
         if odd:
-            sink.emit("I101", f"`{node.name}`: {' and '.join(odd)} channels are not a multiple of 8", node.location,
+            sink.emit(Code.I101, f"`{node.name}`: {' and '.join(odd)} channels are not a multiple of 8", node.location,
                       "multiples of 8 let GPU tensor cores run at full rate", node.trail)
 
 
@@ -122,6 +122,7 @@ def uneven_windows(graph: Graph, sink: DiagnosticSink) -> None:
             continue
         windows = node.op.windows(facts.attrs) or []
         if any(w.uneven for w in windows):
-            sink.emit("I102", f"`{node.name}`: {fmt_shape(facts.attrs.x)} -> {fmt_shape(facts.shape)} pools windows of "
+            sink.emit(Code.I102,
+                      f"`{node.name}`: {fmt_shape(facts.attrs.x)} -> {fmt_shape(facts.shape)} pools windows of "
                       "different sizes; the receptive field reported is the widest window's", node.location,
                       None, node.trail)

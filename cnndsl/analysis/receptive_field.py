@@ -10,7 +10,7 @@ differ are misaligned (W103).
 
 from __future__ import annotations
 
-from ..diagnostics import DiagnosticSink
+from ..diagnostics import Code, DiagnosticSink
 from ..graph.facts import INPUT_AXIS, AxisField, Field, exact
 from ..graph.model import INPUT, Graph, Node
 from ..layout import Shape, spatial, spatial_rank
@@ -66,7 +66,7 @@ def merge(fields: list[Field], node: Node, sink: DiagnosticSink) -> Field:
         size = max(f.size - f.padding for f in per_path) + padding
         merged.append(AxisField(exact(size), per_path[0].stride, exact(padding)))
     if misaligned:
-        sink.emit("W103", f"paths merged at `{node.name}` see the input differently ({'; '.join(misaligned)}); "
+        sink.emit(Code.W103, f"paths merged at `{node.name}` see the input differently ({'; '.join(misaligned)}); "
                   "the receptive field reported is their union", node.location,
                   "shift one path (padding, crop offset) so that the merged positions line up", node.trail)
     return tuple(merged)

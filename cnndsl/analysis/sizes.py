@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from ..diagnostics import Diagnostic, DiagnosticSink
+from ..diagnostics import Category, Code, Diagnostic, DiagnosticSink
 from ..graph.model import INPUT, Graph
 from ..layout import fmt_shape, spatial
 from ..limits import MAX_INTEGER
@@ -41,7 +41,7 @@ def axes_in_words(letters: str) -> str:
 def only_shape_rule_errors(diagnostics: Sequence[Diagnostic]) -> bool:
     """Whether every error is a shape rule broken at the declared size (E301-E30x, not E300's wrong rank):
     the graph was built whole despite them, and other sizes may mend them."""
-    return all(d.code.startswith("E3") and d.code != "E300" for d in diagnostics if d.is_error)
+    return all(Code[d.code].category is Category.SHAPES and d.code != Code.E300 for d in diagnostics if d.is_error)
 MAX_SIZES = 65_536  # sizes one run judges: a range past this is refused, not swept for minutes
 MAX_LAYER_SIZES = 4_000_000  # layers x sizes one run resolves (about a minute); ResNet-152 x 2017 is 1.0M
 MAX_REEXPANSIONS = 512  # sizes judged by expanding the spec again (tens of milliseconds each)
@@ -159,14 +159,14 @@ def judge(graph: Graph, input_name: str, shape: Shape, size: int) -> Verdict | N
             error = error or Verdict(size, False, exc.code, node.name, exc.message)
             continue
         if any(d <= 0 or d > MAX_INTEGER for d in attrs.out):
-            error = error or Verdict(size, False, "E304", node.name,
+            error = error or Verdict(size, False, Code.E304, node.name,
                                      "the input is too small for this layer: an output size is not positive")
             continue
         misaligned = misaligned or stride_misfit(node.name, attrs)
         tails = unread_tails(attrs)
         if tails and dropped is None:
             axis, count = tails[0]
-            dropped = Verdict(size, False, "W100", node.name,
+            dropped = Verdict(size, False, Code.W100, node.name,
                               f"stride does not fit axis {axis + 1}: the last {count} input position(s) are never read")
         shapes[node.name] = attrs.out
     for (tensor, read), value in graph.shape_reads.items():
@@ -292,7 +292,7 @@ def nearest_fitting(graph: Graph, input_name: str, axes: Sequence[int], size: in
     return found[0], found[1]
 
 
-SIZE_RULES = ("W100", "E302", "E303", "E304")  # what a different input size can mend
+SIZE_RULES = (Code.W100, Code.E302, Code.E303, Code.E304)  # what a different input size can mend
 HINT_RADIUS = 64  # at most this many sizes tried on each side of the declared one for I104 ...
 HINT_SHARE = 4  # ... and at most a quarter of it: a size a tenth of the one declared is no hint
 
@@ -320,6 +320,6 @@ def size_hints(graph: Graph, sink: DiagnosticSink) -> None:
                 continue
             which = axes_in_words("".join(AXIS_LETTERS[len(dims)][axis] for axis in axes))
             nearest = " and ".join(str(size) for size in (below, above) if size is not None)
-            sink.emit("I104", f"input `{name}` ({fmt_shape(shape)}) does not fit the network; the nearest sizes of "
+            sink.emit(Code.I104, f"input `{name}` ({fmt_shape(shape)}) does not fit the network; the nearest sizes of "
                       f"{which} that fit are {nearest}", graph.node(node_name).location,
                       f"`cnndsl sizes` lists every size that fits ({declared.code} at `{declared.layer}` here)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
-from ..diagnostics import Diagnostic
+from ..diagnostics import Code, Diagnostic
 from ..graph.model import INPUT, Graph
 from ..ops import REGISTRY, Op
 
@@ -47,6 +47,6 @@ def unsupported_ops(graph: Graph, lowers: Callable[[Op], bool], backend: str) ->
         if node.op == INPUT or lowers(node.op):
             continue
         supported = ", ".join(sorted(name for name, op in REGISTRY.items() if name == op.kind and lowers(op)))
-        found.append(graph.diagnostic("E600", f"op `{node.op.name}` of `{node.name}` has no {backend} lowering",
+        found.append(graph.diagnostic(Code.E600, f"op `{node.op.name}` of `{node.name}` has no {backend} lowering",
                                       node.location, f"the {backend} backend supports: {supported}", node.trail))
     return found

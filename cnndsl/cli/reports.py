@@ -283,16 +283,16 @@ def schema() -> None:
 @click.argument("code", required=False)
 def explain(code: str | None) -> None:
     """Explain a diagnostic code, e.g. `cnndsl explain W100`; without one, list every code."""
-    from ..diagnostics import CODES, FIXES, did_you_mean
+    from ..diagnostics import Code, did_you_mean
 
     if code is None:
-        for name, entry in CODES.items():
-            click.echo(f"{name}  {entry.severity.value:<7}  {entry.title}")
+        for entry in Code:
+            click.echo(f"{entry}  {entry.severity.value:<7}  {entry.meaning}")
         return
-    info = CODES.get(code.upper())
+    info = Code.__members__.get(code.upper())
     if info is None:
-        hint = did_you_mean(code.upper(), list(CODES))
+        hint = did_you_mean(code.upper(), list(Code.__members__))
         fail_usage(f"unknown diagnostic code {code!r}{'; ' + hint if hint else ''}; `cnndsl explain` lists them "
                    "(docs/diagnostics.md)")
-    click.echo(f"{code.upper()} ({info.severity.value}): {info.title}\nexample: {info.example}\n"
-               f"fix: {FIXES[code.upper()]}")
+    click.echo(f"{info} ({info.severity.value}, {info.category.value}): {info.meaning}\nexample: {info.example}\n"
+               f"fix: {info.fix}")

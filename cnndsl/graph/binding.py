@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..diagnostics import DiagnosticSink, Location, did_you_mean
+from ..diagnostics import Code, DiagnosticSink, Location, did_you_mean
 from ..ops import Op
 from ..syntax import ast as A
 from .expr import Symbol, TensorShape, Value, fmt_value
@@ -39,7 +39,7 @@ class Binder:
         wanted = f"{low}" if high == low else f"{low} or more" if high is None else f"{low} to {high}"
         hint = ("merge several tensors with `[a, b] -> add` or `-> concat` first" if got > 1
                 else "feed several tensors with `[a, b] -> " + callee + "`")
-        self.sink.emit("E207", f"`{callee}` takes {wanted} input(s); got {got}", where, hint=hint, notes=frame.trail)
+        self.sink.emit(Code.E207, f"`{callee}` takes {wanted} input(s); got {got}", where, hint=hint, notes=frame.trail)
         return False
 
     def bind(self, callee: str, positional: Sequence[str], names: Sequence[str], required: set[str],
@@ -56,7 +56,7 @@ class Binder:
             if arg.name is None:
                 if index >= len(positional):
                     if index == len(positional):  # one error per call, at the first argument too many
-                        self.sink.emit("E206", f"`{callee}` takes {len(positional)} positional argument(s); got "
+                        self.sink.emit(Code.E206, f"`{callee}` takes {len(positional)} positional argument(s); got "
                                        f"{given}", where, hint=f"the rest are keywords: {signature}",
                                        notes=frame.trail)
                     index += 1
@@ -71,19 +71,19 @@ class Binder:
                     continue
                 if key not in names:
                     hint = did_you_mean(key, list(names)) or f"`{callee}` accepts: {', '.join(names) or 'no arguments'}"
-                    self.sink.emit("E203", f"`{callee}` has no argument `{key}`", loc(env, arg.name), hint=hint,
+                    self.sink.emit(Code.E203, f"`{callee}` has no argument `{key}`", loc(env, arg.name), hint=hint,
                                    notes=frame.trail)
                     ok = False
                     continue
             if key in bound:
-                self.sink.emit("E206", f"argument `{key}` of `{callee}` is given twice", where, notes=frame.trail)
+                self.sink.emit(Code.E206, f"argument `{key}` of `{callee}` is given twice", where, notes=frame.trail)
                 ok = False
                 continue
             bound[key] = (arg, value)
         missing = [k for k in names if k in required and k not in bound]
         if missing:
             listed = ", ".join(f"`{k}`" for k in missing)
-            self.sink.emit("E204", f"`{callee}` is missing required argument(s) {listed}", call,
+            self.sink.emit(Code.E204, f"`{callee}` is missing required argument(s) {listed}", call,
                            hint=f"call it as {signature}", notes=frame.trail)
             ok = False
         return bound if ok else None
@@ -112,12 +112,12 @@ class Binder:
                     if frame.env.incomplete and not _keywords(description):
                         continue  # perhaps a constant of the import that failed, which is reported
                     hint = did_you_mean(value, [*frame.values, *_keywords(description)])
-                    self.sink.emit("E201", f"unknown name `{value}` for argument `{key}` of `{callee}`", where,
+                    self.sink.emit(Code.E201, f"unknown name `{value}` for argument `{key}` of `{callee}`", where,
                                    hint=hint or (f"`{key}` must be {description}" if description else None),
                                    notes=frame.trail)
                     continue
                 rule = f"must be {description}" if description else error["msg"].lower()
-                self.sink.emit("E205", f"argument `{key}` of `{callee}` {rule}; got {fmt_value(value)}", where,
+                self.sink.emit(Code.E205, f"argument `{key}` of `{callee}` {rule}; got {fmt_value(value)}", where,
                                notes=frame.trail)
             return None
 

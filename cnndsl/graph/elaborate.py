@@ -13,7 +13,7 @@ from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..diagnostics import CheckingStopped, DiagnosticSink, Location, UsageError, did_you_mean
+from ..diagnostics import CheckingStopped, Code, DiagnosticSink, Location, UsageError, did_you_mean
 from ..limits import DEFAULT_LIMITS, Limits
 from ..ops import REGISTRY
 from ..syntax import ast as A
@@ -85,7 +85,8 @@ class Elaborator(LayerExpansion):
         def shape_of(ref: A.NameRef, axis: int | None) -> tuple[int, ...]:
             tensor = tensors.get(ref.name)
             if tensor is None:
-                raise EvalError("E201", f"unknown tensor `{ref.name}`", ref, hint=did_you_mean(ref.name, list(tensors)))
+                raise EvalError(Code.E201,
+                                f"unknown tensor `{ref.name}`", ref, hint=did_you_mean(ref.name, list(tensors)))
             if tensor == POISON:
                 raise Unknowable(ref)
             for node in self.unresolved:
@@ -110,7 +111,7 @@ class Elaborator(LayerExpansion):
         module = env.module
         self.graph.name = path.stem
         if not module.statements:
-            self.sink.emit("E002", "the spec is empty: no input, no layers", Location(env.path, 1, 1),
+            self.sink.emit(Code.E002, "the spec is empty: no input, no layers", Location(env.path, 1, 1),
                            hint="start with `input x: 3 x 224 x 224`, then `output y = x -> conv(16, 3) -> relu`")
             return self.graph
         frame = Frame(env, ChainMap({}, env.consts), {}, {}, reserved=aliases(module.statements))
@@ -151,7 +152,7 @@ class Elaborator(LayerExpansion):
                 if frame.in_block:
                     self.structure("`network` names the whole file; it cannot appear in a block", env, stmt)
                 elif self.named_at is not None:
-                    self.sink.emit("E202", f"the network is named twice (first at {self.named_at})",
+                    self.sink.emit(Code.E202, f"the network is named twice (first at {self.named_at})",
                                    loc(env, stmt.name))
                 else:
                     self.graph.name = stmt.name.name
@@ -183,7 +184,7 @@ class Elaborator(LayerExpansion):
             case A.If():
                 condition = self.constants.evaluate(stmt.condition, frame.values, env, frame.trail, self.shapes(frame))
                 if condition is not None and not isinstance(condition, bool):
-                    self.sink.emit("E208", f"the condition of `if` must be `true` or `false`; got "
+                    self.sink.emit(Code.E208, f"the condition of `if` must be `true` or `false`; got "
                                    f"{fmt_value(condition)}", loc(env, stmt.condition), notes=frame.trail)
                 if not isinstance(condition, bool):
                     frame.undecided = True  # a `return` may be in the branch not taken: no E503 for it
@@ -194,7 +195,7 @@ class Elaborator(LayerExpansion):
                                env, stmt)
 
     def structure(self, message: str, env: ModuleEnv, node: A.Node, hint: str | None = None) -> None:
-        self.sink.emit("E209", message, loc(env, node), hint=hint)
+        self.sink.emit(Code.E209, message, loc(env, node), hint=hint)
 
     def declare_input(self, stmt: A.InputDecl, frame: Frame) -> None:
         env = frame.env
@@ -204,7 +205,7 @@ class Elaborator(LayerExpansion):
             return
         name = stmt.name.name
         if name in frame.tensors:
-            self.sink.emit("E202", f"`{name}` is already defined at {frame.tensor_defs[name]}", where)
+            self.sink.emit(Code.E202, f"`{name}` is already defined at {frame.tensor_defs[name]}", where)
             return
         shape = self.overrides.get(name)
         if shape is not None and len(shape) != len(stmt.shape):
@@ -222,10 +223,10 @@ class Elaborator(LayerExpansion):
                 if dim is None:
                     pass  # reported by the evaluator
                 elif isinstance(dim, bool) or not isinstance(dim, int):
-                    self.sink.emit("E205", f"input dimensions are integers; got {fmt_value(dim)}", loc(env, expr),
+                    self.sink.emit(Code.E205, f"input dimensions are integers; got {fmt_value(dim)}", loc(env, expr),
                                    hint="separate dimensions with `x`: `input x: 3 x 224 x 224`")
                 else:
-                    self.sink.emit("E304", f"input `{name}` has a non-positive dimension {dim}", loc(env, expr),
+                    self.sink.emit(Code.E304, f"input `{name}` has a non-positive dimension {dim}", loc(env, expr),
                                    hint="sizes are per sample, channels first: `input x: 3 x 224 x 224`")
                 frame.tensors[name] = POISON  # declared all the same: a second declaration is still E202
                 frame.tensor_defs[name] = where
@@ -244,7 +245,7 @@ class Elaborator(LayerExpansion):
             self.structure("`output` declares the network's outputs; a block ends with `return`", frame.env, ident)
             return
         if ident.name in self.graph.outputs:
-            self.sink.emit("E202", f"output `{ident.name}` is declared twice", where)
+            self.sink.emit(Code.E202, f"output `{ident.name}` is declared twice", where)
             return
         if tensor != POISON:
             self.graph.outputs[ident.name] = tensor
@@ -259,18 +260,18 @@ class Elaborator(LayerExpansion):
             if blocks and all(isinstance(s, A.BlockDef | A.Const | A.Import) for s in statements):
                 shown = ", ".join(f"{b.name.name}({', '.join(p.name.name for p in b.params)})" for b in blocks[:20])
                 more = f" and {len(blocks) - 20} more" if len(blocks) > 20 else ""
-                self.sink.emit("I103", f"a block library: {len(blocks)} block(s), {shown}{more}; no network",
+                self.sink.emit(Code.I103, f"a block library: {len(blocks)} block(s), {shown}{more}; no network",
                                loc(env, blocks[0]),
                                hint='a block\'s body is checked where a network calls it: `import "file.cnn"` from '
                                     "a network spec, or declare `input` and `output` here")
             else:
-                self.sink.emit("E209", "the network declares no input", loc(env, statements[0]),
+                self.sink.emit(Code.E209, "the network declares no input", loc(env, statements[0]),
                                hint="declare one with its per-sample shape: `input x: 3 x 224 x 224`")
         elif not self.graph.outputs:
-            self.sink.emit("E209", "the network declares no output", loc(env, statements[-1]),
+            self.sink.emit(Code.E209, "the network declares no output", loc(env, statements[-1]),
                            hint="name the result: `output y = x -> ...`, or `output y` for an existing tensor")
         elif not self.graph.inference_outputs:
-            self.sink.emit("E209", "every output of the network is a `training output`: inference computes nothing",
+            self.sink.emit(Code.E209, "every output of the network is a `training output`: inference computes nothing",
                            loc(env, statements[-1]), hint="declare the network's result with `output y = ...`")
 
     # ---- tensors --------------------------------------------------------------------------------
@@ -278,11 +279,11 @@ class Elaborator(LayerExpansion):
         where = loc(frame.env, ident)
         name = ident.name
         if name in frame.tensors and frame.tensors[name] != POISON:
-            self.sink.emit("E202", f"tensor `{name}` is already defined at {frame.tensor_defs[name]}", where,
+            self.sink.emit(Code.E202, f"tensor `{name}` is already defined at {frame.tensor_defs[name]}", where,
                            hint="give each tensor its own name", notes=frame.trail)
             return
         if name in frame.values:
-            self.sink.emit("E202", f"`{name}` is already a constant or block parameter", where, notes=frame.trail)
+            self.sink.emit(Code.E202, f"`{name}` is already a constant or block parameter", where, notes=frame.trail)
             return
         frame.tensors[name] = tensor
         frame.tensor_defs[name] = where
@@ -296,11 +297,11 @@ class Elaborator(LayerExpansion):
         where = loc(frame.env, ident)
         later = frame.defined_later(name)
         if later is not None:
-            self.sink.emit("E400", f"tensor `{name}` is used before it is defined at {later}", where,
+            self.sink.emit(Code.E400, f"tensor `{name}` is used before it is defined at {later}", where,
                            hint="a network is a DAG: define tensors before using them (no loops back)",
                            notes=frame.trail)
         elif name in frame.values:
-            self.sink.emit("E201", f"`{name}` is a value ({fmt_value(frame.values[name])}), not a tensor", where,
+            self.sink.emit(Code.E201, f"`{name}` is a value ({fmt_value(frame.values[name])}), not a tensor", where,
                            notes=frame.trail)
         else:
             hint = did_you_mean(name, list(frame.tensors))
@@ -308,5 +309,5 @@ class Elaborator(LayerExpansion):
                 hint = f"a chain starts from a tensor: `x -> {name}`"
             elif hint is None and frame.in_block and name == "in":
                 hint = "this block declares its inputs with `input ...`; use those names"
-            self.sink.emit("E201", f"unknown tensor `{name}`", where, hint=hint, notes=frame.trail)
+            self.sink.emit(Code.E201, f"unknown tensor `{name}`", where, hint=hint, notes=frame.trail)
         return POISON

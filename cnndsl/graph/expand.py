@@ -8,7 +8,7 @@ from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from ..diagnostics import DiagnosticSink, Location, did_you_mean
+from ..diagnostics import Code, DiagnosticSink, Location, did_you_mean
 from ..limits import Limits
 from ..ops import REGISTRY, Op
 from ..syntax import ast as A
@@ -65,7 +65,7 @@ class LayerExpansion:
             if POISON in current:
                 return POISON
         if len(current) != 1:
-            self.sink.emit("E207", f"a list of {len(current)} tensors must feed a layer that merges them",
+            self.sink.emit(Code.E207, f"a list of {len(current)} tensors must feed a layer that merges them",
                            loc(frame.env, chain.source), hint="`[a, b] -> add` or `[a, b] -> concat`",
                            notes=frame.trail)
             return POISON
@@ -78,7 +78,7 @@ class LayerExpansion:
             if keep is None:
                 return [POISON]
             if not isinstance(keep, bool):
-                self.sink.emit("E208", f"the condition after `if` must be `true` or `false`; got {fmt_value(keep)}",
+                self.sink.emit(Code.E208, f"the condition after `if` must be `true` or `false`; got {fmt_value(keep)}",
                                loc(env, layer.guard), notes=frame.trail)
                 return [POISON]
             if not keep:
@@ -93,7 +93,7 @@ class LayerExpansion:
             hint = did_you_mean(callee, [*REGISTRY, *env.blocks])
             if callee in frame.tensors:
                 hint = f"`{callee}` is a tensor; merge tensors with `[a, {callee}] -> add`"
-            self.sink.emit("E200", f"unknown layer `{callee}`: not an op or a block in scope",
+            self.sink.emit(Code.E200, f"unknown layer `{callee}`: not an op or a block in scope",
                            loc(env, layer.call.callee), hint=hint, notes=frame.trail)
             return [POISON]
         if not self.naming_ok(layer, callee, block is not None, frame):
@@ -114,11 +114,12 @@ class LayerExpansion:
             if count is None:
                 return [POISON]
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                self.sink.emit("E205", f"a repeat count is a non-negative integer; got {fmt_value(count)}",
+                self.sink.emit(Code.E205, f"a repeat count is a non-negative integer; got {fmt_value(count)}",
                                loc(env, layer.repeat), notes=frame.trail)
                 return [POISON]
             if len(current) != 1:
-                self.sink.emit("E207", f"`{callee} x {count}` repeats a layer fed by {len(current)} tensors; each copy "
+                self.sink.emit(Code.E207,
+                               f"`{callee} x {count}` repeats a layer fed by {len(current)} tensors; each copy "
                                "feeds the next, so a repeated layer takes one input", where, notes=frame.trail)
                 return [POISON]
             if count > self.limits.layers:
@@ -160,17 +161,17 @@ class LayerExpansion:
         `as _` on an op (E209), a repeat index hiding a name (E202), a `name{...}` without an index (E209)."""
         env = frame.env
         if layer.alias is not None and layer.alias.name == UNNAMED and not is_block:
-            self.sink.emit("E209", f"`as {UNNAMED}` gives a block instance no name of its own; `{callee}` (an op) "
+            self.sink.emit(Code.E209, f"`as {UNNAMED}` gives a block instance no name of its own; `{callee}` (an op) "
                            "needs one", loc(env, layer.alias), hint="name it (`as name`) or leave the name out",
                            notes=frame.trail)
             return False
         index = layer.repeat_index
         if index is not None and index.name in frame.values:
-            self.sink.emit("E202", f"the repeat index `{index.name}` hides the constant or parameter `{index.name}`",
+            self.sink.emit(Code.E202, f"the repeat index `{index.name}` hides the constant or parameter `{index.name}`",
                            loc(env, index), hint="give the index another name", notes=frame.trail)
             return False
         if layer.alias_index is not None and (index is None or layer.alias is None):
-            self.sink.emit("E209", "a name with `{...}` names the copies of a repeat by its index", loc(env, layer),
+            self.sink.emit(Code.E209, "a name with `{...}` names the copies of a repeat by its index", loc(env, layer),
                            hint="write `x n for i as name{i + 1}`", notes=frame.trail)
             return False
         return True
@@ -183,7 +184,7 @@ class LayerExpansion:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            self.sink.emit("E205", f"the number in a name is a non-negative integer; got {fmt_value(value)}",
+            self.sink.emit(Code.E205, f"the number in a name is a non-negative integer; got {fmt_value(value)}",
                            loc(frame.env, layer.alias_index), notes=frame.trail)
             return None
         return f"{layer.alias.name}{value}"
@@ -208,7 +209,7 @@ class LayerExpansion:
                            "block instances)", where, frame)
 
     def too_large(self, message: str, where: Location, frame: Frame) -> None:
-        self.sink.emit("E210", message, where, notes=frame.trail,
+        self.sink.emit(Code.E210, message, where, notes=frame.trail,
                        hint="check repeat counts (`x N`) and nested blocks; a network this large is checked with "
                             "--max-layers N")
         self.sink.stop("checking stopped at a limit; the layers before it are not reported")
@@ -239,7 +240,7 @@ class LayerExpansion:
         callee = block.name.name
         if callee in frame.block_stack:
             chain = " -> ".join((*frame.block_stack[frame.block_stack.index(callee):], callee))
-            self.sink.emit("E502", f"block `{callee}` calls itself: {chain}", where,
+            self.sink.emit(Code.E502, f"block `{callee}` calls itself: {chain}", where,
                            hint="blocks cannot recurse; repeat a block with `x N` instead", notes=frame.trail)
             return [POISON]
         if self.depth >= self.limits.expansion_depth:
@@ -299,6 +300,6 @@ class LayerExpansion:
             return [result.tensor]
         if inner.undecided:
             return [POISON]  # the condition's error is reported; which branch returns is unknown
-        self.sink.emit("E503", f"block `{callee}` ends without `return`", loc(info.env, block.name),
+        self.sink.emit(Code.E503, f"block `{callee}` ends without `return`", loc(info.env, block.name),
                        hint="end the block with `return <chain>`", notes=frame.trail)
         return [POISON]

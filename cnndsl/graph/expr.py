@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Union
 
+from ..diagnostics import Code
 from ..layout import fmt_shape
 from ..limits import MAX_INTEGER
 from ..syntax import ast as A
@@ -29,7 +30,7 @@ class Symbol(str):
 
 
 class EvalError(Exception):
-    def __init__(self, code: str, message: str, node: A.Node, hint: str | None = None):
+    def __init__(self, code: Code | None, message: str, node: A.Node, hint: str | None = None):
         self.code, self.message, self.node, self.hint = code, message, node, hint
         super().__init__(message)
 
@@ -39,7 +40,7 @@ class Unknowable(EvalError):
     the expression fails without a diagnostic of its own."""
 
     def __init__(self, node: A.Node):
-        super().__init__("", "depends on an error reported elsewhere", node)
+        super().__init__(None, "depends on an error reported elsewhere", node)
 
 
 # A tensor name and the axis read (None: the whole shape) -> its per-sample shape (or EvalError). The axis
@@ -104,15 +105,15 @@ def _shape_function(call: A.CallExpr, value: Callable[[A.Node], Value], tensor_s
 
     name = call.function.name
     if name not in SHAPE_FUNCTIONS:
-        raise EvalError("E201", f"unknown function `{name}`", call.function,
+        raise EvalError(Code.E201, f"unknown function `{name}`", call.function,
                         hint=did_you_mean(name, list(SHAPE_FUNCTIONS)) or
                         f"the functions are {', '.join(SHAPE_FUNCTIONS.values())}")
     arity = 2 if name == "size" else 1
     if len(call.args) != arity or not isinstance(call.args[0], A.NameRef):
-        raise EvalError("E208", f"`{name}` takes {'a tensor and an axis' if arity == 2 else 'a tensor'}: "
+        raise EvalError(Code.E208, f"`{name}` takes {'a tensor and an axis' if arity == 2 else 'a tensor'}: "
                         f"`{SHAPE_FUNCTIONS[name]}`", call)
     if tensor_shape is None:
-        raise EvalError("E208", f"`{name}(...)` reads a tensor's shape, and no tensor is in scope here",
+        raise EvalError(Code.E208, f"`{name}(...)` reads a tensor's shape, and no tensor is in scope here",
                         call, hint="a file's constants are evaluated before its network: use it in a layer's "
                                    "arguments, a block, or a `const` inside one")
     if name == "channels":
@@ -122,10 +123,10 @@ def _shape_function(call: A.CallExpr, value: Callable[[A.Node], Value], tensor_s
     axis = value(call.args[1])
     if isinstance(axis, bool) or not isinstance(axis, int):
         _not_unknown(axis, call.args[1], scope)
-        raise EvalError("E208", f"the axis of `size` is an integer; got {fmt_value(axis)}", call.args[1])
+        raise EvalError(Code.E208, f"the axis of `size` is an integer; got {fmt_value(axis)}", call.args[1])
     shape = tensor_shape(call.args[0], axis)
     if not -len(shape) <= axis < len(shape):
-        raise EvalError("E208", f"axis {axis} is out of range for a tensor of shape {fmt_shape(shape)}",
+        raise EvalError(Code.E208, f"axis {axis} is out of range for a tensor of shape {fmt_shape(shape)}",
                         call.args[1], hint=f"axes count per sample, from 0 (channels) to {len(shape) - 1}")
     return shape[axis]
 
@@ -136,10 +137,10 @@ def _in_range(value: Value, expr: A.BinOp) -> Value:
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and abs(value) > MAX_INTEGER:
-        raise EvalError("E208", f"`{_text(expr)}` is out of range: the result has {len(str(abs(value)))} digits; "
+        raise EvalError(Code.E208, f"`{_text(expr)}` is out of range: the result has {len(str(abs(value)))} digits; "
                         f"the largest integer is {MAX_INTEGER:,} (2^63 - 1)", expr)
     if isinstance(value, float) and not math.isfinite(value):
-        raise EvalError("E208", f"`{_text(expr)}` is out of range: the result is not a finite number", expr)
+        raise EvalError(Code.E208, f"`{_text(expr)}` is out of range: the result is not a finite number", expr)
     return value
 
 
@@ -148,7 +149,7 @@ def _arithmetic(expr: A.BinOp, a: int | float, b: int | float) -> Value:
     if op in ("<", "<=", ">", ">="):
         return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
     if op in ("/", "//", "%") and b == 0:
-        raise EvalError("E208", f"division by zero in `{_text(expr)}`", expr)
+        raise EvalError(Code.E208, f"division by zero in `{_text(expr)}`", expr)
     if op == "+":
         return a + b
     if op == "-":
@@ -162,7 +163,7 @@ def _arithmetic(expr: A.BinOp, a: int | float, b: int | float) -> Value:
     # `/` is exact on integers: a remainder in a channel count is a mistake, not something to floor.
     if isinstance(a, int) and isinstance(b, int):
         if a % b:
-            raise EvalError("E208", f"{a} / {b} is not an integer (remainder {a % b})", expr,
+            raise EvalError(Code.E208, f"{a} / {b} is not an integer (remainder {a % b})", expr,
                             hint="use `//` to round down, or choose values that divide exactly")
         return a // b
     return a / b
@@ -171,13 +172,13 @@ def _arithmetic(expr: A.BinOp, a: int | float, b: int | float) -> Value:
 def _number(value: Value, node: A.Node, op: str, scope: Mapping[str, Value]) -> int | float:
     _not_unknown(value, node, scope)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise EvalError("E208", f"`{op}` needs numbers; got {fmt_value(value)}", node)
+        raise EvalError(Code.E208, f"`{op}` needs numbers; got {fmt_value(value)}", node)
     return value
 
 
 def _boolean(value: Value, node: A.Node, op: str) -> bool:
     if not isinstance(value, bool):
-        raise EvalError("E208", f"`{op}` needs `true` or `false`; got {fmt_value(value)}", node,
+        raise EvalError(Code.E208, f"`{op}` needs `true` or `false`; got {fmt_value(value)}", node,
                         hint="compare explicitly, e.g. `stride != 1`")
     return value
 
@@ -186,7 +187,7 @@ def _not_unknown(value: Value, node: A.Node, scope: Mapping[str, Value]) -> None
     if isinstance(value, Symbol):
         from ..diagnostics import did_you_mean
 
-        raise EvalError("E201", f"unknown name `{value}`", node, hint=did_you_mean(value, list(scope)))
+        raise EvalError(Code.E201, f"unknown name `{value}`", node, hint=did_you_mean(value, list(scope)))
 
 
 def _text(expr: A.BinOp) -> str:

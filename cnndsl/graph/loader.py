@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..diagnostics import DiagnosticSink, Location, SpecError, UsageError
+from ..diagnostics import Code, DiagnosticSink, Location, SpecError, UsageError
 from ..limits import Limits
 from ..ops import REGISTRY
 from ..syntax import ast as A
@@ -31,7 +31,7 @@ class Loader:
         here = resolved(path)
         if here in stack:
             cycle = " -> ".join(p.name for p in (*stack[stack.index(here):], here))
-            self.sink.emit("E501", f"cyclic import: {cycle}", importer,
+            self.sink.emit(Code.E501, f"cyclic import: {cycle}", importer,
                            hint="move the shared blocks into a third file that both import")
             return None
         if here in self.envs:
@@ -44,7 +44,7 @@ class Loader:
             if importer is None:
                 raise
             what = exc.diagnostic.message if exc.diagnostic else str(exc)
-            self.sink.emit("E500", f'cannot import "{shown}": {what}', importer,
+            self.sink.emit(Code.E500, f'cannot import "{shown}": {what}', importer,
                            hint="import paths are relative to the importing file, or to an --import-path directory")
             return None
         self.sink.sources[source.path] = source  # diagnostics quote their line from it
@@ -91,10 +91,10 @@ class Loader:
         where = loc(env, stmt)
         name = stmt.path
         if "\x00" in name or not name.strip():
-            self.sink.emit("E500", f"import path {name!r} is not a file name", where)
+            self.sink.emit(Code.E500, f"import path {name!r} is not a file name", where)
             return None
         if not name.endswith(".cnn"):
-            self.sink.emit("E500", f'import "{name}": only .cnn files can be imported', where,
+            self.sink.emit(Code.E500, f'import "{name}": only .cnn files can be imported', where,
                            hint='name a spec file: `import "blocks.cnn"`')
             return None
         relative = Path(name)
@@ -104,7 +104,7 @@ class Loader:
         target = resolved(existing)
         if not any(target.is_relative_to(root) for root in self.import_roots):
             allowed = ", ".join(str(root) for root in self.import_roots)
-            self.sink.emit("E500", f'import "{name}" resolves to {target}, outside the directories specs may '
+            self.sink.emit(Code.E500, f'import "{name}" resolves to {target}, outside the directories specs may '
                            f"import from ({allowed})", where,
                            hint="imports stay inside the spec's directory; allow another directory with "
                                 "--import-path DIR (or CNNDSL_PATH)")
@@ -118,7 +118,7 @@ class Loader:
             duplicate(self.sink, "block", name, loc(env, stmt.name), loc(existing.env, existing.definition.name))
             return
         if name in REGISTRY:
-            self.sink.emit("E202", f"block `{name}` has the name of a built-in op", loc(env, stmt.name),
+            self.sink.emit(Code.E202, f"block `{name}` has the name of a built-in op", loc(env, stmt.name),
                            hint="choose another name; ops cannot be redefined")
             return
         seen: set[str] = set()
@@ -126,10 +126,10 @@ class Loader:
         for param in stmt.params:
             where = loc(env, param.name)
             if param.name.name in seen:
-                self.sink.emit("E503", f"parameter `{param.name.name}` of block `{name}` is declared twice", where)
+                self.sink.emit(Code.E503, f"parameter `{param.name.name}` of block `{name}` is declared twice", where)
             seen.add(param.name.name)
             if param.default is None and defaulted:
-                self.sink.emit("E503", f"parameter `{param.name.name}` of block `{name}` has no default but follows "
+                self.sink.emit(Code.E503, f"parameter `{param.name.name}` of block `{name}` has no default but follows "
                                "one that has", where, hint="put parameters with defaults last")
             defaulted = defaulted or param.default is not None
         env.blocks[name] = BlockInfo(stmt, env)

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
-from ..diagnostics import Diagnostic, Location, SourceText, UsageError, did_you_mean
+from ..diagnostics import Code, Diagnostic, Location, SourceText, UsageError, did_you_mean
 from ..ops import INPUT, Op, OpParams
 from .facts import NodeFacts, Unchecked
 
@@ -97,7 +97,7 @@ class Graph:
     def node(self, name: str) -> Node:
         return self._nodes[name]
 
-    def diagnostic(self, code: str, message: str, location: Location | None, hint: str | None = None,
+    def diagnostic(self, code: Code, message: str, location: Location | None, hint: str | None = None,
                    notes: tuple[str, ...] = ()) -> Diagnostic:
         """A diagnostic about this graph found after checking (a backend's E600, E601), quoting its line."""
         return Diagnostic(code, message, location, hint, notes).quoting(self.sources)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ..diagnostics import DiagnosticSink, Location
+from ..diagnostics import Code, DiagnosticSink, Location
 from ..syntax import ast as A
 from .model import Graph
 from .scope import Frame
@@ -33,7 +33,7 @@ class Names:
         """Whether a layer or block instance already has this name (E202 when it does)."""
         other = self.graph.node(qualified).location if qualified in self.graph else self.instances.get(qualified)
         if other is not None:
-            self.sink.emit("E202", f"layer name `{qualified}` is already used at {other}", where,
+            self.sink.emit(Code.E202, f"layer name `{qualified}` is already used at {other}", where,
                            hint="names given with `as` must be unique in their block", notes=frame.trail)
             return True
         return False

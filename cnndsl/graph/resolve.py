@@ -4,7 +4,7 @@ the elaborator resolves nodes as soon as an expression asks for a tensor's shape
 
 from __future__ import annotations
 
-from ..diagnostics import DiagnosticSink
+from ..diagnostics import Code, DiagnosticSink
 from ..layout import fmt_shape
 from ..limits import MAX_INTEGER
 from ..ops import Attrs, OpParams, ShapeError
@@ -40,12 +40,12 @@ def resolve_node(graph: Graph, node: Node, sink: DiagnosticSink) -> None:
         return
     shape = attrs.out
     if any(d > MAX_INTEGER for d in shape):
-        sink.emit("E304", f"output shape of `{node.name}` has a size past {MAX_INTEGER:,} (2^63 - 1)",
+        sink.emit(Code.E304, f"output shape of `{node.name}` has a size past {MAX_INTEGER:,} (2^63 - 1)",
                   node.location, "no tensor library indexes a tensor this large", node.trail)
         graph.record(node.name, Unchecked.REJECTED)
         return
     if any(d <= 0 for d in shape):
-        sink.emit("E304", f"output shape {fmt_shape(shape)} of `{node.name}` has a non-positive size "
+        sink.emit(Code.E304, f"output shape {fmt_shape(shape)} of `{node.name}` has a non-positive size "
                   f"(input {' and '.join(fmt_shape(s) for s in inputs)})", node.location,
                   "the input is too small for this layer", node.trail)
         graph.record(node.name, Unchecked.REJECTED)
@@ -53,14 +53,14 @@ def resolve_node(graph: Graph, node: Node, sink: DiagnosticSink) -> None:
     graph.record(node.name, NodeFacts(attrs, label))
 
 
-def divergence(graph: Graph, node: Node, code: str) -> list[str]:
+def divergence(graph: Graph, node: Node, code: Code) -> list[str]:
     """Where the paths merged at `node` stop agreeing, for a channel (E301) or size (E302) mismatch: from the
     nearest common ancestor of two inputs of different shapes, the first layer on each path that changes
     what differs (a convolution without padding, say). The merge is where the error shows; that layer is
     usually where it is."""
-    if code not in ("E301", "E302") or len(node.inputs) < 2:
+    if code not in (Code.E301, Code.E302) or len(node.inputs) < 2:
         return []
-    part = (lambda shape: shape[:1]) if code == "E301" else (lambda shape: shape[1:])
+    part = (lambda shape: shape[:1]) if code == Code.E301 else (lambda shape: shape[1:])
     shapes = [graph.checked(source) for source in node.inputs]
     first = shapes[0]
     other = next((i for i, facts in enumerate(shapes) if facts and first and part(facts.shape) != part(first.shape)),

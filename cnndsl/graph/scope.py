@@ -7,7 +7,7 @@ from collections import ChainMap
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..diagnostics import DiagnosticSink, Location
+from ..diagnostics import Code, DiagnosticSink, Location
 from ..syntax import ast as A
 from .expr import EvalError, Symbol, TensorShape, Unknowable, Value, evaluate
 
@@ -70,7 +70,7 @@ def loc(env: ModuleEnv, node: A.Node) -> Location:
 
 
 def duplicate(sink: DiagnosticSink, what: str, name: str, where: Location, first: Location) -> None:
-    sink.emit("E202", f"{what} `{name}` is defined twice (first at {first})", where)
+    sink.emit(Code.E202, f"{what} `{name}` is defined twice (first at {first})", where)
 
 
 class Constants:
@@ -91,9 +91,9 @@ class Constants:
         except Unknowable:
             return None
         except EvalError as exc:
-            if exc.code == "E201" and env.incomplete:
+            if exc.code == Code.E201 and env.incomplete:
                 return None  # perhaps a constant of the import that failed
-            if not (self.failed and _mentions(expr, self.failed)):
+            if exc.code is not None and not (self.failed and _mentions(expr, self.failed)):
                 self.sink.emit(exc.code, exc.message, loc(env, exc.node), hint=exc.hint, notes=trail)
             return None
         if self.failed and _holds_symbol(value, self.failed):

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..diagnostics import Diagnostic, Location, SpecError
+from ..diagnostics import Code, Diagnostic, Location, SpecError
 from ..syntax.fmt import FormatError, format_text
 from ..syntax.source import SourceFile, read_source
 
@@ -75,7 +75,7 @@ class CfgErrors:
         self.source = source
         self.items: list[Diagnostic] = []
 
-    def add(self, code: str, message: str, line: int, col: int = 1, hint: str | None = None) -> None:
+    def add(self, code: Code, message: str, line: int, col: int = 1, hint: str | None = None) -> None:
         where = Location(self.source.path, line, col)
         self.items.append(Diagnostic(code, message, where, hint, excerpt=self.source.line(line)))
 
@@ -88,16 +88,16 @@ def parse_cfg(source: SourceFile, errors: CfgErrors) -> list[Section]:
             continue
         if line.startswith("["):
             if not line.endswith("]"):
-                errors.add("E700", f"section header `{line}` is not closed", number, 1, "write `[name]`")
+                errors.add(Code.E700, f"section header `{line}` is not closed", number, 1, "write `[name]`")
                 continue
             sections.append(Section(line[1:-1].strip().lower(), number))
             continue
         key, sep, value = line.partition("=")
         col = len(raw) - len(raw.lstrip()) + 1
         if not sep or not key.strip():
-            errors.add("E701", f"expected `key=value`; got `{line}`", number, col)
+            errors.add(Code.E701, f"expected `key=value`; got `{line}`", number, col)
         elif not sections:
-            errors.add("E701", f"`{key.strip()}` appears before any [section]", number, col)
+            errors.add(Code.E701, f"`{key.strip()}` appears before any [section]", number, col)
         else:
             sections[-1].options[key.strip()] = Entry(value.strip(), number, col)
     return sections
@@ -128,16 +128,16 @@ class Translator:
         entry = section.options.get(key)
         if entry is None:
             if default is None:
-                self.errors.add("E701", f"[{section.kind}] needs `{key}`", section.line)
+                self.errors.add(Code.E701, f"[{section.kind}] needs `{key}`", section.line)
                 return 1
             return default
         try:
             value = int(entry.value)
         except ValueError:
-            self.errors.add("E701", f"`{key}` must be an integer; got `{entry.value}`", entry.line, entry.col)
+            self.errors.add(Code.E701, f"`{key}` must be an integer; got `{entry.value}`", entry.line, entry.col)
             return default or 1
         if value < minimum:
-            self.errors.add("E701", f"`{key}` must be at least {minimum}; got {value}", entry.line, entry.col)
+            self.errors.add(Code.E701, f"`{key}` must be at least {minimum}; got {value}", entry.line, entry.col)
         return value
 
     def fraction(self, section: Section, key: str, default: float) -> float:
@@ -151,7 +151,8 @@ class Translator:
         except ValueError:
             value = -1.0
         if not 0.0 <= value < 1.0:
-            self.errors.add("E701", f"`{key}` must be a number in [0, 1); got `{entry.value}`", entry.line, entry.col)
+            self.errors.add(Code.E701,
+                            f"`{key}` must be a number in [0, 1); got `{entry.value}`", entry.line, entry.col)
             return default
         return value
 
@@ -160,7 +161,7 @@ class Translator:
         name = entry.value if entry else "linear"
         if name not in ACTIVATIONS:
             where = (entry.line, entry.col) if entry else (section.line, 1)
-            self.errors.add("E701", f"activation `{name}` has no cnndsl equivalent", *where,
+            self.errors.add(Code.E701, f"activation `{name}` has no cnndsl equivalent", *where,
                             hint=f"supported: {', '.join(ACTIVATIONS)}")
             return None
         return ACTIVATIONS[name]
@@ -170,11 +171,11 @@ class Translator:
         try:
             ref = int(value)
         except ValueError:
-            self.errors.add("E701", f"`{key}` must list layer indexes; got `{value}`", entry.line, entry.col)
+            self.errors.add(Code.E701, f"`{key}` must list layer indexes; got `{value}`", entry.line, entry.col)
             return index - 1
         target = index + ref if ref < 0 else ref
         if not 0 <= target < index:
-            self.errors.add("E702", f"`{key}={value}` of layer {index} points to layer {target}, which is not an "
+            self.errors.add(Code.E702, f"`{key}={value}` of layer {index} points to layer {target}, which is not an "
                             "earlier layer", entry.line, entry.col, "negative values count back from this layer")
             return index - 1
         return target
@@ -183,14 +184,14 @@ class Translator:
         known = ARCHITECTURE_KEYS.get(section.kind, set()) | TRAINING_KEYS.get(section.kind, set())
         for key, entry in section.options.items():
             if key not in known:
-                self.errors.add("E701", f"[{section.kind}] has no key `{key}` that cnndsl understands", entry.line,
+                self.errors.add(Code.E701, f"[{section.kind}] has no key `{key}` that cnndsl understands", entry.line,
                                 entry.col, f"known keys: {', '.join(sorted(ARCHITECTURE_KEYS[section.kind]))}"
                                 if ARCHITECTURE_KEYS.get(section.kind) else None)
 
     # ---- layers ---------------------------------------------------------------------------------
     def translate(self, sections: list[Section]) -> tuple[int, int, int]:
         if not sections or sections[0].kind not in ("net", "network"):
-            self.errors.add("E700", "a Darknet cfg starts with a [net] section", sections[0].line if sections else 1)
+            self.errors.add(Code.E700, "a Darknet cfg starts with a [net] section", sections[0].line if sections else 1)
             return (3, 416, 416)
         net = sections[0]
         net.kind = "net"
@@ -199,7 +200,7 @@ class Translator:
                  self.integer(net, "width", None, 1))
         for section in sections[1:]:
             if section.kind not in ARCHITECTURE_KEYS or section.kind == "net":
-                self.errors.add("E700", f"unknown or unsupported section [{section.kind}]", section.line, 1,
+                self.errors.add(Code.E700, f"unknown or unsupported section [{section.kind}]", section.line, 1,
                                 f"supported: {', '.join('[' + k + ']' for k in ARCHITECTURE_KEYS if k != 'net')}")
                 continue
             self.check_keys(section)
@@ -246,18 +247,18 @@ class Translator:
 
     def _route(self, s: Section, i: int) -> None:
         if "layers" not in s.options:
-            self.errors.add("E701", "[route] needs `layers`", s.line)
+            self.errors.add(Code.E701, "[route] needs `layers`", s.line)
             return self.layers.append(Layer(i, "route", self._previous(i)))
         refs = [self.reference(s, "layers", v.strip(), i) for v in s.options["layers"].value.split(",") if v.strip()]
         if not refs:
-            self.errors.add("E701", "[route] `layers` lists no layer", s.line)
+            self.errors.add(Code.E701, "[route] `layers` lists no layer", s.line)
             return self.layers.append(Layer(i, "route", self._previous(i)))
         groups = self.integer(s, "groups", 1, 1)
         if groups > 1:  # CSP (YOLOv4-tiny): the group_id-th of `groups` equal channel groups of one layer
             group = self.integer(s, "group_id", 0, 0)
             if len(refs) > 1 or group >= groups:
                 entry = s.options["groups"]
-                self.errors.add("E701", f"[route] groups={groups} takes one layer and a group_id below {groups}; "
+                self.errors.add(Code.E701, f"[route] groups={groups} takes one layer and a group_id below {groups}; "
                                 f"got {len(refs)} layer(s), group_id={group}", entry.line, entry.col)
                 return self.layers.append(Layer(i, "route", refs[:1]))
             count = f"channels({SOURCE_HERE})"
@@ -267,7 +268,7 @@ class Translator:
 
     def _shortcut(self, s: Section, i: int) -> None:
         if "from" not in s.options:
-            self.errors.add("E701", "[shortcut] needs `from`", s.line)
+            self.errors.add(Code.E701, "[shortcut] needs `from`", s.line)
             return self.layers.append(Layer(i, "shortcut", self._previous(i)))
         act = self.activation(s)
         source = self.reference(s, "from", s.options["from"].value, i)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import Field
 
+from ..diagnostics import Code
 from ..layout import fmt_shape
 from .base import (
     DESCRIBE_BOOL,
@@ -166,7 +167,7 @@ class Softmax(_Elementwise):
     def output_shape(self, p: SoftmaxParams, inputs: tuple[Shape, ...]) -> Shape:
         x = inputs[0]
         if not -len(x) <= p.dim < len(x):
-            raise ShapeError("E205", f"`softmax` dim {p.dim} is out of range for a per-sample shape {fmt_shape(x)}",
+            raise ShapeError(Code.E205, f"`softmax` dim {p.dim} is out of range for a per-sample shape {fmt_shape(x)}",
                              hint=f"dims count per sample, from 0 to {len(x) - 1} (the batch is implicit)")
         return x
 

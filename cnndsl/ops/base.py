@@ -20,6 +20,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics import Code
 from ..layout import Shape, fmt_shape, spatial_names, spatial_rank
 from .compose import Primitives
 from .formulas import conv_output_size, effective_kernel, same_padding
@@ -68,7 +69,7 @@ class TrainableParams(OpParams):
 class ShapeError(Exception):
     """A shape rule rejected its inputs. The shape pass turns it into a located diagnostic."""
 
-    def __init__(self, code: str, message: str, hint: str | None = None):
+    def __init__(self, code: Code, message: str, hint: str | None = None):
         self.code, self.message, self.hint = code, message, hint
         super().__init__(message)
 
@@ -305,17 +306,18 @@ class Op:
         """Check a (C, *spatial) input against this op's rank and return the spatial rank."""
         rank = spatial_rank(x)
         if self.rank is not None and rank != self.rank:
-            raise ShapeError("E300", f"`{self.name}` expects a {self.rank}-D input (C x {spatial_names(self.rank)}); "
+            raise ShapeError(Code.E300,
+                             f"`{self.name}` expects a {self.rank}-D input (C x {spatial_names(self.rank)}); "
                              f"got {fmt_shape(x)}",
                              hint=f"use `{self.kind}` to follow the input's rank" if self.kind != self.name else None)
         if rank < minimum:
-            raise ShapeError("E300", f"`{self.name}` needs channels and at least {minimum} spatial axis; "
+            raise ShapeError(Code.E300, f"`{self.name}` needs channels and at least {minimum} spatial axis; "
                              f"got {fmt_shape(x)}",
                              hint="convolution and pooling take C x L, C x H x W or C x D x H x W inputs")
         if rank not in self.spatial_ranks:
             *most, last = (str(r) for r in self.spatial_ranks)
             supported = f"{', '.join(most)} or {last}" if most else last
-            raise ShapeError("E300", f"`{self.name}` supports {supported} spatial axes; got {fmt_shape(x)}")
+            raise ShapeError(Code.E300, f"`{self.name}` supports {supported} spatial axes; got {fmt_shape(x)}")
         return rank
 
 
@@ -324,7 +326,7 @@ def per_axis(value: int | tuple[int, ...], rank: int, name: str, op: str) -> tup
     if isinstance(value, int):
         return (value,) * rank
     if len(value) != rank:
-        raise ShapeError("E205", f"`{name}` of `{op}` has {len(value)} entries {value} but the input has "
+        raise ShapeError(Code.E205, f"`{name}` of `{op}` has {len(value)} entries {value} but the input has "
                          f"{rank} spatial axes", hint=f"give one value or {rank} values")
     return tuple(value)
 
@@ -340,7 +342,7 @@ def resolve_padding(padding: Any, n: Shape, kernel: tuple[int, ...], stride: tup
     if isinstance(padding, int):
         return ((padding, padding),) * rank
     if len(padding) != rank:
-        raise ShapeError("E205", f"`padding` of `{op}` has {len(padding)} entries but the input has {rank} "
+        raise ShapeError(Code.E205, f"`padding` of `{op}` has {len(padding)} entries but the input has {rank} "
                          "spatial axes", hint="give one value, one per axis, or one (before, after) pair per axis")
     return tuple((p, p) if isinstance(p, int) else (p[0], p[1]) for p in padding)
 
@@ -363,7 +365,7 @@ def sweep(op: Op, x: Shape, kernel: int | tuple[int, ...], stride: int | tuple[i
         # mode keeps one output when the rounding up still leaves a window.
         if k_eff > padded and (not ceil_mode or size < 1):
             dilated = f" (dilated {k_eff})" if d[axis] > 1 else ""
-            raise ShapeError("E303", f"kernel {k[axis]}{dilated} exceeds padded input {padded} along axis "
+            raise ShapeError(Code.E303, f"kernel {k[axis]}{dilated} exceeds padded input {padded} along axis "
                              f"{axis + 1} of {fmt_shape(x)}",
                              hint="reduce the kernel or dilation, add padding, or downsample less before it")
         out.append(size)

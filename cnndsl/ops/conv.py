@@ -8,6 +8,7 @@ from fractions import Fraction
 from math import prod
 from typing import Literal
 
+from ..diagnostics import Code
 from ..layout import fmt_shape
 from .base import (
     DESCRIBE_BOOL,
@@ -57,7 +58,7 @@ def _groups(p: ConvParams, in_channels: int) -> int:
     """The group count, with `depthwise` resolved to one group per input channel."""
     groups = in_channels if p.groups == "depthwise" else p.groups
     if in_channels % groups or p.channels % groups:
-        raise ShapeError("E305", f"groups={groups} must divide both input channels {in_channels} and output "
+        raise ShapeError(Code.E305, f"groups={groups} must divide both input channels {in_channels} and output "
                          f"channels {p.channels}",
                          hint="for a depthwise convolution use `groups=depthwise` and a channel count "
                               "that is a multiple of the input's")
@@ -153,20 +154,20 @@ class ConvTranspose(Op):
         opad = per_axis(p.output_padding, rank, "output_padding", self.name)
         d = per_axis(p.dilation, rank, "dilation", self.name)
         if x[0] % p.groups or p.channels % p.groups:
-            raise ShapeError("E305", f"groups={p.groups} must divide both input channels {x[0]} and output "
+            raise ShapeError(Code.E305, f"groups={p.groups} must divide both input channels {x[0]} and output "
                              f"channels {p.channels}")
         out = []
         for axis, n in enumerate(x[1:]):
             if pad[axis] < 0 or opad[axis] < 0:
-                raise ShapeError("E205", f"padding and output_padding of `{self.name}` must be non-negative; "
+                raise ShapeError(Code.E205, f"padding and output_padding of `{self.name}` must be non-negative; "
                                  f"got {pad[axis]} and {opad[axis]}")
             if opad[axis] >= max(s[axis], d[axis]):
-                raise ShapeError("E306", f"output_padding {opad[axis]} must be smaller than stride {s[axis]} or "
+                raise ShapeError(Code.E306, f"output_padding {opad[axis]} must be smaller than stride {s[axis]} or "
                                  f"dilation {d[axis]}",
                                  hint="output_padding only picks among the sizes a stride > 1 makes ambiguous")
             size = conv_transpose_output_size(n, k[axis], s[axis], pad[axis], pad[axis], d[axis], opad[axis])
             if size <= 0:
-                raise ShapeError("E304", f"output size {size} along axis {axis + 1} is not positive "
+                raise ShapeError(Code.E304, f"output size {size} along axis {axis + 1} is not positive "
                                  f"(input {fmt_shape(x)}, padding {pad[axis]})",
                                  hint="padding of a transposed convolution removes output positions; reduce it")
             out.append(size)

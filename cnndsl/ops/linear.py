@@ -5,6 +5,7 @@ from __future__ import annotations
 from math import prod
 from typing import Literal
 
+from ..diagnostics import Code
 from ..layout import fmt_shape
 from .base import (
     DESCRIBE_BOOL,
@@ -46,7 +47,7 @@ class Linear(Op):
         if p.over == "channels":
             return (p.features, *x[1:])
         if len(x) != 1:
-            raise ShapeError("E300", f"`linear` expects a flat input (features); got {fmt_shape(x)}",
+            raise ShapeError(Code.E300, f"`linear` expects a flat input (features); got {fmt_shape(x)}",
                              hint="insert `flatten` (or `global_avgpool -> flatten`) before `linear`, or apply it "
                                   "to each position's channels with `linear(n, over=channels)`")
         return (p.features,)

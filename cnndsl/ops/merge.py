@@ -3,6 +3,7 @@ and concat (branches, skips)."""
 
 from __future__ import annotations
 
+from ..diagnostics import Code
 from ..layout import fmt_shape
 from .base import Kept, NoParams, Op, OpParams, Shape, ShapeError
 from .registry import register
@@ -14,10 +15,10 @@ class ConcatParams(OpParams):
 
 def _mismatch(op: str, a: Shape, b: Shape, axis: int) -> ShapeError:
     if axis == 0:
-        return ShapeError("E301", f"`{op}` needs equal channels; got {fmt_shape(a)} and {fmt_shape(b)}",
+        return ShapeError(Code.E301, f"`{op}` needs equal channels; got {fmt_shape(a)} and {fmt_shape(b)}",
                           hint="project the shortcut with a 1x1 conv to the same channel count (or give one side "
                                "1 channel, to broadcast)")
-    return ShapeError("E302", f"`{op}` needs equal sizes along axis {axis}; got {fmt_shape(a)} and {fmt_shape(b)}",
+    return ShapeError(Code.E302, f"`{op}` needs equal sizes along axis {axis}; got {fmt_shape(a)} and {fmt_shape(b)}",
                       hint="crop (`[x, like] -> crop`), pad or resample one side to the other's size (or pool it to "
                            "size 1, to broadcast)")
 
@@ -83,14 +84,15 @@ class Concat(Op):
         first = inputs[0]
         dim = p.dim + len(first) if p.dim < 0 else p.dim
         if not 0 <= dim < len(first):
-            raise ShapeError("E205", f"`concat` dim {p.dim} is out of range for {fmt_shape(first)}")
+            raise ShapeError(Code.E205, f"`concat` dim {p.dim} is out of range for {fmt_shape(first)}")
         total = 0
         for other in inputs:
             if len(other) != len(first):
-                raise ShapeError("E300", f"`concat` inputs differ in rank: {fmt_shape(first)} and {fmt_shape(other)}")
+                raise ShapeError(Code.E300,
+                                 f"`concat` inputs differ in rank: {fmt_shape(first)} and {fmt_shape(other)}")
             for axis, (a, b) in enumerate(zip(first, other, strict=True)):
                 if axis != dim and a != b:
-                    raise ShapeError("E302", f"`concat` along axis {dim} needs equal sizes on the other axes; got "
+                    raise ShapeError(Code.E302, f"`concat` along axis {dim} needs equal sizes on the other axes; got "
                                      f"{fmt_shape(first)} and {fmt_shape(other)} (axis {axis})",
                                      hint="crop the larger one first: `[skip, up] -> crop`")
             total += other[dim]

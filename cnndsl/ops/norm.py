@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from ..diagnostics import Code
 from ..layout import fmt_shape
 from .base import (
     DESCRIBE_BOOL,
@@ -101,12 +102,12 @@ class GroupNorm(Op):
     def output_shape(self, p: GroupNormParams, inputs: tuple[Shape, ...]) -> Shape:
         x = inputs[0]
         if x[0] % p.groups:
-            raise ShapeError("E305", f"groupnorm groups={p.groups} must divide the {x[0]} input channels",
+            raise ShapeError(Code.E305, f"groupnorm groups={p.groups} must divide the {x[0]} input channels",
                              hint="choose a divisor of the channel count")
         if x[0] // p.groups * prod(x[1:]) == 1:
             # each group is one value: its normalised value is always 0 (the output is the shift), and
             # PyTorch refuses to run it ("Expected more than 1 value per channel")
-            raise ShapeError("E306", f"groupnorm({p.groups}) on {fmt_shape(x)} normalises groups of a single value",
+            raise ShapeError(Code.E306, f"groupnorm({p.groups}) on {fmt_shape(x)} normalises groups of a single value",
                              hint="use fewer groups, or normalise before the spatial size shrinks to 1")
         return x
 
@@ -140,11 +141,11 @@ class LayerNorm(Op):
         x = inputs[0]
         if p.over == "channels":
             if p.dims is not None:
-                raise ShapeError("E205", "layernorm takes `dims` (trailing axes) or `over=channels`, not both")
+                raise ShapeError(Code.E205, "layernorm takes `dims` (trailing axes) or `over=channels`, not both")
             return LayerNormAttrs(p, inputs, x, x[:1])
         dims = len(x) if p.dims is None else p.dims
         if dims > len(x):
-            raise ShapeError("E205", f"layernorm dims={dims} exceeds the {len(x)} per-sample axes of {fmt_shape(x)}")
+            raise ShapeError(Code.E205, f"layernorm dims={dims} exceeds the {len(x)} per-sample axes of {fmt_shape(x)}")
         return LayerNormAttrs(p, inputs, x, x[len(x) - dims:])
 
     def param_count(self, a: LayerNormAttrs) -> ParamCount:
@@ -166,7 +167,7 @@ class InstanceNorm(Op):
         x = inputs[0]
         self.spatial_rank(x)
         if prod(x[1:]) == 1:
-            raise ShapeError("E306", f"instancenorm on {fmt_shape(x)} normalises a single value per channel",
+            raise ShapeError(Code.E306, f"instancenorm on {fmt_shape(x)} normalises a single value per channel",
                              hint="normalise before the spatial size shrinks to 1")
         return x
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from ..diagnostics import Code
 from ..layout import fmt_shape
 from .base import (
     DESCRIBE_BOOL,
@@ -72,7 +73,7 @@ class _WindowPool(Op):
         for axis, (before, after) in enumerate(g.padding):
             # PyTorch rejects pooling padding beyond half the kernel: the window would see only padding.
             if max(before, after) > g.kernel[axis] // 2 and p.padding != "same":
-                raise ShapeError("E306", f"padding {max(before, after)} exceeds half the kernel "
+                raise ShapeError(Code.E306, f"padding {max(before, after)} exceeds half the kernel "
                                  f"{g.kernel[axis]} along axis {axis + 1}",
                                  hint="pooling padding must be at most kernel // 2")
         return g
@@ -100,7 +101,7 @@ class AvgPool(_WindowPool):
         if len(x) == 4:  # PyTorch's 3-D average pooling alone checks the unpadded input against the kernel
             for axis, (n, k) in enumerate(zip(x[1:], g.kernel, strict=True)):
                 if n < k:
-                    raise ShapeError("E303", f"kernel {k} exceeds input {n} along axis {axis + 1} of "
+                    raise ShapeError(Code.E303, f"kernel {k} exceeds input {n} along axis {axis + 1} of "
                                      f"{fmt_shape(x)} (3-D average pooling does not count padding here)",
                                      hint="PyTorch's avg_pool3d needs the unpadded input as large as the kernel")
         return g

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
+from ..diagnostics import Code
 from ..layout import fmt_shape
 from .base import (
     DESCRIBE_BOOL,
@@ -69,11 +70,11 @@ class Upsample(Op):
     def _factors(self, p: UpsampleParams, x: Shape) -> tuple[Fraction, ...]:
         rank = self.spatial_rank(x)
         if (p.scale is None) == (p.size is None):
-            raise ShapeError("E205", "`upsample` takes exactly one of `scale` and `size`",
+            raise ShapeError(Code.E205, "`upsample` takes exactly one of `scale` and `size`",
                              hint="`upsample(2)` doubles each spatial axis; `upsample(size=56)` resizes to 56")
         needed = _MODE_RANK.get(p.mode)
         if needed is not None and needed != rank:
-            raise ShapeError("E300", f"`upsample` mode={p.mode} needs a {needed}-D input; got {fmt_shape(x)}",
+            raise ShapeError(Code.E300, f"`upsample` mode={p.mode} needs a {needed}-D input; got {fmt_shape(x)}",
                              hint=f"mode=linear picks the interpolation for the input's rank ({_LINEAR_MODES[rank]})")
         if p.scale is not None:
             return tuple(Fraction(f) for f in per_axis(p.scale, rank, "scale", self.name))
@@ -115,7 +116,7 @@ class PixelShuffle(_PixelRearrange):
         x, r = inputs[0], p.factor
         self.spatial_rank(x)
         if x[0] % (r * r):
-            raise ShapeError("E306", f"`pixel_shuffle({r})` needs channels divisible by {r}^2 = {r * r}; got "
+            raise ShapeError(Code.E306, f"`pixel_shuffle({r})` needs channels divisible by {r}^2 = {r * r}; got "
                              f"{fmt_shape(x)}", hint=f"give the layer before it a multiple of {r * r} channels")
         return (x[0] // (r * r), *(n * r for n in x[1:]))
 
@@ -135,7 +136,7 @@ class PixelUnshuffle(_PixelRearrange):
         self.spatial_rank(x)
         for axis, n in enumerate(x[1:]):
             if n % r:
-                raise ShapeError("E306", f"`pixel_unshuffle({r})` needs sizes divisible by {r}; axis {axis + 1} of "
+                raise ShapeError(Code.E306, f"`pixel_unshuffle({r})` needs sizes divisible by {r}; axis {axis + 1} of "
                                  f"{fmt_shape(x)} is {n}", hint=f"crop or pad the input to a multiple of {r}")
         return (x[0] * r * r, *(n // r for n in x[1:]))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
+from ..diagnostics import Code
 from ..layout import fmt_shape
 from .base import (
     Attrs,
@@ -87,7 +88,7 @@ class Reshape(Op):
     def output_shape(self, p: ReshapeParams, inputs: tuple[Shape, ...]) -> Shape:
         x, shape = inputs[0], (p.shape,) if isinstance(p.shape, int) else tuple(p.shape)
         if prod(shape) != prod(x):
-            raise ShapeError("E306", f"`reshape` to {fmt_shape(shape)} ({prod(shape):,} elements) cannot hold "
+            raise ShapeError(Code.E306, f"`reshape` to {fmt_shape(shape)} ({prod(shape):,} elements) cannot hold "
                              f"{fmt_shape(x)} ({prod(x):,} elements)", hint="the sizes' products must be equal")
         return shape
 
@@ -121,7 +122,7 @@ class Crop(Op):
         size = self._size(p, inputs)
         for axis, (n, m) in enumerate(zip(x[1:], size, strict=True)):
             if m > n:
-                raise ShapeError("E306", f"`crop` to {m} exceeds the input size {n} along axis {axis + 1} of "
+                raise ShapeError(Code.E306, f"`crop` to {m} exceeds the input size {n} along axis {axis + 1} of "
                                  f"{fmt_shape(x)}", hint="crop the larger tensor to the smaller one's size")
         if p.offset is None:
             starts = tuple((n - m) // 2 for n, m in zip(x[1:], size, strict=True))
@@ -129,7 +130,7 @@ class Crop(Op):
             starts = per_axis(p.offset, len(x) - 1, "offset", self.name)
         for axis, (start, n, m) in enumerate(zip(starts, x[1:], size, strict=True)):
             if start + m > n:
-                raise ShapeError("E306", f"`crop` offset {start} + size {m} exceeds the input size {n} along axis "
+                raise ShapeError(Code.E306, f"`crop` offset {start} + size {m} exceeds the input size {n} along axis "
                                  f"{axis + 1} of {fmt_shape(x)}", hint=f"use an offset of at most {n - m}")
         return CropAttrs(p, inputs, (x[0], *size), starts)
 
@@ -137,13 +138,13 @@ class Crop(Op):
         x = inputs[0]
         rank = self.spatial_rank(x)
         if (p.size is None) == (len(inputs) == 1):
-            raise ShapeError("E205", "`crop` takes either a `size` or a second input to match, not both",
+            raise ShapeError(Code.E205, "`crop` takes either a `size` or a second input to match, not both",
                              hint="`x -> crop(388)` or `[x, like] -> crop`")
         if p.size is not None:
             return per_axis(p.size, rank, "size", self.name)
         like = inputs[1]
         if len(like) != len(x):
-            raise ShapeError("E300", f"`crop` input {fmt_shape(x)} and reference {fmt_shape(like)} differ in rank")
+            raise ShapeError(Code.E300, f"`crop` input {fmt_shape(x)} and reference {fmt_shape(like)} differ in rank")
         return like[1:]
 
     def windows(self, a: CropAttrs) -> list[Window]:
@@ -179,13 +180,13 @@ class Slice(Op):
     def resolve(self, p: SliceParams, inputs: tuple[Shape, ...]) -> SliceAttrs:
         x = inputs[0]
         if not -len(x) <= p.dim < len(x):
-            raise ShapeError("E205", f"`slice` dim {p.dim} is out of range for {fmt_shape(x)}",
+            raise ShapeError(Code.E205, f"`slice` dim {p.dim} is out of range for {fmt_shape(x)}",
                              hint=f"dims count per sample, from 0 (channels) to {len(x) - 1}")
         axis = p.dim % len(x)
         n = x[axis]
         start, stop = (p.start + n if p.start < 0 else p.start), (p.stop + n if p.stop < 0 else p.stop)
         if not 0 <= start < stop <= n:
-            raise ShapeError("E306", f"`slice({p.start}, {p.stop})` keeps nothing or runs past axis {axis} of "
+            raise ShapeError(Code.E306, f"`slice({p.start}, {p.stop})` keeps nothing or runs past axis {axis} of "
                              f"{fmt_shape(x)} (size {n})", hint=f"choose 0 <= start < stop <= {n}")
         return SliceAttrs(p, inputs, (*x[:axis], stop - start, *x[axis + 1:]), axis, start, stop)
 
@@ -214,6 +215,6 @@ class ChannelShuffle(Op):
     def output_shape(self, p: ChannelShuffleParams, inputs: tuple[Shape, ...]) -> Shape:
         x = inputs[0]
         if x[0] % p.groups:
-            raise ShapeError("E305", f"channel_shuffle groups={p.groups} must divide the {x[0]} channels of "
+            raise ShapeError(Code.E305, f"channel_shuffle groups={p.groups} must divide the {x[0]} channels of "
                              f"{fmt_shape(x)}", hint="choose a divisor of the channel count")
         return x

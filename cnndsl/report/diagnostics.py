@@ -8,7 +8,7 @@ rewrites the line) must reach the terminal as visible escapes, not as commands.
 
 from __future__ import annotations
 
-from ..diagnostics import Diagnostic, Location
+from ..diagnostics import Code, Diagnostic, Location
 from ..limits import DEFAULT_LIMITS
 from .model import DiagnosticEntry
 
@@ -80,4 +80,4 @@ def from_entry(entry: DiagnosticEntry) -> Diagnostic:
     """A report's diagnostic entry as the diagnostic it was made from, to render it."""
     location = Location(entry.file, entry.line, entry.col, entry.end_line or None, entry.end_col or None) \
         if entry.file else None
-    return Diagnostic(entry.code, entry.message, location, entry.hint, tuple(entry.notes), entry.source_line)
+    return Diagnostic(Code[entry.code], entry.message, location, entry.hint, tuple(entry.notes), entry.source_line)

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from lark import Token, Tree
 
-from ..diagnostics import Diagnostic, Location
+from ..diagnostics import Code, Diagnostic, Location
 from ..limits import DEFAULT_LIMITS, MAX_INTEGER, Limits
 from . import ast as A
 
@@ -228,7 +228,7 @@ class AstBuilder:
 
     def _out_of_range(self, text: str, line: int, col: int, limit: str) -> None:
         shown = text if len(text) <= 24 else f"{text[:10]}...{text[-6:]} ({len(text):,} characters)"
-        self.errors.append(Diagnostic("E103", f"the number {shown} is out of range: the largest is {limit}",
+        self.errors.append(Diagnostic(Code.E103, f"the number {shown} is out of range: the largest is {limit}",
                                       Location(self.path, line, col, line, col + len(text)),
                                       hint="sizes, channels and counts are integers far below this"))
 

@@ -13,7 +13,7 @@ from importlib import resources
 
 from lark import Lark, Token, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from ..diagnostics import Diagnostic, Location, SpecError
+from ..diagnostics import Code, Diagnostic, Location, SpecError
 from ..limits import DEFAULT_LIMITS, Limits
 from . import ast as A
 from .ast_builder import AstBuilder
@@ -123,7 +123,7 @@ def _too_many_tokens(text: str, limit: int, path: str) -> Diagnostic | None:
             offset = match.start()
             line = text.count("\n", 0, offset) + 1
             col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-            return Diagnostic("E104", f"the spec has more than {limit:,} tokens; checking stops here", Location(
+            return Diagnostic(Code.E104, f"the spec has more than {limit:,} tokens; checking stops here", Location(
                 path, line, col), hint="a network this long is written with blocks and repeats (`block`, `x N`)")
     return None
 
@@ -137,7 +137,7 @@ def _too_deep(tree: Tree[Token], limit: int, path: str) -> Diagnostic | None:
         if depth > limit:
             token = _first_token(node)
             where = Location(path, token.line or 1, token.column or 1) if token else Location(path, 1, 1)
-            return Diagnostic("E102", f"the text nests more than {limit} levels deep here (parentheses, operators, "
+            return Diagnostic(Code.E102, f"the text nests more than {limit} levels deep here (parentheses, operators, "
                               "`if` inside `if`, or a long run of `+` terms)", where,
                               hint="split the expression with `const` definitions, or the body into blocks")
         stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
@@ -269,19 +269,19 @@ def _syntax_diagnostic(exc: UnexpectedInput, path: str, text: str) -> Diagnostic
         position = exc.pos_in_stream or 0
         char = text[position] if position < len(text) else "?"
         expected = _real(exc.allowed, text, line, col)
-        code, message = "E100", f"unexpected `{char}`{_describe_expected(expected)}"
+        code, message = Code.E100, f"unexpected `{char}`{_describe_expected(expected)}"
     elif isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
         token = exc.token
         shown = "end of line" if token.type == "_NL" else f"`{token}`"
         expected = _real(exc.expected, text, line, col)
-        code, message = "E100", f"unexpected {shown}{_describe_expected(expected)}"
+        code, message = Code.E100, f"unexpected {shown}{_describe_expected(expected)}"
         if token.type == "_NL":  # point at the end of the line, not at the next one
             line, col = token.line or line, token.column or col
     else:
         lines = text.splitlines() or [""]
         line, col = len(lines), len(lines[-1]) + 1
         expected = set(getattr(exc, "expected", ()) or ())
-        code, message = "E101", "unexpected end of file" + _describe_expected(expected)
+        code, message = Code.E101, "unexpected end of file" + _describe_expected(expected)
     hint = _unclosed_bracket(text, line, col) or _hint_for(exc)
     if line < 1:
         line, col = 1, 1

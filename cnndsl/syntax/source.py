@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from ..diagnostics import Diagnostic, Location, UsageError
+from ..diagnostics import Code, Diagnostic, Location, UsageError
 from ..files import file_kind
 from ..limits import DEFAULT_LIMITS
 
@@ -87,6 +87,6 @@ def source_from_bytes(data: bytes, shown: str, max_bytes: int = DEFAULT_LIMITS.s
 
 def _failure(shown: str) -> Callable[[str], UsageError]:
     def fail(what: str) -> UsageError:
-        diagnostic = Diagnostic("E001", what, Location(shown, 1, 1))
+        diagnostic = Diagnostic(Code.E001, what, Location(shown, 1, 1))
         return UsageError(f"{shown}: error[E001]: {what}", diagnostic)
     return fail

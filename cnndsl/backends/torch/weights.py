@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...diagnostics import Diagnostic, Location, SpecError, UsageError
+from ...diagnostics import Code, Diagnostic, Location, SpecError, UsageError
 from ...files import readable_file
 from ...graph.model import Graph
 from ...layout import fmt_shape
@@ -29,13 +29,13 @@ def load_weights(module: nn.Module, graph: Graph, path: Path, key_map: KeyMap | 
     except OSError as exc:
         raise UsageError(f"weights file {path} cannot be read ({exc.strerror or type(exc).__name__})") from exc
     except Exception as exc:  # torch raises many types for a file that is not a state_dict
-        raise SpecError([Diagnostic("E601", f"{path} is not a PyTorch state_dict ({type(exc).__name__}: "
+        raise SpecError([Diagnostic(Code.E601, f"{path} is not a PyTorch state_dict ({type(exc).__name__}: "
                                     f"{str(exc).splitlines()[0] if str(exc) else ''})", None,
                                     "save one with torch.save(model.state_dict(), path)")]) from exc
     if isinstance(state, nn.Module):
         state = state.state_dict()
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise SpecError([Diagnostic("E601", f"{path} does not hold a state_dict (a dict of tensors)", None,
+        raise SpecError([Diagnostic(Code.E601, f"{path} does not hold a state_dict (a dict of tensors)", None,
                                     "save one with torch.save(model.state_dict(), path)")])
     renaming: list[Diagnostic] = []
     if key_map is not None:
@@ -59,7 +59,7 @@ def renamed(state: dict[str, Any], key_map: KeyMap, path: Path) -> tuple[dict[st
         if new is None:
             continue
         if new in origin:
-            problems.append(Diagnostic("E601", f"`{origin[new]}` and `{key}` in {path} both map to `{new}`", None,
+            problems.append(Diagnostic(Code.E601, f"`{origin[new]}` and `{key}` in {path} both map to `{new}`", None,
                                        "make the weights map's rules tell them apart"))
         origin[new] = key
         result[new] = tensor
@@ -105,18 +105,18 @@ def weight_mismatches(expected: dict[str, torch.Tensor], given: dict[str, Any], 
     problems = []
     for key, tensor in expected.items():
         if key not in given:
-            problems.append(graph.diagnostic("E601", f"{path} has no `{key}` ({_shape(tensor)})", where(key),
+            problems.append(graph.diagnostic(Code.E601, f"{path} has no `{key}` ({_shape(tensor)})", where(key),
                                              "the weights were saved from a different network"))
         elif (problem := _unusable(given[key], tensor)) is not None:
-            problems.append(graph.diagnostic("E601", f"`{key}` in {path} {problem}", where(key),
+            problems.append(graph.diagnostic(Code.E601, f"`{key}` in {path} {problem}", where(key),
                                              "save the weights as dense float32 CPU tensors"))
         elif tuple(given[key].shape) != tuple(tensor.shape):
-            problems.append(graph.diagnostic("E601", f"`{key}` in {path} is {_shape(given[key])}; the spec needs "
+            problems.append(graph.diagnostic(Code.E601, f"`{key}` in {path} is {_shape(given[key])}; the spec needs "
                                              f"{_shape(tensor)}", where(key)))
     unexpected = sorted(set(given) - set(expected))
     if unexpected:
         shown = ", ".join(f"`{k}`" for k in unexpected[:5]) + (" ..." if len(unexpected) > 5 else "")
-        problems.append(Diagnostic("E601", f"{path} has {len(unexpected)} tensors the spec does not: {shown}",
+        problems.append(Diagnostic(Code.E601, f"{path} has {len(unexpected)} tensors the spec does not: {shown}",
                                    None, "layer names come from the spec (`as name`)"))
     return problems
 

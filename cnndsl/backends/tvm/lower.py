@@ -15,7 +15,7 @@ import tvm
 import tvm.tirx
 from tvm import relax
 
-from ...diagnostics import SpecError
+from ...diagnostics import Code, SpecError
 from ...graph.model import INPUT, Graph
 from ...layout import batched, spatial
 from ...ops.pool import AdaptiveMaxPool
@@ -45,7 +45,8 @@ def check_supported(graph: Graph) -> None:
         a = graph.facts(node.name).attrs
         cells = [m for n, m in zip(spatial(a.x), spatial(a.out), strict=True) if n != m]
         if cells and max(cells) > MAX_ADAPTIVE_MAX_CELLS:
-            missing.append(graph.diagnostic("E600", f"`{node.name}` pools to {max(cells):,} positions along an axis; "
+            missing.append(graph.diagnostic(Code.E600,
+                                            f"`{node.name}` pools to {max(cells):,} positions along an axis; "
                                             f"the TVM backend lowers adaptive max pooling window by window, at most "
                                             f"{MAX_ADAPTIVE_MAX_CELLS:,}", node.location,
                                             "pool to fewer positions, or use adaptive_avgpool", node.trail))
