@@ -70,7 +70,7 @@ bench: install
 	$(PY) benchmarks/check_speed.py
 
 bench-torch: install
-	$(PY) benchmarks/torch_latency.py
+	$(PY) -m benchmarks.torch_latency  # -m: the hand-written reference networks are tests.reference_nets
 
 bench-tvm: install
 	$(PY) benchmarks/tvm_tuning.py

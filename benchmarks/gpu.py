@@ -40,11 +40,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import cnndsl
+from cnndsl.bench import Row, render_table, run_benchmark
 
-import cnndsl  # noqa: E402
-from cnndsl.bench import Row, render_table, run_benchmark  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 NETWORKS = {"resnet18": None, "mobilenet_v2": None, "vgg16": None, "unet": (1, 256, 256)}
 BATCHES = (1, 16)
@@ -275,7 +274,7 @@ def measure_variants(network: cnndsl.Network, models: dict[str, Any], inputs: li
     torch.compile (strict fp32) and the TVM artifact, interleaved round by round (cnndsl.bench)."""
     import torch
 
-    from cnndsl.bench import _measure
+    from cnndsl.bench import measure_variants
 
     module = network.to_torch(seed=0).cuda().eval()
     tensors = [torch.from_numpy(a).cuda() for a in inputs]
@@ -295,7 +294,7 @@ def measure_variants(network: cnndsl.Network, models: dict[str, Any], inputs: li
         variants["torch.compile"] = eager(False, compiled)
     for label, model in models.items():
         variants[label] = model.on_device(*inputs)
-    return _measure(variants, batch, rounds, {"PyTorch eager, TF32 convs": "PyTorch's default on CUDA"})
+    return measure_variants(variants, batch, rounds, {"PyTorch eager, TF32 convs": "PyTorch's default on CUDA"})
 
 
 def main() -> None:

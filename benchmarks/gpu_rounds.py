@@ -24,10 +24,9 @@ import tarfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import cnndsl
 
-import cnndsl  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 NETWORKS = {"resnet18": None, "mobilenet_v2": None, "vgg16": None, "unet": (1, 256, 256)}
 BATCHES = (1, 16)
@@ -155,7 +154,7 @@ def kernel_table(names: list[str], batches: tuple[int, ...], peak_tflops: float)
     from tvm.s_tir.analysis import estimate_tir_flops
     from tvm_ffi import structural_hash
 
-    from cnndsl.backends.tvm import _prepared
+    from cnndsl.backends.tvm import prepare_network
     from cnndsl.backends.tvm.pipeline import fuse
     from cnndsl.backends.tvm.pretuned import read_only_database
     from cnndsl.backends.tvm.records import measured_secs
@@ -171,7 +170,7 @@ def kernel_table(names: list[str], batches: tuple[int, ...], peak_tflops: float)
             best[key] = min(best.get(key, math.inf), secs)
     for label, name, batch in configs(names, batches):
         network = load(name)
-        target, _, _, module = _prepared(network.graph, network.weights(), TARGET, batch, "auto", "auto", True)
+        target, _, _, module = prepare_network(network.graph, network.weights(), TARGET, batch, "auto", "auto", True)
         tasks = ms.relax_integration.extract_tasks(fuse(module, target), target)
         rows, total, missing = [], 0.0, 0
         for task in tasks:

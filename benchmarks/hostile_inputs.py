@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cnndsl.limits import Limits
-from cnndsl.syntax.parse import _TOKEN
+from cnndsl.syntax.parse import token_count
 
 CNNDSL = str(Path(sys.executable).parent / "cnndsl")
 MB = 1_000_000
@@ -24,11 +24,11 @@ MB = 1_000_000
 def _fill(head: str, line: Callable[[int], str], tail: str = "") -> str:
     """`head`, then numbered lines, then `tail`: as many lines as fit in 1 MB and within the token limit (a
     spec past it stops at once with E104), so that each case does the most work a spec can ask for."""
-    budget = Limits().tokens - len(_TOKEN.findall(head + tail))
+    budget = Limits().tokens - token_count(head + tail)
     parts, size, i = [head], len(head) + len(tail), 0
     while True:
         text = line(i)
-        tokens = len(_TOKEN.findall(text))
+        tokens = token_count(text)
         if size + len(text) > MB or tokens > budget:
             break
         parts.append(text)

@@ -12,16 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
 from pathlib import Path
 
 from lsprotocol import types as lsp
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from cnndsl.lsp.client import start as start_server
 
-from cnndsl.lsp.client import start as start_server  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def measure(spec: Path, rounds: int) -> dict[str, list[float]]:

@@ -13,19 +13,17 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import cnndsl
+from cnndsl.backends.torch.export import example_inputs
+from tests.reference_nets import VGG16, ResNet18
 
-import cnndsl  # noqa: E402
-from cnndsl.backends.torch.export import example_inputs  # noqa: E402
-from tests.reference_nets import VGG16, ResNet18  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 NETWORKS = {"resnet18": ResNet18, "vgg16": VGG16}
 

@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
+from cpu_peak import measure_peak_gflops
+
+import cnndsl
+from cnndsl.ops.conv import ConvAttrs
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from cpu_peak import measure_peak_gflops  # noqa: E402
-
-import cnndsl  # noqa: E402
-from cnndsl.ops.conv import ConvAttrs  # noqa: E402
 
 
 def conv_layers(network: cnndsl.Network) -> dict[tuple[int, ...], dict[str, object]]:

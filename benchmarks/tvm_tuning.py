@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import cnndsl
+from cnndsl.bench import render_table, run_benchmark
 
-import cnndsl  # noqa: E402
-from cnndsl.bench import render_table, run_benchmark  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TRIALS = {"mnist1d": 500, "lenet5": 800, "resnet18": 2000, "mobilenet_v1": 2000}
 

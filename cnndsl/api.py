@@ -24,7 +24,7 @@ from .analysis.sizes import (
     resized,
     sweep,
 )
-from .diagnostics import CheckingStopped, Diagnostic, DiagnosticSink, SpecError, UsageError
+from .diagnostics import CheckingStopped, Diagnostic, DiagnosticSink, Option, SpecError, UsageError
 from .extras import require
 from .graph.elaborate import build_graph
 from .graph.model import Graph
@@ -201,7 +201,8 @@ class Network:
             tracker = Tracker.parse(rpc_tracker, rpc_key, rpc_timeout)
             tracker.check_servers()  # before lowering and task extraction: a wrong address fails in seconds
         elif rpc_key is not None:
-            raise UsageError("a device key names the servers of an RPC tracker; give the tracker's address too")
+            raise UsageError("a device key names the servers of an RPC tracker; give the tracker's address too",
+                             option=Option.RPC_TRACKER)
         return tune_network(self.graph, self.weights(), target, trials, tuning_database(tune_db), batch, layout,
                             trials_per_task, log=log, winograd=winograd, tracker=tracker, builders=builders)
 
@@ -367,7 +368,7 @@ class _SizedSpec:
             if reexpansions > MAX_REEXPANSIONS:
                 raise UsageError(f"{self.path.name}'s layers read tensor shapes that change with the input size, so "
                                  f"each size is expanded again; at most {MAX_REEXPANSIONS} sizes of such a spec per "
-                                 "run: give a narrower --range")
+                                 "run: give a narrower range of sizes", option=Option.SIZE_RANGE)
             built = self.expanded(shapes)
             # a verdict from an expansion carries the size it was made for
             return built if isinstance(built, Graph) else dataclasses.replace(built,
@@ -387,12 +388,14 @@ def _check_sweep(path: Path, graph: Graph, low: int, high: int, at: Sequence[int
     """UsageError for a sweep that is malformed or larger than one run does (`cnndsl.analysis.sizes`)."""
     count = high - low + 1
     if not 1 <= low <= high:
-        raise UsageError(f"the range of sizes must be 1 <= low <= high; got {low}:{high}")
+        raise UsageError(f"the range of sizes must be 1 <= low <= high; got {low}:{high}", option=Option.SIZE_RANGE)
     if count > MAX_SIZES:
-        raise UsageError(f"the range {low}:{high} holds {count:,} sizes; at most {MAX_SIZES:,} per run")
+        raise UsageError(f"the range {low}:{high} holds {count:,} sizes; at most {MAX_SIZES:,} per run",
+                         option=Option.SIZE_RANGE)
     if count * len(graph) > MAX_LAYER_SIZES:
         raise UsageError(f"{count:,} sizes of {path.name}'s {len(graph):,} layers is more than one run judges "
-                         f"({MAX_LAYER_SIZES:,} layer-sizes, about a minute): give a narrower --range")
+                         f"({MAX_LAYER_SIZES:,} layer-sizes, about a minute): give a narrower range of sizes",
+                         option=Option.SIZE_RANGE)
     if any(size < 1 for size in at):
         raise UsageError(f"sizes are positive; got {', '.join(str(size) for size in at if size < 1)}")
 
@@ -405,8 +408,8 @@ def _axes(text: str | None, rank: int, name: str) -> tuple[int, ...]:
         return tuple(range(rank))
     wanted = text.upper().replace(",", "").replace(" ", "")
     if not wanted or any(letter not in letters for letter in wanted) or len(set(wanted)) != len(wanted):
-        raise UsageError(f"--axis {text!r} does not name axes of input `{name}`; its spatial axes are "
-                         f"{', '.join(letters)} (or several together, e.g. {letters})")
+        raise UsageError(f"{text!r} does not name axes of input `{name}`; its spatial axes are "
+                         f"{', '.join(letters)} (or several together, e.g. {letters})", option=Option.AXES)
     return tuple(sorted(letters.index(letter) for letter in wanted))
 
 

@@ -28,33 +28,6 @@ class Row:
     note: str = ""
 
 
-def _tvm_runner(lowered: Any, target_name: str, database: Any, inputs: list[np.ndarray], layout: str = "auto",
-                winograd: str = "auto") -> tuple[Callable[[], object], Callable[[], np.ndarray]]:
-    import tvm
-    from tvm import relax
-
-    from .backends.tvm.compile import compile_lowered, make_target
-
-    target = make_target(target_name)
-    program = compile_lowered(lowered, target, database, layout, winograd)
-    device = tvm.cuda(0) if target.kind.name == "cuda" else tvm.cpu(0)
-    vm = relax.VirtualMachine(program.executable, device)
-    args = [tvm.runtime.tensor(a, device) for a in inputs] + [tvm.runtime.tensor(v, device)
-                                                                for v in program.param_values]
-    main = vm["main"]
-
-    def call() -> object:
-        out = main(*args)
-        device.sync()
-        return out
-
-    def first_output() -> np.ndarray:
-        out = main(*args)
-        return (out if len(lowered.output_shapes) == 1 else out[0]).numpy()
-
-    return call, first_output
-
-
 def _synced(fn: Callable[..., object], inputs: list[Any], device: str) -> Callable[[], object]:
     import torch
 
@@ -67,59 +40,64 @@ def _synced(fn: Callable[..., object], inputs: list[Any], device: str) -> Callab
     return call
 
 
+def _first(result: Any) -> np.ndarray:
+    return np.asarray(result[0] if isinstance(result, tuple) else result)
+
+
 def run_benchmark(network: Any, target: str, batches: tuple[int, ...], trials: int, tune_db: Path | None,
                   rounds: int, with_compile: bool, layout: str = "auto", log: Callable[[str], None] | None = None,
                   winograd: str = "auto") -> list[Row]:
+    """Each batch's rows: the PyTorch module (`network.to_torch()`), its torch.compile, and the TVM artifacts
+    a user deploys (`network.to_tvm()`, untuned and with the tuning database's records, loaded by
+    cnndsl.runtime), all with the same weights; tuning first with `trials` > 0 (`network.tune()`)."""
+    import tempfile
+
     import torch
 
+    from .api import tuning_database, tuning_summary
     from .backends.torch.export import example_inputs
-    from .backends.tvm import check_indexable
-    from .backends.tvm.compile import make_target
-    from .backends.tvm.lower import build_relax, check_supported
-    from .backends.tvm.pipeline import prepared
-    from .backends.tvm.tune import default_database_dir, open_database, tune
+    from .diagnostics import UsageError
 
-    check_supported(network.graph)
-    for batch in batches:
-        check_indexable(network.graph, batch)
     device = "cuda" if target == "cuda" else "cpu"
     rows: list[Row] = []
     module = network.to_torch(seed=0).to(device)
-    weights = {key: tensor.cpu().numpy() for key, tensor in module.state_dict().items()}
-    for batch in batches:
-        inputs = [x.to(device) for x in example_inputs(network.graph, batch=batch)]
-        numpy_inputs = [x.cpu().numpy() for x in inputs]
-
-        variants: dict[str, Callable[[], object]] = {"PyTorch eager": _synced(module, inputs, device)}
-        if with_compile:
-            variants["torch.compile"] = _synced(torch.compile(module), inputs, device)
-        # one lowering per batch serves the untuned build, tuning and the tuned build (same weights)
-        lowered = build_relax(network.graph, weights, batch)
-        untuned, untuned_out = _tvm_runner(lowered, target, None, numpy_inputs)
-        variants["TVM untuned"] = untuned
-        notes: dict[str, str] = {}
-        database_dir = tune_db or default_database_dir()
-        if trials > 0:
-            relax_module, _ = prepared(lowered, make_target(target), layout, winograd, tuned=True)
-            _, report = tune(relax_module, make_target(target), database_dir, trials, log=log)
-            notes["TVM tuned"] = report.summary()
-        database = open_database(database_dir)
-        if len(database) > 0:
-            tuned, tuned_out = _tvm_runner(lowered, target, database, numpy_inputs, layout, winograd)
-            variants["TVM tuned"] = tuned
-            notes.setdefault("TVM tuned", f"records from {database_dir}")
-        with torch.inference_mode():
-            reference = module(*inputs)
-            reference = (reference[0] if isinstance(reference, tuple) else reference).cpu().numpy()
-            for label, out in [("TVM untuned", untuned_out)] + ([("TVM tuned", tuned_out)]
-                                                                if "TVM tuned" in variants else []):
-                if not np.allclose(out(), reference, rtol=1e-3, atol=1e-3):
+    database = tuning_database(tune_db)
+    with tempfile.TemporaryDirectory(prefix="cnndsl-bench-") as scratch:
+        for batch in batches:
+            inputs = [x.to(device) for x in example_inputs(network.graph, batch=batch)]
+            numpy_inputs = [x.cpu().numpy() for x in inputs]
+            variants: dict[str, Callable[[], object]] = {"PyTorch eager": _synced(module, inputs, device)}
+            if with_compile:
+                variants["torch.compile"] = _synced(torch.compile(module), inputs, device)
+            models = {"TVM untuned": network.to_tvm(target, Path(scratch) / f"untuned-{batch}", batch,
+                                                    pretuned=False, winograd=winograd).load()}
+            notes: dict[str, str] = {}
+            if trials > 0:
+                report = network.tune(target, trials, database, batch, layout, winograd, log=log)
+                notes["TVM tuned"] = report.summary()
+            try:
+                tuned = bool(tuning_summary(database))
+            except UsageError:  # no database there yet
+                tuned = False
+            if tuned:
+                models["TVM tuned"] = network.to_tvm(target, Path(scratch) / f"tuned-{batch}", batch, tune_db=database,
+                                                     layout=layout, winograd=winograd).load()
+                notes.setdefault("TVM tuned", f"records from {database}")
+            with torch.inference_mode():
+                out = module(*inputs)
+                reference = (out[0] if isinstance(out, tuple) else out).cpu().numpy()
+            for label, model in models.items():
+                variants[label] = model.on_device(*numpy_inputs)
+                if not np.allclose(_first(model(*numpy_inputs)), reference, rtol=1e-3, atol=1e-3):
                     notes[label] = "OUTPUT DIFFERS FROM PYTORCH " + notes.get(label, "")
-            rows += _measure(variants, batch, rounds, notes)
+            rows += measure_variants(variants, batch, rounds, notes)
     return rows
 
 
-def _measure(variants: dict[str, Callable[[], object]], batch: int, rounds: int, notes: dict[str, str]) -> list[Row]:
+def measure_variants(variants: dict[str, Callable[[], object]], batch: int, rounds: int,
+                     notes: dict[str, str]) -> list[Row]:
+    """Time each variant (a call that returns when its work is done), interleaved round by round; the
+    rows give each one's median, spread and ratio to the variant `PyTorch eager`."""
     iterations = {}
     for label, fn in variants.items():
         fn(), fn()  # warm-up (torch.compile compiles here)

@@ -312,11 +312,31 @@ class SpecError(Exception):
         super().__init__("\n".join(d.headline() for d in errors) or "spec error")
 
 
-class UsageError(Exception):
-    """The command line or the environment is wrong (exit code 2), e.g. a missing file."""
+class Option(StrEnum):
+    """A setting a message refers to, by what it means (the name of the API's parameter). Messages raised
+    below the command line speak of settings by meaning and name the one at fault here; the command line
+    shows it as its flag (cli/common.py: FLAGS), a Python caller as the parameter."""
 
-    def __init__(self, message: str, diagnostic: Diagnostic | None = None):
-        self.diagnostic = diagnostic
+    INPUTS = "inputs"
+    DEPTH = "depth"
+    BATCH = "batch"
+    SIZE_RANGE = "low, high"
+    AXES = "axes"
+    TUNE_DB = "tune_db"
+    CUDA_GRAPH = "cuda_graph"
+    ROUNDS_DIRECTORY = "directory"
+    INGEST = "ingest"
+    BUNDLE_LIMIT = "bundle_limit_mib"
+    RPC_TRACKER = "rpc_tracker"
+    RPC_KEY = "rpc_key"
+
+
+class UsageError(Exception):
+    """The command line or the environment is wrong (exit code 2), e.g. a missing file. `option`: the
+    setting at fault, when one is."""
+
+    def __init__(self, message: str, diagnostic: Diagnostic | None = None, option: Option | None = None):
+        self.diagnostic, self.option = diagnostic, option
         super().__init__(message)
 
 

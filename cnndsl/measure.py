@@ -63,7 +63,8 @@ def check_bundle(bundle: Path) -> dict[str, Any]:
     """The bundle's manifest, after checking its format and every file's sha256."""
     manifest = read_json_file(bundle / ROUND_MANIFEST, "round manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != ROUND_FORMAT:
-        raise ArtifactError(f"{bundle} is not a tuning round bundle (`cnndsl tune --rounds-via` writes them)")
+        raise ArtifactError(f"{bundle} is not a tuning round bundle (round-based tuning writes them: "
+                            "docs/round-tuning.md)")
     if manifest.get("version") != ROUNDS_VERSION:
         raise ArtifactError(f"{bundle} is a round of format version {manifest.get('version')!r}; this cnndsl measures "
                             f"version {ROUNDS_VERSION}")

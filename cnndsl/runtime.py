@@ -16,10 +16,13 @@ catch damage and mix-ups, not a deliberate forgery: whoever can write the direct
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import stat
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +42,11 @@ class ArtifactError(Exception):
 class Model:
     """A loaded artifact: call it with one numpy array per input (positionally or by name)."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any], vm: Any, params: list[Any], device: Any):
+    def __init__(self, path: Path, manifest: ArtifactManifest, vm: Any, params: list[Any], device: Any):
         self.path, self.manifest, self._vm, self._params, self._device = path, manifest, vm, params, device
         # A batch of None: the artifact takes any batch (compiled with --dynamic-batch).
-        self.inputs: dict[str, tuple[int | None, ...]] = {k: tuple(v) for k, v in manifest["inputs"].items()}
-        self.outputs: dict[str, tuple[int | None, ...]] = {k: tuple(v) for k, v in manifest["outputs"].items()}
+        self.inputs = manifest.input_shapes
+        self.outputs = manifest.output_shapes
 
     def __call__(self, *arrays: np.ndarray, **named: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
         import tvm
@@ -81,7 +84,7 @@ class Model:
                 raise ArtifactError(f"expected inputs {', '.join(self.inputs)}; got {', '.join(named)}")
             arrays = tuple(named[name] for name in self.inputs)
         if len(arrays) != len(self.inputs):
-            raise ArtifactError(f"{self.manifest['network']} takes {len(self.inputs)} input(s) "
+            raise ArtifactError(f"{self.manifest.network} takes {len(self.inputs)} input(s) "
                                 f"({', '.join(self.inputs)}); got {len(arrays)}")
         batches = set()
         for (name, shape), array in zip(self.inputs.items(), arrays, strict=True):
@@ -99,7 +102,7 @@ class Model:
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{k}: {'x'.join('N' if d is None else str(d) for d in v)}" for k, v in self.inputs.items())
-        return f"<cnndsl artifact {self.manifest['network']} ({shapes}) on {self.manifest['target_kind']}>"
+        return f"<cnndsl artifact {self.manifest.network} ({shapes}) on {self.manifest.target_kind}>"
 
 
 def _real_array(name: str, array: Any) -> np.ndarray:
@@ -115,15 +118,15 @@ def _real_array(name: str, array: Any) -> np.ndarray:
 _KERNEL_BINARIES: dict[str, bytes] = {}
 
 
-def _precompiled_kernels(path: Path, manifest: dict[str, Any]) -> None:
+def _precompiled_kernels(path: Path, manifest: ArtifactManifest) -> None:
     """Hand TVM the artifact's precompiled kernels. TVM 0.27 on a machine without a CUDA driver (where
     artifacts are usually compiled) keeps the kernels' CUDA source in the library and compiles it when
     the library is loaded, through the `tvm_callback_cuda_compile` hook: that needs TVM's compiler and
     NVRTC on the deployment machine. `cnndsl compile` compiles that source with nvcc beforehand
     (kernels.fatbin, its source's sha256 in the manifest); this hook returns it for that source, and
     leaves any other source to the hook it replaced (TVM's own, where installed)."""
-    kernels = manifest.get("cuda_kernels")
-    if not isinstance(kernels, dict) or not _hex(kernels.get("source_sha256")):
+    kernels = manifest.cuda_kernels
+    if kernels is None:
         raise ArtifactError(f"{path.parent / MANIFEST} lists {KERNELS} without `cuda_kernels.source_sha256`")
     register_kernels(kernels["source_sha256"], path.read_bytes())
 
@@ -192,7 +195,7 @@ def is_artifact(path: Path) -> bool:
     return isinstance(manifest, dict) and manifest.get("format") == FORMAT
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
+def read_manifest(path: Path) -> ArtifactManifest:
     """The artifact's manifest, checked field by field (ArtifactError names the first bad one)."""
     where = path / MANIFEST
     if not where.exists():
@@ -201,20 +204,15 @@ def read_manifest(path: Path) -> dict[str, Any]:
     try:
         if where.stat().st_size > MAX_MANIFEST_BYTES:
             raise ArtifactError(f"{where} is larger than a manifest can be")
-        manifest = json.loads(where.read_text(encoding="utf-8"))
+        fields = json.loads(where.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{path} is not a cnndsl artifact directory (no readable {MANIFEST}: {exc})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    if not isinstance(fields, dict) or fields.get("format") != FORMAT:
         raise ArtifactError(f"{where} is not a cnndsl TVM artifact manifest")
-    if manifest.get("version") != VERSION:
-        raise ArtifactError(f"{path} is an artifact of format version {manifest.get('version')!r}; this cnndsl runs "
+    if fields.get("version") != VERSION:
+        raise ArtifactError(f"{path} is an artifact of format version {fields.get('version')!r}; this cnndsl runs "
                             f"version {VERSION}: compile it again")
-    for key, valid, wanted in _MANIFEST_FIELDS:
-        if key not in manifest:
-            raise ArtifactError(f"{where} has no `{key}` field (a damaged or hand-edited manifest)")
-        if not valid(manifest[key]):
-            raise ArtifactError(f"{where}: `{key}` must be {wanted}; got {str(manifest[key])[:80]!r}")
-    return manifest
+    return ArtifactManifest.from_fields(fields, str(where))
 
 
 def _shapes(value: object) -> bool:
@@ -229,18 +227,77 @@ def _hex(value: object) -> bool:
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
-_MANIFEST_FIELDS: list[tuple[str, Any, str]] = [
-    ("network", lambda v: isinstance(v, str), "a string"),
-    ("graph_sha256", _hex, "a sha256 in hex"),
-    ("device", lambda v: v in ("cpu", "cuda"), "`cpu` or `cuda`"),
-    ("target_kind", lambda v: isinstance(v, str), "a string"),
-    ("dtype", lambda v: v == "float32", "`float32`"),
-    ("inputs", _shapes, "a map of input names to positive dimensions"),
-    ("outputs", _shapes, "a map of output names to positive dimensions"),
-    ("params", lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of names"),
-    ("files", lambda v: isinstance(v, dict) and set(v) in ({LIBRARY, PARAMS}, {LIBRARY, PARAMS, KERNELS})
-     and all(map(_hex, v.values())), f"the sha256 of {LIBRARY}, {PARAMS} (and {KERNELS})"),
-]
+def _rule(check: Callable[[Any], bool], wanted: str) -> dict[str, Any]:
+    """A manifest field's rule: what `from_fields` checks, and how its error describes a valid value."""
+    return {"check": check, "wanted": wanted}
+
+
+def _is(kind: type | tuple[type, ...]) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, kind)
+
+
+@dataclass(frozen=True)
+class ArtifactManifest:
+    """`manifest.json` of a TVM artifact: written by `cnndsl compile` (backends/tvm/compile.py) with
+    `write`, read back and checked by `from_fields`, one rule per field, in this one class."""
+
+    network: str = field(metadata=_rule(_is(str), "a string"))
+    graph_sha256: str = field(metadata=_rule(_hex, "a sha256 in hex"))
+    target_kind: str = field(metadata=_rule(_is(str), "a string"))
+    device: str = field(metadata=_rule(lambda v: v in ("cpu", "cuda"), "`cpu` or `cuda`"))
+    dtype: str = field(metadata=_rule(lambda v: v == "float32", "`float32`"))
+    inputs: dict[str, list[int | None]] = field(metadata=_rule(_shapes, "a map of input names to positive dimensions"))
+    outputs: dict[str, list[int | None]] = field(metadata=_rule(_shapes,
+                                                                "a map of output names to positive dimensions"))
+    params: list[str] = field(metadata=_rule(lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v),
+                                             "a list of names"))
+    files: dict[str, str] = field(metadata=_rule(
+        lambda v: isinstance(v, dict) and set(v) in ({LIBRARY, PARAMS}, {LIBRARY, PARAMS, KERNELS})
+        and all(map(_hex, v.values())), f"the sha256 of {LIBRARY}, {PARAMS} (and {KERNELS})"))
+    # facts for people and tools, with defaults (an artifact written before they were recorded still loads)
+    target: str = field(default="", metadata=_rule(_is(str), "a string"))
+    layout: str = field(default="", metadata=_rule(_is(str), "a string"))
+    cuda_graph: bool = field(default=False, metadata=_rule(_is(bool), "`true` or `false`"))
+    tuning: dict[str, Any] | None = field(default=None, metadata=_rule(_is((dict, type(None))), "a map or null"))
+    tvm: str = field(default="", metadata=_rule(_is(str), "a string"))
+    # a CUDA artifact's precompiled kernels: `source_sha256` of the CUDA source they were compiled from, `arch`
+    cuda_kernels: dict[str, Any] | None = field(default=None, metadata=_rule(
+        lambda v: v is None or (isinstance(v, dict) and _hex(v.get("source_sha256"))),
+        "null or a map with the kernels' `source_sha256`"))
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any], where: str) -> ArtifactManifest:
+        """The manifest from its JSON fields; ArtifactError names the first missing or invalid one."""
+        values = {}
+        for item in dataclasses.fields(cls):
+            if item.name not in fields:
+                if item.default is dataclasses.MISSING:
+                    raise ArtifactError(f"{where} has no `{item.name}` field (a damaged or hand-edited manifest)")
+                continue
+            value = fields[item.name]
+            if not item.metadata["check"](value):
+                raise ArtifactError(f"{where}: `{item.name}` must be {item.metadata['wanted']}; "
+                                    f"got {str(value)[:80]!r}")
+            values[item.name] = value
+        manifest = cls(**values)
+        if (KERNELS in manifest.files) != (manifest.cuda_kernels is not None):
+            raise ArtifactError(f"{where} lists {KERNELS} without `cuda_kernels`, or the reverse")
+        return manifest
+
+    def write(self, directory: Path) -> None:
+        fields = {"format": FORMAT, "version": VERSION, **dataclasses.asdict(self)}
+        if self.cuda_kernels is None:
+            del fields["cuda_kernels"]
+        (directory / MANIFEST).write_text(json.dumps(fields, indent=1) + "\n")
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """Each input's batched shape; a batch of None: any batch (compiled with --dynamic-batch)."""
+        return {name: tuple(shape) for name, shape in self.inputs.items()}
+
+    @property
+    def output_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        return {name: tuple(shape) for name, shape in self.outputs.items()}
 
 
 def _regular(path: Path) -> None:
@@ -254,26 +311,26 @@ def _regular(path: Path) -> None:
         raise ArtifactError(f"{path} is not a regular file")
 
 
-def verify_files(path: Path, manifest: dict[str, Any]) -> None:
+def verify_files(path: Path, manifest: ArtifactManifest) -> None:
     """Each file's sha256 against the manifest, before any of it is loaded."""
-    for name, expected in manifest["files"].items():
+    for name, expected in manifest.files.items():
         _regular(path / name)
         if file_sha256(path / name) != expected:
             raise ArtifactError(f"{path / name} does not match its manifest (sha256 differs): the file is damaged "
                                 "or comes from another build; compile the artifact again")
 
 
-def _read_params(path: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
+def _read_params(path: Path, manifest: ArtifactManifest) -> dict[str, np.ndarray]:
     try:
         with np.load(path / PARAMS, allow_pickle=False) as stored:
             arrays = {name: stored[name] for name in stored.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise ArtifactError(f"{path / PARAMS} cannot be read as parameters: {type(exc).__name__}: {exc}") from exc
     graph = arrays.pop(GRAPH_KEY, None)
-    if graph is None or str(graph) != manifest["graph_sha256"]:
+    if graph is None or str(graph) != manifest.graph_sha256:
         raise ArtifactError(f"{path / PARAMS} belongs to another network than {path / MANIFEST} (graph hash differs)")
-    if list(arrays) != manifest["params"]:
-        raise ArtifactError(f"{path / PARAMS} holds {len(arrays)} arrays; the manifest lists {len(manifest['params'])} "
+    if list(arrays) != manifest.params:
+        raise ArtifactError(f"{path / PARAMS} holds {len(arrays)} arrays; the manifest lists {len(manifest.params)} "
                             "in another order or with other names")
     return arrays
 
@@ -294,10 +351,10 @@ def load(path: str | Path, device_id: int = 0) -> Model:
     manifest = read_manifest(path)
     verify_files(path, manifest)
     arrays = _read_params(path, manifest)
-    device, why = _cuda_device(tvm, device_id) if manifest["device"] == "cuda" else (tvm.cpu(device_id), "")
+    device, why = _cuda_device(tvm, device_id) if manifest.device == "cuda" else (tvm.cpu(device_id), "")
     if not device.exist:
-        raise ArtifactError(f"{path} was compiled for {manifest['device']}, and this machine has no such device{why}")
-    if KERNELS in manifest["files"]:
+        raise ArtifactError(f"{path} was compiled for {manifest.device}, and this machine has no such device{why}")
+    if KERNELS in manifest.files:
         _precompiled_kernels(path / KERNELS, manifest)
     try:
         library = runtime.load_module(str(path / LIBRARY))
@@ -305,5 +362,5 @@ def load(path: str | Path, device_id: int = 0) -> Model:
     except Exception as exc:  # TVM raises its own error types for a library it cannot load
         raise ArtifactError(f"{path / LIBRARY} cannot be loaded by this TVM runtime ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
-    params = [tvm.runtime.tensor(arrays[name], device) for name in manifest["params"]]
+    params = [tvm.runtime.tensor(arrays[name], device) for name in manifest.params]
     return Model(path, manifest, vm, params, device)

@@ -80,3 +80,13 @@ def test_diagnostic_codes_are_named_by_the_enum() -> None:
     found = sorted(str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
                    if path.name != "diagnostics.py" and literal.search(path.read_text()))
     assert found == []
+
+
+def test_benchmarks_use_cnndsl_as_an_installed_package_would() -> None:
+    """No sys.path edits and no private names of cnndsl: a benchmark runs what a user can run."""
+    benchmarks = PACKAGE.parent / "benchmarks"
+    private = re.compile(r"from cnndsl[\w.]* import [^\n]*\b_[a-z]\w*|cnndsl(\.\w+)*\._[a-z]")
+    found = sorted(f"{path.name}: {'sys.path' if 'sys.path' in text else private.search(text).group()}"  # type: ignore[union-attr]
+                   for path in benchmarks.glob("*.py") if "sys.path" in (text := path.read_text())
+                   or private.search(text))
+    assert found == []

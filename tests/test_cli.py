@@ -72,7 +72,7 @@ def test_input_override_changes_shapes_not_params() -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--input", "nope=3x8x8"], "--input names no declared input: nope"),
+    (["--input", "nope=3x8x8"], "--input: an input override names no declared input: nope"),
     (["--input", "image=3x"], "expected NAME=CxHxW"),
     (["--batch", "0"], "0 is not in the range"),
     (["--convention", "flops"], "'flops' is not one of"),
@@ -304,3 +304,20 @@ def test_json_with_errors_lists_the_layers_that_checked_and_no_totals() -> None:
     assert [layer["name"] for layer in report["layers"]] == ["conv1", "relu1"]  # conv2 failed, add depends on it
     assert set(report["totals"].values()) == {None}
     assert [d["code"] for d in report["diagnostics"] if d["severity"] == "error"] == ["E303"]
+
+
+def test_settings_named_below_the_command_line_have_flags() -> None:
+    """Messages below the command line name a setting by meaning (diagnostics.Option); the command line shows
+    its flag, which must be an option of some command."""
+    import click
+
+    from cnndsl.cli.common import FLAGS
+    from cnndsl.diagnostics import Option
+
+    def options(command: click.Command) -> set[str]:
+        found = {flag for param in command.params for flag in param.opts}
+        for sub in getattr(command, "commands", {}).values():
+            found |= options(sub)
+        return found
+
+    assert set(FLAGS) == set(Option) and set(FLAGS.values()) <= options(main)

@@ -183,8 +183,10 @@ def test_a_non_boolean_condition_is_the_only_error_of_its_block(specs: SpecFiles
 
 def test_an_input_override_cannot_change_the_rank(specs: SpecFiles) -> None:
     path = specs.write("input image: 3 x 32 x 32\noutput y = image -> conv(8, 3)\n")
-    with pytest.raises(UsageError, match=r"--input image=3x224 has 2 dimension\(s\), but `image` is declared with 3"):
+    wrong_rank = r"override image=3x224 has 2 dimension\(s\), but `image` is declared with 3"
+    with pytest.raises(UsageError, match=wrong_rank) as info:
         cnndsl.load(path, inputs={"image": (3, 224)})
+    assert info.value.option == "inputs"  # the command line names its flag, --input
     assert cnndsl.load(path, inputs={"image": (3, 64, 48)}).report().outputs["y"] == [8, 62, 46]
 
 

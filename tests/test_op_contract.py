@@ -22,6 +22,7 @@ from cnndsl.backends.torch.lowerings import lower_layer
 from cnndsl.ops import REGISTRY, Op, activation
 from cnndsl.ops.compose import PRIMITIVES
 from tests.conftest import SpecFiles
+from tests.test_ops import CASES
 
 ROOT = Path(__file__).resolve().parent.parent
 OPS = sorted({op.kind: op for op in REGISTRY.values()}.items())  # one instance per op class
@@ -120,3 +121,15 @@ def test_nodes_carry_their_op() -> None:
     network = cnndsl.load(ROOT / "specs" / "resnet18.cnn")
     conv = network.graph.node("conv1")
     assert conv.op is REGISTRY[conv.op.name] and conv.op.kind == "conv"
+
+
+@pytest.mark.parametrize(("text", "shape"), [case[:2] for case in CASES], ids=[case[0] for case in CASES])
+def test_each_layer_holds_the_tensors_its_op_declares(specs: SpecFiles, text: str, shape: str) -> None:
+    """`Op.tensors` names and shapes each tensor of a layer: the PyTorch module's state_dict holds exactly
+    those (batch norm's step counter aside), and the TVM lowering reads its weights by those names."""
+    network = specs.load(f"input x: {shape}\noutput y = x -> {text} as probe\n")
+    node = network.graph.node("probe")
+    declared = {name: tensor.shape for name, tensor in node.op.tensors(network.graph.facts("probe").attrs).items()}
+    state = network.to_torch().probe.state_dict()
+    held = {name: tuple(value.shape) for name, value in state.items() if name != "num_batches_tracked"}
+    assert held == declared

@@ -266,7 +266,7 @@ def test_cuda_graphs_are_captured_in_the_artifact_when_asked(mnist: cnndsl.Netwo
 
 
 def test_cuda_graphs_need_a_cuda_target(mnist: cnndsl.Network, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="--cuda-graph applies to CUDA targets; this one is llvm"):
+    with pytest.raises(UsageError, match="CUDA graphs apply to CUDA targets; this one is llvm"):
         mnist.to_tvm("llvm", tmp_path / "artifact", cuda_graph=True)
 
 
@@ -292,11 +292,11 @@ def shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def resnet18_tasks() -> tuple[object, list[object]]:
     from tvm.s_tir import meta_schedule as ms
 
-    from cnndsl.backends.tvm import _prepared
+    from cnndsl.backends.tvm import prepare_network
     from cnndsl.backends.tvm.pipeline import fuse
 
     network = cnndsl.load(SPECS / "resnet18.cnn")
-    target, _, _, module = _prepared(network.graph, network.weights(), "h200", 1, "auto", "auto", tuned=True)
+    target, _, _, module = prepare_network(network.graph, network.weights(), "h200", 1, "auto", "auto", tuned=True)
     return target, ms.relax_integration.extract_tasks(fuse(module, target), target)
 
 
@@ -321,8 +321,8 @@ def test_the_shipped_kernels_apply_only_where_they_beat_the_default_schedule(shi
     network = cnndsl.load(SPECS / "resnet18.cnn")
     tuned = network.to_tvm("h200", tmp_path / "shipped", log=lines.append)
     assert lines == ["using cnndsl's pre-tuned kernels (NVIDIA H200 (test), today); 1 kernel(s) keep default "
-                     "schedules (no record faster than them): fused_conv2d_add_relu1 (--tune-db none to build "
-                     "without them)"]
+                     "schedules (no record faster than them): fused_conv2d_add_relu1 (a build without "
+                     "pre-tuned kernels leaves them out)"]
     plain = network.to_tvm("h200", tmp_path / "plain", pretuned=False, log=lines.append)
     assert len(lines) == 1  # nothing said: no records used
     from cnndsl.backends.tvm.cuda import nvcc_available

@@ -268,9 +268,9 @@ def test_a_failed_layout_conversion_keeps_nchw_with_a_warning(specs: SpecFiles) 
     (TuningReport(tasks=9, tuned_now=9, trials=40, seconds=1.0), None),
     (TuningReport(tasks=9, tuned_now=0, trials=0, seconds=0.0), None),  # all were in the database
     (TuningReport(tasks=9, tuned_now=2, trials=8, seconds=1.0, left_untuned=7),
-     "7 of 9 tasks got no tuning record within 8 trials and keep default schedules; --trials 36 or more"),
+     "7 of 9 tasks got no tuning record within 8 trials and keep default schedules; 36 trials or more"),
     (TuningReport(tasks=20, tuned_now=3, trials=12, seconds=1.0, left_untuned=2),  # 15 were in the database
-     "2 of 20 tasks got no tuning record within 12 trials and keep default schedules; --trials 20 or more"),
+     "2 of 20 tasks got no tuning record within 12 trials and keep default schedules; 20 trials or more"),
 ])
 def test_a_budget_that_leaves_tasks_untuned_says_how_many_trials_reach_them(report: TuningReport,
                                                                               expected: str | None) -> None:
@@ -463,10 +463,10 @@ def test_cuda_artifacts_carry_kernels_compiled_ahead_of_time(tmp_path: Path) -> 
     runtime.verify_files(out, manifest)
     binary = (out / runtime.KERNELS).read_bytes()
     assert binary[:4] == b"\x50\xed\x55\xba"  # a fatbin's magic number
-    assert manifest["cuda_kernels"]["arch"] == "sm_90"
+    assert manifest.cuda_kernels is not None and manifest.cuda_kernels["arch"] == "sm_90"
     executable = compile_lowered(build_relax(network.graph, network.weights(), 1), make_target(target)).executable
     source = next(m for host in executable.mod.imports for m in host.imports if m.kind == "cuda").inspect_source("cuda")
-    assert hashlib.sha256(source.encode()).hexdigest() == manifest["cuda_kernels"]["source_sha256"]
+    assert hashlib.sha256(source.encode()).hexdigest() == manifest.cuda_kernels["source_sha256"]
     runtime._precompiled_kernels(out / runtime.KERNELS, manifest)
     hook = tvm_ffi.get_global_func("tvm_callback_cuda_compile")
     assert bytes(hook(source)) == binary

@@ -21,6 +21,7 @@ from .common import (
     spec_options,
     trials_option,
     trials_per_task_option,
+    usage_message,
     winograd_option,
 )
 
@@ -180,7 +181,9 @@ def run_artifact(artifact: Path, inputs: tuple[str, ...], output: Path | None, d
                 else:
                     np.savez(file, **named)  # type: ignore[arg-type]
             click.echo(f"wrote {output}")
-    except (ArtifactError, UsageError, ModuleNotFoundError) as exc:  # the runtime says what to install
+    except UsageError as exc:
+        fail_usage(usage_message(exc))
+    except (ArtifactError, ModuleNotFoundError) as exc:  # the runtime says what to install
         fail_usage(str(exc))
     except Exception as exc:
         if debug:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from ..diagnostics import Option, UsageError
 from ..limits import DEFAULT_LIMITS, Limits
 from ..ops.base import Convention
 
@@ -63,6 +64,18 @@ trials_option = click.option("--trials", type=click.IntRange(min=1), default=200
                              help="tvm only: measurements in all, over the tasks not yet in the tuning database.")
 trials_per_task_option = click.option("--trials-per-task", type=click.IntRange(min=1), default=None,
                                       help="tvm only: at most this many measurements for one task.")
+
+
+# The flag of each setting a message below the command line refers to by meaning (diagnostics.Option).
+FLAGS = {Option.INPUTS: "--input", Option.DEPTH: "--depth", Option.BATCH: "--batch", Option.SIZE_RANGE: "--range",
+         Option.AXES: "--axis", Option.TUNE_DB: "--tune-db", Option.CUDA_GRAPH: "--cuda-graph",
+         Option.ROUNDS_DIRECTORY: "--rounds-via", Option.INGEST: "--ingest", Option.BUNDLE_LIMIT: "--bundle-limit",
+         Option.RPC_TRACKER: "--rpc-tracker", Option.RPC_KEY: "--rpc-key"}
+
+
+def usage_message(error: UsageError) -> str:
+    """A usage error as the command line says it: the flag of the setting at fault first."""
+    return f"{FLAGS[error.option]}: {error}" if error.option is not None else str(error)
 
 
 def spec_options(function: Any) -> Any:
@@ -137,13 +150,13 @@ def own_warnings_as_lines() -> Iterator[None]:
 def reported_errors(color: bool | None, debug: bool, doing: str) -> Iterator[None]:
     """Spec errors -> diagnostics and exit 1; usage errors -> exit 2; anything else is a bug: exit 2 with
     a one-line message (the traceback with --debug)."""
-    from ..diagnostics import SpecError, UsageError
+    from ..diagnostics import SpecError
 
     try:
         with own_warnings_as_lines():
             yield
     except UsageError as exc:
-        fail_usage(str(exc))
+        fail_usage(usage_message(exc))
     except SpecError as exc:
         print_diagnostics(exc.diagnostics, color)
         sys.exit(1)

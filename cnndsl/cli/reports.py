@@ -25,6 +25,7 @@ from .common import (
     reported_errors,
     spec_options,
     stdin_text,
+    usage_message,
     use_color_on,
     worst_exit,
 )
@@ -137,7 +138,7 @@ def _check(spec: Path, fmt: str, convention: str, batch: int, view: ReportView, 
             _json_out(failure_report(spec.stem, exc, convention, batch).model_dump_json(indent=2), reports)
             sys.exit(2 if unreadable else 1)
         if isinstance(exc, UsageError):
-            fail_usage(str(exc))
+            fail_usage(usage_message(exc))
         print_diagnostics(exc.diagnostics, color)
         sys.exit(1)
     except Exception:
@@ -154,7 +155,7 @@ def _check(spec: Path, fmt: str, convention: str, batch: int, view: ReportView, 
     try:
         report = network.report(convention, batch, view.taps, view.depth, view.train)
     except UsageError as exc:
-        fail_usage(f"--taps: {exc}")
+        fail_usage(f"--taps: {exc}")  # a tap names no layer: the one option of a report that can
     report = report.model_copy(update={"diagnostics": [e for e in report.diagnostics if view.shows(e.severity)]})
     if fmt == "json":
         _json_out(report.model_dump_json(indent=2), reports)

@@ -13,7 +13,7 @@ from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..diagnostics import CheckingStopped, Code, DiagnosticSink, Location, UsageError, did_you_mean
+from ..diagnostics import CheckingStopped, Code, DiagnosticSink, Location, Option, UsageError, did_you_mean
 from ..limits import DEFAULT_LIMITS, Limits
 from ..ops import REGISTRY
 from ..syntax import ast as A
@@ -119,8 +119,8 @@ class Elaborator(LayerExpansion):
         self.check_network(module.statements, env)
         unknown = sorted(set(self.overrides) - set(self.graph.inputs))
         if unknown and not self.sink.has_errors:
-            raise UsageError(f"--input names no declared input: {', '.join(unknown)} (declared: "
-                             f"{', '.join(self.graph.inputs) or 'none'})")
+            raise UsageError(f"an input override names no declared input: {', '.join(unknown)} (declared: "
+                             f"{', '.join(self.graph.inputs) or 'none'})", option=Option.INPUTS)
         return self.graph
 
 
@@ -211,9 +211,9 @@ class Elaborator(LayerExpansion):
         if shape is not None and len(shape) != len(stmt.shape):
             # `--input image=3x224` on a 2-D network would silently turn every conv into a conv1d
             declared = " x ".join(str(d.value) if isinstance(d, A.IntLit) else "..." for d in stmt.shape)
-            raise UsageError(f"--input {name}={'x'.join(map(str, shape))} has {len(shape)} dimension(s), but `{name}` "
-                             f"is declared with {len(stmt.shape)} at {where}: {declared}; an override changes sizes, "
-                             "not the rank")
+            raise UsageError(f"the input override {name}={'x'.join(map(str, shape))} has {len(shape)} dimension(s), "
+                             f"but `{name}` is declared with {len(stmt.shape)} at {where}: {declared}; an override "
+                             "changes sizes, not the rank", option=Option.INPUTS)
         if shape is None:
             dims = [self.constants.evaluate(d, frame.values, env, tensor_shape=self.shapes(frame)) for d in stmt.shape]
             problem = next((i for i, d in enumerate(dims) if d is None or isinstance(d, bool)

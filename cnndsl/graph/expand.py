@@ -211,7 +211,7 @@ class LayerExpansion:
     def too_large(self, message: str, where: Location, frame: Frame) -> None:
         self.sink.emit(Code.E210, message, where, notes=frame.trail,
                        hint="check repeat counts (`x N`) and nested blocks; a network this large is checked with "
-                            "--max-layers N")
+                            "a higher layer limit (`--max-layers N`; `Limits(layers=N)` in Python)")
         self.sink.stop("checking stopped at a limit; the layers before it are not reported")
 
     def add_op(self, op: Op, callee: str, args: list[tuple[A.Arg, Value]], name: str, current: list[str],

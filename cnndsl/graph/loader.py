@@ -45,7 +45,8 @@ class Loader:
                 raise
             what = exc.diagnostic.message if exc.diagnostic else str(exc)
             self.sink.emit(Code.E500, f'cannot import "{shown}": {what}', importer,
-                           hint="import paths are relative to the importing file, or to an --import-path directory")
+                           hint="import paths are relative to the importing file, or to a directory of the import "
+                                "path (`--import-path`, $CNNDSL_PATH; `import_path=` in Python)")
             return None
         self.sink.sources[source.path] = source  # diagnostics quote their line from it
         try:
@@ -106,8 +107,8 @@ class Loader:
             allowed = ", ".join(str(root) for root in self.import_roots)
             self.sink.emit(Code.E500, f'import "{name}" resolves to {target}, outside the directories specs may '
                            f"import from ({allowed})", where,
-                           hint="imports stay inside the spec's directory; allow another directory with "
-                                "--import-path DIR (or CNNDSL_PATH)")
+                           hint="imports stay inside the spec's directory; allow another directory on the import "
+                                "path (`--import-path DIR`, $CNNDSL_PATH; `import_path=` in Python)")
             return None
         return existing
 

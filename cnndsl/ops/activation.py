@@ -18,10 +18,11 @@ from .base import (
     NoParams,
     Op,
     OpParams,
-    ParamCount,
     Shape,
     ShapeError,
+    Tensor,
     TrainableParams,
+    learned,
 )
 from .compose import Primitives
 from .registry import register
@@ -120,8 +121,8 @@ class Prelu(_Elementwise):
     descriptions = {"per_channel": DESCRIBE_BOOL, "init": "a number: the slopes' initial value",
                     "frozen": DESCRIBE_BOOL}
 
-    def param_count(self, a: Attrs[PreluParams]) -> ParamCount:
-        return ParamCount(a.x[0] if a.p.per_channel else 1)
+    def tensors(self, a: Attrs[PreluParams]) -> dict[str, Tensor]:
+        return learned(weight=(a.x[0] if a.p.per_channel else 1,))
 
 
 @register()

@@ -114,6 +114,24 @@ class ParamCount:
 NO_PARAMS = ParamCount(0)
 
 
+@dataclass(frozen=True)
+class Tensor:
+    """A tensor a layer holds (`Op.tensors`): its shape, and whether it is learned (a parameter) or kept
+    (a buffer: batch norm's running statistics)."""
+
+    shape: tuple[int, ...]
+    learned: bool = True
+
+    @property
+    def size(self) -> int:
+        return prod(self.shape)
+
+
+def learned(**shapes: tuple[int, ...] | None) -> dict[str, Tensor]:
+    """Learned tensors by name; a None shape is left out (a bias switched off)."""
+    return {name: Tensor(shape) for name, shape in shapes.items() if shape is not None}
+
+
 P = TypeVar("P", bound=OpParams)
 T = TypeVar("T")
 
@@ -266,8 +284,15 @@ class Op:
         raise NotImplementedError(f"`{self.kind}` defines neither resolve nor output_shape")
 
     # ---- rules over the resolved attributes -------------------------------------------------------
+    def tensors(self, a: Any) -> dict[str, Tensor]:
+        """The tensors a layer of this op holds, by name: the names both backends use (the PyTorch module's
+        state_dict keys under the layer's name; the TVM lowering reads its weights by them), the shapes the
+        parameter count sums. tests/test_op_contract.py checks every op's against its PyTorch module."""
+        return {}
+
     def param_count(self, a: Any) -> ParamCount:
-        return NO_PARAMS
+        tensors = self.tensors(a).values()
+        return ParamCount(sum(t.size for t in tensors if t.learned), sum(t.size for t in tensors if not t.learned))
 
     def macs(self, a: Any, params: int) -> Macs:
         """MACs per convention; `params` is this layer's parameter count (torchinfo counts layers with

@@ -19,14 +19,15 @@ from .base import (
     Macs,
     Op,
     Padding,
-    ParamCount,
     PositiveInt,
     PositiveInts,
     Shape,
     ShapeError,
+    Tensor,
     TrainableParams,
     Window,
     WindowAttrs,
+    learned,
     per_axis,
     spatial_size,
     sweep,
@@ -93,8 +94,9 @@ class Conv(Op):
         g = sweep(self, x, p.kernel, p.stride, p.padding, p.dilation)
         return ConvAttrs(p, inputs, (p.channels, *g.out), g, _groups(p, x[0]))
 
-    def param_count(self, a: ConvAttrs) -> ParamCount:
-        return ParamCount(a.weights + (a.p.channels if a.p.bias else 0))
+    def tensors(self, a: ConvAttrs) -> dict[str, Tensor]:
+        return learned(weight=(a.p.channels, a.x[0] // a.groups, *a.geometry.kernel),
+                       bias=(a.p.channels,) if a.p.bias else None)
 
     def macs(self, a: ConvAttrs, params: int) -> Macs:
         weight_macs = a.weights * spatial_size(a.out)
@@ -173,8 +175,9 @@ class ConvTranspose(Op):
             out.append(size)
         return ConvTransposeAttrs(p, inputs, (p.channels, *out), k, s, pad, opad, d)
 
-    def param_count(self, a: ConvTransposeAttrs) -> ParamCount:
-        return ParamCount(a.weights + (a.p.channels if a.p.bias else 0))
+    def tensors(self, a: ConvTransposeAttrs) -> dict[str, Tensor]:
+        return learned(weight=(a.x[0], a.p.channels // a.p.groups, *a.kernel),
+                       bias=(a.p.channels,) if a.p.bias else None)
 
     def macs(self, a: ConvTransposeAttrs, params: int) -> Macs:
         # every input element is multiplied by the (C_out/groups x kernel) weights it scatters to
@@ -219,8 +222,11 @@ class LocallyConnected(Op):
         """One weight per output position, output channel, input channel and kernel offset."""
         return spatial_size(a.out) * a.p.channels * a.x[0] * prod(a.geometry.kernel)
 
-    def param_count(self, a: WindowAttrs[LocallyConnectedParams]) -> ParamCount:
-        return ParamCount(self._weights(a) + (spatial_size(a.out) * a.p.channels if a.p.bias else 0))
+    def tensors(self, a: WindowAttrs[LocallyConnectedParams]) -> dict[str, Tensor]:
+        """Per output position: weight (C_out, *out, C_in x kernel), bias (C_out, *out)."""
+        out = a.out[1:]
+        return learned(weight=(a.p.channels, *out, a.x[0] * prod(a.geometry.kernel)),
+                       bias=(a.p.channels, *out) if a.p.bias else None)
 
     def macs(self, a: WindowAttrs[LocallyConnectedParams], params: int) -> Macs:
         return Macs(self._weights(a), params, 0)

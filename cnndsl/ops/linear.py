@@ -13,11 +13,12 @@ from .base import (
     Attrs,
     Macs,
     Op,
-    ParamCount,
     PositiveInt,
     Shape,
     ShapeError,
+    Tensor,
     TrainableParams,
+    learned,
 )
 from .registry import register
 
@@ -52,8 +53,8 @@ class Linear(Op):
                                   "to each position's channels with `linear(n, over=channels)`")
         return (p.features,)
 
-    def param_count(self, a: Attrs[LinearParams]) -> ParamCount:
-        return ParamCount(a.x[0] * a.p.features + (a.p.features if a.p.bias else 0))
+    def tensors(self, a: Attrs[LinearParams]) -> dict[str, Tensor]:
+        return learned(weight=(a.p.features, a.x[0]), bias=(a.p.features,) if a.p.bias else None)
 
     def macs(self, a: Attrs[LinearParams], params: int) -> Macs:
         # torchinfo counts an nn.Linear's parameters once per position it is applied at; Darknet counts
@@ -80,5 +81,5 @@ class Scale(Op):
     def output_shape(self, p: ScaleParams, inputs: tuple[Shape, ...]) -> Shape:
         return inputs[0]
 
-    def param_count(self, a: Attrs[ScaleParams]) -> ParamCount:
-        return ParamCount(a.x[0])
+    def tensors(self, a: Attrs[ScaleParams]) -> dict[str, Tensor]:
+        return learned(weight=(a.x[0], *(1,) * (len(a.x) - 1)))  # one multiplier per channel, broadcast

@@ -16,11 +16,12 @@ from .base import (
     Attrs,
     Op,
     OpParams,
-    ParamCount,
     PositiveInt,
     Shape,
     ShapeError,
+    Tensor,
     TrainableParams,
+    learned,
 )
 from .registry import register
 
@@ -58,6 +59,11 @@ class LrnParams(OpParams):
     k: float = 1.0
 
 
+def _affine(affine: bool, shape: Shape) -> dict[str, Tensor]:
+    """A normalisation's learned scale (`weight`) and shift (`bias`), PyTorch's names, when `affine`."""
+    return learned(weight=shape, bias=shape) if affine else {}
+
+
 _DESCRIPTIONS = {"eps": "a positive number", "momentum": "a number in [0, 1]", "affine": DESCRIBE_BOOL,
                  "frozen": DESCRIBE_BOOL, "groups": DESCRIBE_POSITIVE,
                  "dims": "a positive number of trailing per-sample axes",
@@ -83,9 +89,10 @@ class BatchNorm(Op):
             self.spatial_rank(x)
         return x
 
-    def param_count(self, a: Attrs[BatchNormParams]) -> ParamCount:
-        c = a.x[0]
-        return ParamCount(2 * c if a.p.affine else 0, buffers=2 * c)
+    def tensors(self, a: Attrs[BatchNormParams]) -> dict[str, Tensor]:
+        c = (a.x[0],)
+        statistics = {"running_mean": Tensor(c, learned=False), "running_var": Tensor(c, learned=False)}
+        return {**_affine(a.p.affine, c), **statistics}
 
 
 @register()
@@ -111,8 +118,8 @@ class GroupNorm(Op):
                              hint="use fewer groups, or normalise before the spatial size shrinks to 1")
         return x
 
-    def param_count(self, a: Attrs[GroupNormParams]) -> ParamCount:
-        return ParamCount(2 * a.x[0] if a.p.affine else 0)
+    def tensors(self, a: Attrs[GroupNormParams]) -> dict[str, Tensor]:
+        return _affine(a.p.affine, (a.x[0],))
 
 
 @dataclass(frozen=True)
@@ -148,8 +155,8 @@ class LayerNorm(Op):
             raise ShapeError(Code.E205, f"layernorm dims={dims} exceeds the {len(x)} per-sample axes of {fmt_shape(x)}")
         return LayerNormAttrs(p, inputs, x, x[len(x) - dims:])
 
-    def param_count(self, a: LayerNormAttrs) -> ParamCount:
-        return ParamCount(2 * prod(a.normalized_shape) if a.p.affine else 0)
+    def tensors(self, a: LayerNormAttrs) -> dict[str, Tensor]:
+        return _affine(a.p.affine, a.normalized_shape)
 
 
 @register("instancenorm1d", "instancenorm2d", "instancenorm3d")
@@ -171,8 +178,8 @@ class InstanceNorm(Op):
                              hint="normalise before the spatial size shrinks to 1")
         return x
 
-    def param_count(self, a: Attrs[InstanceNormParams]) -> ParamCount:
-        return ParamCount(2 * a.x[0] if a.p.affine else 0)
+    def tensors(self, a: Attrs[InstanceNormParams]) -> dict[str, Tensor]:
+        return _affine(a.p.affine, (a.x[0],))
 
 
 @register()

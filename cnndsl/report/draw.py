@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..diagnostics import UsageError
+from ..diagnostics import Option, UsageError
 from ..graph.model import Graph
 from ..layout import fmt_shape
 from . import model as M
@@ -68,7 +68,8 @@ def render(dot: str, path: Path) -> None:
         done = subprocess.run([program, f"-T{kind}", "-o", str(path)], input=dot.encode(), capture_output=True,
                               timeout=TIMEOUT_SEC, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise UsageError(f"Graphviz took more than {TIMEOUT_SEC} s on this network; try --depth 1") from exc
+        raise UsageError(f"Graphviz took more than {TIMEOUT_SEC} s on this network; try drawing each block instance "
+                         "as one node (depth 1)", option=Option.DEPTH) from exc
     if done.returncode != 0:
         raise UsageError(f"Graphviz could not draw {path}: {done.stderr.decode(errors='replace').strip()[:300]}")
 

@@ -13,7 +13,7 @@ import numpy as np
 import tvm
 import tvm.tirx
 
-from ...diagnostics import UsageError
+from ...diagnostics import Option, UsageError
 from ...graph.model import Graph
 from ...runtime import Model
 from ...runtime import load as load_artifact
@@ -52,9 +52,12 @@ class Compiled:
         return load_artifact(self.path, device_id)
 
 
-def _prepared(graph: Graph, state: Mapping[str, np.ndarray], target_name: str, batch: int, layout: str,
-              winograd: str, tuned: bool, dynamic_batch: bool = False
-              ) -> tuple[tvm.target.Target, Lowered, Layout, tvm.IRModule]:
+def prepare_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: str, batch: int, layout: str,
+                    winograd: str, tuned: bool, dynamic_batch: bool = False
+                    ) -> tuple[tvm.target.Target, Lowered, Layout, tvm.IRModule]:
+    """The network as the compiler takes it: lowered to Relax at `batch` (or any batch), then through the
+    pipeline of `compile_network` (folding, layout, Winograd), with the target and the layout chosen: the
+    module whose kernels tuning and compiling see (benchmarks read their tasks from it)."""
     check_supported(graph)  # every unsupported op, located
     check_indexable(graph, batch)
     target = make_target(target_name)
@@ -78,7 +81,7 @@ def check_indexable(graph: Graph, batch: int) -> None:
             largest, name = elements, node.name
     if largest > INT32_ELEMENTS:
         raise UsageError(f"at batch {batch:,}, `{name}` has {largest:,} elements; TVM kernels index tensors of at "
-                         f"most {INT32_ELEMENTS:,} (2^31 - 1): choose a smaller --batch")
+                         f"most {INT32_ELEMENTS:,} (2^31 - 1): choose a smaller batch", option=Option.BATCH)
 
 
 def compile_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: str, out_dir: Path, batch: int = 1,
@@ -101,7 +104,7 @@ def compile_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: 
     if dynamic_batch and tuned:
         raise UsageError("tuned kernels are specialised to one batch; compile a dynamic batch without tuning "
                          "(TVM's default schedules), or tune and compile for the batch you serve")
-    target, lowered, chosen, module = _prepared(graph, state, target_name, batch, layout, winograd, tuned,
+    target, lowered, chosen, module = prepare_network(graph, state, target_name, batch, layout, winograd, tuned,
                                                 dynamic_batch)
     report, database = None, None
     if shipped is not None:
@@ -110,7 +113,7 @@ def compile_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: 
         if log is not None:
             lacking = f"; {len(missing)} kernel(s) keep default schedules (no record faster than them): " \
                       f"{', '.join(missing)}" if missing else "; every kernel has a record"
-            log(f"using {describe(shipped)}{lacking} (--tune-db none to build without them)")
+            log(f"using {describe(shipped)}{lacking} (a build without pre-tuned kernels leaves them out)")
     elif tuned:
         used_dir = database_dir or default_database_dir()
         tuned_database, report = tune(module, target, used_dir, trials, seed=seed, log=log,
@@ -124,7 +127,7 @@ def compile_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: 
                           f"for this target, batch and layout: they keep default schedules (tune them with "
                           f"`cnndsl tune` and the same options)", stacklevel=2)
     if cuda_graph and target.kind.name != "cuda":
-        raise UsageError(f"--cuda-graph applies to CUDA targets; this one is {target.kind.name}")
+        raise UsageError(f"CUDA graphs apply to CUDA targets; this one is {target.kind.name}", option=Option.CUDA_GRAPH)
     program = compile_program(module, target, chosen, database, cuda_graph=cuda_graph)
     path = write_artifact(program, lowered, target, out_dir, graph.name, graph.content_hash(),
                           report if trials > 0 else None)
@@ -138,7 +141,7 @@ def tune_network(graph: Graph, state: Mapping[str, np.ndarray], target_name: str
     """Tune the kernels `compile_network` would build for `target_name` (the same layout and weights
     folding, so the records match; the weights' values do not matter) into the database, without
     compiling."""
-    target, _, _, module = _prepared(graph, state, target_name, batch, layout, winograd, tuned=True)
+    target, _, _, module = prepare_network(graph, state, target_name, batch, layout, winograd, tuned=True)
     _, report = tune(module, target, database_dir or default_database_dir(), trials, trials_per_task=trials_per_task,
                      log=log, tracker=tracker, builders=builders)
     return report
@@ -152,7 +155,7 @@ def tune_round(graph: Graph, state: Mapping[str, np.ndarray], target_name: str, 
     """Tuning through files (rounds.py): ingest the last round's measurements (`ingest`, written by
     `cnndsl measure`) into the database, then write the next round's bundle of `candidates` built
     candidates in `directory`. The kernels are those `compile_network` builds with the same options."""
-    target, _, chosen, module = _prepared(graph, state, target_name, batch, layout, winograd, tuned=True)
+    target, _, chosen, module = prepare_network(graph, state, target_name, batch, layout, winograd, tuned=True)
     database = database_dir or default_database_dir()
     rounds_state = RoundsState(graph.name, graph.content_hash(), str(target), batch, chosen, str(database))
     return next_round(module, target, rounds_state, directory, candidates, ingest, seed, bundle_limit_mib, log)

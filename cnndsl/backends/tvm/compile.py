@@ -26,7 +26,7 @@ from ...diagnostics import UsageError
 from ...files import atomic_directory, check_directory_target
 
 # the artifact's format as the runtime reads and checks it
-from ...runtime import FORMAT, GRAPH_KEY, KERNELS, LIBRARY, MANIFEST, PARAMS, VERSION, file_sha256, is_artifact
+from ...runtime import GRAPH_KEY, KERNELS, LIBRARY, PARAMS, ArtifactManifest, file_sha256, is_artifact
 from .cuda import nvcc_available
 from .lower import Lowered
 from .pipeline import Program, compile_program, prepared
@@ -106,20 +106,16 @@ def write_artifact(program: Program, lowered: Lowered, target: tvm.target.Target
         kernels = precompile_cuda(program, target, staging)
         arrays = dict(zip(program.param_names, program.param_values, strict=True))
         np.savez(staging / PARAMS, **arrays, **{GRAPH_KEY: np.array(graph_sha256)})  # type: ignore[arg-type]
-        manifest: dict[str, Any] = {
-            "format": FORMAT, "version": VERSION, "network": network,
-            "graph_sha256": graph_sha256, "target": str(target), "target_kind": target.kind.name,
-            "device": "cuda" if target.kind.name == "cuda" else "cpu", "dtype": "float32", "layout": program.layout,
-            "cuda_graph": program.cuda_graph,
-            "inputs": {name: manifest_shape(shape) for name, shape in lowered.input_shapes.items()},
-            "outputs": {name: manifest_shape(shape) for name, shape in lowered.output_shapes.items()},
-            "params": program.param_names, "tuning": asdict(tuning) if tuning else None,
-            "tvm": tvm.__version__,
-            "files": {name: file_sha256(staging / name) for name in (LIBRARY, PARAMS, *([KERNELS] * bool(kernels)))},
-        }
-        if kernels:
-            manifest["cuda_kernels"] = kernels
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        ArtifactManifest(
+            network=network, graph_sha256=graph_sha256, target_kind=target.kind.name,
+            device="cuda" if target.kind.name == "cuda" else "cpu", dtype="float32",
+            inputs={name: manifest_shape(shape) for name, shape in lowered.input_shapes.items()},
+            outputs={name: manifest_shape(shape) for name, shape in lowered.output_shapes.items()},
+            params=program.param_names,
+            files={name: file_sha256(staging / name) for name in (LIBRARY, PARAMS, *([KERNELS] * bool(kernels)))},
+            target=str(target), layout=program.layout, cuda_graph=program.cuda_graph,
+            tuning=asdict(tuning) if tuning else None, tvm=tvm.__version__, cuda_kernels=kernels or None,
+        ).write(staging)
     return out_dir
 
 

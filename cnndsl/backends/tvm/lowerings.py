@@ -63,8 +63,17 @@ class Emitter:
         self.values.append(value)
         return var
 
-    def weight(self, layer: str, key: str) -> np.ndarray:
-        return self.state[f"{layer}.{key}"]
+    def weight(self, layer: Layer, name: str) -> np.ndarray:
+        """The layer's tensor `name` as its op declares it (`Op.tensors`: names and shapes both backends share),
+        from the state_dict under the layer's name."""
+        declared = layer.op.tensors(layer.a)
+        if name not in declared:
+            raise LookupError(f"`{layer.op.kind}` declares no tensor `{name}` "
+                              f"(it holds {', '.join(declared) or 'none'})")
+        value = self.state[f"{layer.name}.{name}"]
+        if tuple(value.shape) != declared[name].shape:
+            raise ValueError(f"`{layer.name}.{name}` is {tuple(value.shape)}; its op declares {declared[name].shape}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class Layer:
 
     name: str
     a: Any  # the op's Attrs subclass; each converter names the one it reads
+    op: Op
 
     @property
     def p(self) -> Any:
@@ -148,7 +158,7 @@ def _add_bias(e: Emitter, layer: Layer, y: relax.Expr, rank: int) -> relax.Expr:
     """Add the layer's bias (C_out values, or C_out x output positions for a locally connected layer)."""
     if not layer.p.bias:
         return y
-    bias = e.weight(layer.name, "bias")
+    bias = e.weight(layer, "bias")
     shape = (1, *bias.shape, *(1,) * (rank + 1 - bias.ndim))
     return e.emit(R.add(y, e.param(f"{layer.name}.bias", bias.reshape(shape))))
 
@@ -165,7 +175,7 @@ _KERNEL_LAYOUT = {1: "OIW", 2: "OIHW", 3: "OIDHW"}
 def conv(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     a: ConvAttrs = layer.a
     g, rank = a.geometry, layer.rank
-    w = e.param(f"{layer.name}.weight", e.weight(layer.name, "weight"))
+    w = e.param(f"{layer.name}.weight", e.weight(layer, "weight"))
     y = e.emit(_CONV[rank](args[0], w, strides=g.stride, padding=_pad_list(g.padding), dilation=g.dilation,
                            groups=a.groups, data_layout=_LAYOUT[rank], kernel_layout=_KERNEL_LAYOUT[rank]))
     return _add_bias(e, layer, y, rank)
@@ -174,7 +184,7 @@ def conv(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
 def conv_transpose(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     a: ConvTransposeAttrs = layer.a
     rank = layer.rank
-    w = e.param(f"{layer.name}.weight", e.weight(layer.name, "weight"))
+    w = e.param(f"{layer.name}.weight", e.weight(layer, "weight"))
     y = e.emit(_CONV_TRANSPOSE[rank](args[0], w, strides=a.stride, padding=a.padding * 2,
                                      output_padding=a.output_padding, dilation=a.dilation, groups=a.p.groups,
                                      data_layout=_LAYOUT[rank],
@@ -198,7 +208,7 @@ def locally_connected(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax
     # concat of expand_dims, not R.stack: TVM 0.27's ConvertLayout (tuned CPU builds) crashes on stack
     stacked = e.emit(R.concat([e.emit(R.expand_dims(piece, 2)) for piece in slices], axis=2))
     features = e.emit(R.reshape(stacked, (e.batch, channels(x) * len(slices), *g.out)))
-    w = e.param(f"{layer.name}.weight", e.weight(layer.name, "weight"))
+    w = e.param(f"{layer.name}.weight", e.weight(layer, "weight"))
     y = e.emit(R.einsum([features, w], "nf" + _AXES[:rank] + ",o" + _AXES[:rank] + "f->no" + _AXES[:rank]))
     return _add_bias(e, layer, y, rank)
 
@@ -290,9 +300,9 @@ def pixel_unshuffle(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.E
 
 def batchnorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     """Inference batch norm as y = x * scale + shift, with scale and shift derived from the statistics."""
-    mean, var = e.weight(layer.name, "running_mean"), e.weight(layer.name, "running_var")
-    gamma = e.weight(layer.name, "weight") if layer.p.affine else np.ones_like(mean)
-    beta = e.weight(layer.name, "bias") if layer.p.affine else np.zeros_like(mean)
+    mean, var = e.weight(layer, "running_mean"), e.weight(layer, "running_var")
+    gamma = e.weight(layer, "weight") if layer.p.affine else np.ones_like(mean)
+    beta = e.weight(layer, "bias") if layer.p.affine else np.zeros_like(mean)
     scale = gamma / np.sqrt(var.astype(np.float64) + layer.p.eps)
     shift = beta - mean * scale
     shape = per_channel_shape(len(mean), layer.rank)
@@ -302,8 +312,8 @@ def batchnorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
 
 def _affine(e: Emitter, layer: Layer, shape: tuple[int, ...]) -> tuple[relax.Expr, relax.Expr]:
     if layer.p.affine:
-        return (e.param(f"{layer.name}.weight", e.weight(layer.name, "weight")),
-                e.param(f"{layer.name}.bias", e.weight(layer.name, "bias")))
+        return (e.param(f"{layer.name}.weight", e.weight(layer, "weight")),
+                e.param(f"{layer.name}.bias", e.weight(layer, "bias")))
     return (relax.const(np.ones(shape, np.float32)), relax.const(np.zeros(shape, np.float32)))
 
 
@@ -350,7 +360,7 @@ def lrn(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
 
 
 def scale(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    weight = e.weight(layer.name, "weight")
+    weight = e.weight(layer, "weight")
     shaped = weight.reshape(per_channel_shape(len(weight), layer.rank))
     return e.emit(R.multiply(args[0], e.param(f"{layer.name}.weight", shaped)))
 
@@ -360,10 +370,10 @@ def linear(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     rank = len(layer.a.x)
     if layer.p.over == "channels":  # channels last, the matmul, channels back: as PyTorch's nn.Linear applies
         x = e.emit(R.permute_dims(x, [0, *range(2, rank + 1), 1]))
-    w = e.param(f"{layer.name}.weight_t", e.weight(layer.name, "weight").T)  # (in, out): a plain matmul
+    w = e.param(f"{layer.name}.weight_t", e.weight(layer, "weight").T)  # (in, out): a plain matmul
     y = e.emit(R.matmul(x, w))
     if layer.p.bias:
-        y = e.emit(R.add(y, e.param(f"{layer.name}.bias", e.weight(layer.name, "bias"))))
+        y = e.emit(R.add(y, e.param(f"{layer.name}.bias", e.weight(layer, "bias"))))
     if layer.p.over == "channels":
         y = e.emit(R.permute_dims(y, [0, rank, *range(1, rank)]))
     return y
@@ -407,7 +417,7 @@ def _negative_part(e: Emitter, x: relax.Expr, scale: Callable[[relax.Expr], rela
 
 
 def prelu(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
-    slopes = e.weight(layer.name, "weight")
+    slopes = e.weight(layer, "weight")
     weight = e.param(f"{layer.name}.weight", slopes.reshape(per_channel_shape(len(slopes), layer.rank)))
     return _negative_part(e, args[0], lambda negative: e.emit(R.multiply(weight, negative)))
 
@@ -467,4 +477,4 @@ def lower_layer(e: Emitter, name: str, op: Op, attrs: Attrs[Any], args: list[rel
     if convert is None:
         result: relax.Expr = op.compose(RelaxPrimitives(e), args[0], attrs)
         return result
-    return convert(e, Layer(name, attrs), args)
+    return convert(e, Layer(name, attrs, op), args)

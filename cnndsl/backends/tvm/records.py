@@ -18,7 +18,7 @@ from pathlib import Path
 from tvm.s_tir import meta_schedule as ms
 from tvm_ffi import structural_hash
 
-from ...diagnostics import UsageError
+from ...diagnostics import Option, UsageError
 from .tune import RECORDS, WORKLOADS, database_lock, open_database
 
 
@@ -32,8 +32,8 @@ class TaskSummary:
 
 def _existing(directory: Path) -> Path:
     if not (directory / WORKLOADS).is_file() or not (directory / RECORDS).is_file():
-        raise UsageError(f"{directory} is not a tuning database (no {WORKLOADS} and {RECORDS}); tune into one with "
-                         f"`cnndsl tune SPEC --tune-db {directory}`")
+        raise UsageError(f"{directory} is not a tuning database (no {WORKLOADS} and {RECORDS}); tuning into it "
+                         "(cnndsl tune) creates one", option=Option.TUNE_DB)
     return directory
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from tvm.s_tir import meta_schedule as ms
 
-from ...diagnostics import UsageError
+from ...diagnostics import Option, UsageError
 
 CONNECT_TIMEOUT_SEC = 10.0
 
@@ -65,9 +65,11 @@ class Tracker:
         host, sep, port = address.rpartition(":")
         host = host.strip("[]")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise UsageError(f"--rpc-tracker {address!r} is not HOST:PORT (e.g. 127.0.0.1:9190)")
+            raise UsageError(f"the tracker's address {address!r} is not HOST:PORT (e.g. 127.0.0.1:9190)",
+                             option=Option.RPC_TRACKER)
         if not key:
-            raise UsageError("--rpc-tracker needs --rpc-key: the key the device servers registered with")
+            raise UsageError("an RPC tracker needs a device key: the key the device servers registered with",
+                             option=Option.RPC_KEY)
         return cls(host, int(port), key, session_timeout_sec)
 
     @property

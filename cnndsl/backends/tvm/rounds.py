@@ -45,7 +45,7 @@ import tvm
 from tvm.s_tir import meta_schedule as ms
 from tvm_ffi import structural_hash
 
-from ...diagnostics import UsageError
+from ...diagnostics import Option, UsageError
 from ...files import atomic_directory
 from ...measure import RESULTS_FORMAT, ROUND_FORMAT, ROUND_MANIFEST, ROUNDS_VERSION, read_json_file
 from ...runtime import ArtifactError, file_sha256
@@ -99,8 +99,8 @@ class RoundsState:
         for key in ("graph_sha256", "target", "batch", "layout"):
             if getattr(self, key) != getattr(other, key):
                 raise UsageError(f"{directory} holds rounds of {self.network} for another {key.replace('_', ' ')} "
-                                 f"({getattr(self, key)!r}; now {getattr(other, key)!r}): give another --rounds-via "
-                                 f"directory, or the same spec and options as round 1")
+                                 f"({getattr(self, key)!r}; now {getattr(other, key)!r}): give another rounds "
+                                 f"directory, or the same spec and options as round 1", option=Option.ROUNDS_DIRECTORY)
 
 
 @dataclass
@@ -158,10 +158,10 @@ def next_round(module: tvm.IRModule, target: tvm.target.Target, state: RoundsSta
         if pending is not None and ingest is None:
             raise UsageError(f"{round_name(pending['round'])} in {directory} is waiting for its measurements: run "
                              f"`cnndsl measure {directory / round_name(pending['round'])} -o results.json` where the "
-                             f"target is, then this command again with --ingest results.json")
+                             f"target is, then ingest results.json here", option=Option.INGEST)
         if ingest is not None and pending is None:
-            raise UsageError(f"--ingest {ingest}: no round of {directory} is waiting for results "
-                             f"(the last one was ingested, or none was written)")
+            raise UsageError(f"the results {ingest}: no round of {directory} is waiting for results "
+                             f"(the last one was ingested, or none was written)", option=Option.INGEST)
         tasks = _tasks(module, target, database)
         ingested = 0
         if pending is not None and ingest is not None:
@@ -494,7 +494,7 @@ def pack(bundle: Path, limit_mib: float) -> Path:
     if size > limit_mib:
         temporary.unlink()
         raise UsageError(f"round bundle {archive.name} would be {size:.1f} MiB packed, over the limit of "
-                         f"{limit_mib:g} MiB (--bundle-limit): ask for fewer candidates (--trials)")
+                         f"{limit_mib:g} MiB: ask for fewer candidates, or allow more", option=Option.BUNDLE_LIMIT)
     temporary.replace(archive)
     return archive
 

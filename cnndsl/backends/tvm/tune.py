@@ -36,7 +36,7 @@ import tvm
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 
-from ...diagnostics import UsageError
+from ...diagnostics import Option, UsageError
 from .pipeline import fuse
 from .remote import Tracker
 
@@ -82,7 +82,8 @@ def database_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise UsageError(f"tuning database {directory} is in use by another cnndsl run (tune, compile or bench); "
-                             "wait for it to finish, or give this one another --tune-db") from exc
+                             "wait for it to finish, or give this one another database",
+                             option=Option.TUNE_DB) from exc
         _HELD.add(key)
         try:
             yield
@@ -335,7 +336,7 @@ class TuningReport:
             return None
         enough = (self.tuned_now + self.left_untuned) * MIN_TRIALS_PER_ITER
         return (f"{self.left_untuned} of {self.tasks} tasks got no tuning record within {self.trials} trials "
-                f"and keep default schedules; --trials {enough} or more gives every task a round "
+                f"and keep default schedules; {enough} trials or more give every task a round "
                 f"(the next compile with this database tunes only those)")
 
 
