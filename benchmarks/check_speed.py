@@ -7,7 +7,8 @@ Measured in one run, interleaved, medians of several rounds, so that ratios hold
    (its forward pass at 224 and 1024), with peak RSS (needs GNU time, Debian package `time`);
 2. in-process analysis time on ResNet-152 at input sizes 224 to 4096 (must not grow);
 3. generated chains of 1,000 to 10,000 layers (time must grow linearly), and the same 10,000 layers
-   written as one statement each.
+   written as one statement each;
+4. parsing alone (text -> syntax tree) of the bundled specs and of the generated 10,000 layers.
 """
 
 from __future__ import annotations
@@ -151,6 +152,26 @@ def chains(rounds: int) -> None:
             print(f"| {layers:,} ({form}) | {median:.3f} | {1e6 * median / layers:.0f} |")
 
 
+def parse_times(rounds: int) -> None:
+    from cnndsl.syntax.parse import parse
+    from cnndsl.syntax.source import SourceFile
+
+    print(f"\n### Parsing alone (text -> syntax tree; median of {rounds})\n")
+    print("| input | ms |\n|---|---:|")
+    zoo = [(path.name, path.read_text()) for path in sorted((ROOT / "specs").glob("*.cnn"))]
+    cases: list[tuple[str, list[tuple[str, str]]]] = [
+        (f"the {len(zoo)} bundled specs", zoo), ("10,000 layers (chain)", [("chain.cnn", chain_spec(10_000))]),
+        ("10,000 layers (statements)", [("statements.cnn", statements_spec(10_000))])]
+    for label, texts in cases:
+        samples = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for name, text in texts:
+                parse(SourceFile(name, text))
+            samples.append(time.perf_counter() - start)
+        print(f"| {label} | {1e3 * statistics.median(samples):.1f} |")
+
+
 def main() -> None:
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,6 +180,7 @@ def main() -> None:
         whole_processes(rounds=5, chain=chain)  # first: this process must stay small while it forks children
     analysis_times(rounds=20)
     chains(rounds=3)
+    parse_times(rounds=7)
 
 
 if __name__ == "__main__":

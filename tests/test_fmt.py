@@ -194,3 +194,10 @@ def test_darknet_imports_are_written_formatted(tmp_path: Path) -> None:
     result = runner.invoke(main, ["import", "darknet", str(cfg), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert runner.invoke(main, ["fmt", str(out), "--check"]).exit_code == 0
+
+
+def test_the_syntax_tree_formatting_keeps_tells_node_kinds_and_ignores_positions() -> None:
+    """What `fmt` checks against: a `return` and a plain chain hold the same fields, and differ; layout does not."""
+    block = "block b() {{\n    {}\n}}\n"
+    assert syntax_tree(block.format("return in -> relu")) != syntax_tree(block.format("in -> relu"))
+    assert syntax_tree("input x: 3 x 8\noutput y = x -> relu\n") == syntax_tree("input x : 3x8\n\noutput y=x->relu\n")

@@ -1,4 +1,4 @@
-"""The abstract syntax tree of a .cnn file: strict, frozen pydantic models, each with its position.
+"""The abstract syntax tree of a .cnn file: frozen, slotted dataclasses, each with its position.
 
 The tree is exactly what the user wrote; nothing is evaluated here. Expressions stay symbolic until a
 block is expanded (cnndsl/graph/elaborate.py), because block parameters give them values.
@@ -6,17 +6,21 @@ block is expanded (cnndsl/graph/elaborate.py), because block parameters give the
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
 
 # The language's functions of tensor shapes (`channels(in)`), by name, with how each is called: part of the
 # language (the editor grammar highlights them), evaluated by graph/expr.py.
 SHAPE_FUNCTIONS = {"channels": "channels(t)", "size": "size(t, axis)", "shape": "shape(t)"}
 
 
-class Node(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+# Every node is a frozen, slotted dataclass taking keyword arguments: the parser builds each one once
+# (ast_builder.py) and nothing changes it afterwards; slots keep a 10,000-layer tree small.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Node:
+    """A piece of the spec as written, with where it is (1-based lines and columns; end_col exclusive)."""
 
     line: int
     col: int
@@ -24,86 +28,88 @@ class Node(BaseModel):
     end_col: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Ident(Node):
     name: str
 
 
 # ---- expressions --------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IntLit(Node):
-    kind: Literal["int"] = "int"
     value: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FloatLit(Node):
-    kind: Literal["float"] = "float"
     value: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BoolLit(Node):
-    kind: Literal["bool"] = "bool"
     value: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StrLit(Node):
-    kind: Literal["str"] = "str"
     value: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NameRef(Node):
-    kind: Literal["name"] = "name"
     name: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallExpr(Node):
     """A built-in function of tensors in an expression: `channels(in)`, `size(x, 1)`, `shape(x)`."""
 
-    kind: Literal["call"] = "call"
     function: Ident
     args: tuple[Expr, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TupleExpr(Node):
-    kind: Literal["tuple"] = "tuple"
     items: tuple[Expr, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnaryOp(Node):
-    kind: Literal["unary"] = "unary"
     op: Literal["-", "not"]
     operand: Expr
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BinOp(Node):
-    kind: Literal["binary"] = "binary"
     op: Literal["+", "-", "*", "/", "//", "%", "==", "!=", "<", "<=", ">", ">=", "and", "or"]
     left: Expr
     right: Expr
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Conditional(Node):
-    kind: Literal["conditional"] = "conditional"
     condition: Expr
     then: Expr
     otherwise: Expr
 
 
-Expr = Annotated[
-    IntLit | FloatLit | BoolLit | StrLit | NameRef | CallExpr | TupleExpr | UnaryOp | BinOp | Conditional,
-    Field(discriminator="kind"),
-]
+Expr: TypeAlias = (IntLit | FloatLit | BoolLit | StrLit | NameRef | CallExpr | TupleExpr | UnaryOp | BinOp
+                   | Conditional)
 
 
 # ---- chains -------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Arg(Node):
     name: Ident | None  # None for a positional argument
     value: Expr
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Call(Node):
     callee: Ident
     args: tuple[Arg, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Layer(Node):
     call: Call
     repeat: Expr | None = None
@@ -113,129 +119,103 @@ class Layer(Node):
     guard: Expr | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Source(Node):
     names: tuple[Ident, ...]
     is_list: bool  # `[a, b] -> ...` feeds several tensors to the first layer
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Chain(Node):
     source: Source
     layers: tuple[Layer, ...]
 
 
 # ---- statements ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Import(Node):
-    kind: Literal["import"] = "import"
     path: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Const(Node):
-    kind: Literal["const"] = "const"
     name: Ident
     value: Expr
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkName(Node):
-    kind: Literal["network"] = "network"
     name: Ident
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InputDecl(Node):
-    kind: Literal["input"] = "input"
     name: Ident
     shape: tuple[Expr, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BlockInputs(Node):
-    kind: Literal["block_inputs"] = "block_inputs"
     names: tuple[Ident, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutputAssign(Node):
-    kind: Literal["output_assign"] = "output_assign"
     name: Ident
     chain: Chain
     training: bool = False  # `training output aux = ...`: computed in training mode only
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutputNames(Node):
-    kind: Literal["output_names"] = "output_names"
     names: tuple[Ident, ...]
     training: bool = False
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Assign(Node):
-    kind: Literal["assign"] = "assign"
     target: Ident
     chain: Chain
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChainStmt(Node):
-    kind: Literal["chain"] = "chain"
     chain: Chain
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Return(Node):
-    kind: Literal["return"] = "return"
     chain: Chain
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class If(Node):
-    kind: Literal["if"] = "if"
     condition: Expr
     then: tuple[Statement, ...]
     otherwise: tuple[Statement, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Param(Node):
     name: Ident
     default: Expr | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BlockDef(Node):
-    kind: Literal["block"] = "block"
     name: Ident
     params: tuple[Param, ...]
     body: tuple[Statement, ...]
     numbered: bool = False  # `numbered block`: its unnamed layers are named 0, 1, ... in order
 
 
-Statement = Annotated[
-    Import | Const | NetworkName | InputDecl | BlockInputs | OutputAssign | OutputNames | Assign
-    | ChainStmt | Return | If | BlockDef,
-    Field(discriminator="kind"),
-]
+Statement: TypeAlias = (Import | Const | NetworkName | InputDecl | BlockInputs | OutputAssign | OutputNames | Assign
+                        | ChainStmt | Return | If | BlockDef)
 
 
-class Module(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Module:
     """One parsed .cnn file."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     path: str
     statements: tuple[Statement, ...]
-
-
-for _model in (CallExpr, TupleExpr, UnaryOp, BinOp, Conditional, Arg, Call, Layer, If, Param, BlockDef, Const,
-               InputDecl, Module):
-    _model.model_rebuild()
-
-
-_DEFAULTS: dict[type[BaseModel], dict[str, object]] = {}
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def construct(model: type[ModelT], **fields: object) -> ModelT:
-    """`model.model_construct(**fields)` without its per-field alias and default resolution: the parser
-    builds every node of the tree this way, and pydantic's generic path took half of parsing a large
-    spec. Like model_construct, it trusts its caller: the AST builder passes well-typed fields."""
-    defaults = _DEFAULTS.get(model)
-    if defaults is None:
-        defaults = _DEFAULTS[model] = {name: info.default for name, info in model.model_fields.items()
-                                       if not info.is_required()}
-    node = model.__new__(model)
-    object.__setattr__(node, "__dict__", {**defaults, **fields})
-    object.__setattr__(node, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(node, "__pydantic_extra__", None)
-    object.__setattr__(node, "__pydantic_private__", None)
-    return node

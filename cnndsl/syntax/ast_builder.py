@@ -38,7 +38,7 @@ def _tok_span(tok: Token) -> dict[str, Any]:
 
 
 def ident(tok: Token) -> A.Ident:
-    return A.construct(A.Ident, name=str(tok), **_tok_span(tok))
+    return A.Ident(name=str(tok), **_tok_span(tok))
 
 
 def _names(items: list[Any]) -> tuple[A.Ident, ...]:
@@ -91,50 +91,50 @@ class AstBuilder:
 
     # ---- module and statements ------------------------------------------------------------------
     def start(self, meta: Meta, items: list[Any]) -> A.Module:
-        return A.construct(A.Module, path=self.path, statements=tuple(items))
+        return A.Module(path=self.path, statements=tuple(items))
 
     def import_stmt(self, meta: Meta, items: list[Any]) -> A.Import:
-        return A.construct(A.Import, path=str(items[0])[1:-1], **_span(meta))
+        return A.Import(path=str(items[0])[1:-1], **_span(meta))
 
     def const_stmt(self, meta: Meta, items: list[Any]) -> A.Const:
-        return A.construct(A.Const, name=ident(items[0]), value=items[1], **_span(meta))
+        return A.Const(name=ident(items[0]), value=items[1], **_span(meta))
 
     def network_stmt(self, meta: Meta, items: list[Any]) -> A.NetworkName:
-        return A.construct(A.NetworkName, name=ident(items[0]), **_span(meta))
+        return A.NetworkName(name=ident(items[0]), **_span(meta))
 
     def input_decl(self, meta: Meta, items: list[Any]) -> A.InputDecl:
-        return A.construct(A.InputDecl, name=ident(items[0]), shape=items[1], **_span(meta))
+        return A.InputDecl(name=ident(items[0]), shape=items[1], **_span(meta))
 
     def block_inputs(self, meta: Meta, items: list[Any]) -> A.BlockInputs:
-        return A.construct(A.BlockInputs, names=_names(items), **_span(meta))
+        return A.BlockInputs(names=_names(items), **_span(meta))
 
     def output_assign(self, meta: Meta, items: list[Any]) -> A.OutputAssign:
-        return A.construct(A.OutputAssign, name=ident(items[0]), chain=items[1], **_span(meta))
+        return A.OutputAssign(name=ident(items[0]), chain=items[1], **_span(meta))
 
     def output_names(self, meta: Meta, items: list[Any]) -> A.OutputNames:
-        return A.construct(A.OutputNames, names=_names(items), **_span(meta))
+        return A.OutputNames(names=_names(items), **_span(meta))
 
     def training_output_assign(self, meta: Meta, items: list[Any]) -> A.OutputAssign:
-        return A.construct(A.OutputAssign, name=ident(items[0]), chain=items[1], training=True, **_span(meta))
+        return A.OutputAssign(name=ident(items[0]), chain=items[1], training=True, **_span(meta))
 
     def training_output_names(self, meta: Meta, items: list[Any]) -> A.OutputNames:
-        return A.construct(A.OutputNames, names=_names(items), training=True, **_span(meta))
+        return A.OutputNames(names=_names(items), training=True, **_span(meta))
 
     def assign_stmt(self, meta: Meta, items: list[Any]) -> A.Assign:
-        return A.construct(A.Assign, target=ident(items[0]), chain=items[1], **_span(meta))
+        return A.Assign(target=ident(items[0]), chain=items[1], **_span(meta))
 
     def chain_stmt(self, meta: Meta, items: list[Any]) -> A.ChainStmt:
-        return A.construct(A.ChainStmt, chain=items[0], **_span(meta))
+        return A.ChainStmt(chain=items[0], **_span(meta))
 
     def return_stmt(self, meta: Meta, items: list[Any]) -> A.Return:
-        return A.construct(A.Return, chain=items[0], **_span(meta))
+        return A.Return(chain=items[0], **_span(meta))
 
     def if_stmt(self, meta: Meta, items: list[Any]) -> A.If:
         condition, then, *rest = items
         otherwise: tuple[Any, ...] = ()
         if rest:
             otherwise = rest[0] if isinstance(rest[0], tuple) else (rest[0],)  # `else if` chains
-        return A.construct(A.If, condition=condition, then=then, otherwise=otherwise, **_span(meta))
+        return A.If(condition=condition, then=then, otherwise=otherwise, **_span(meta))
 
     def body(self, meta: Meta, items: list[Any]) -> tuple[Any, ...]:
         return tuple(items)
@@ -142,12 +142,12 @@ class AstBuilder:
     def block_def(self, meta: Meta, items: list[Any]) -> A.BlockDef:
         numbered = isinstance(items[0], Token) and items[0].type == "NUMBERED"
         name, *params, body = items[1:] if numbered else items
-        return A.construct(A.BlockDef, name=ident(name), params=tuple(p for p in params if p is not None), body=body,
+        return A.BlockDef(name=ident(name), params=tuple(p for p in params if p is not None), body=body,
                            numbered=numbered, **_span(meta))
 
     def param(self, meta: Meta, items: list[Any]) -> A.Param:
         default = items[1] if len(items) > 1 else None
-        return A.construct(A.Param, name=ident(items[0]), default=default, **_span(meta))
+        return A.Param(name=ident(items[0]), default=default, **_span(meta))
 
     def shape(self, meta: Meta, items: list[Any]) -> tuple[Any, ...]:
         return tuple(items)
@@ -159,7 +159,7 @@ class AstBuilder:
         for part in str(tok).split("x"):
             line = tok.line or 0
             span: dict[str, Any] = {"line": line, "col": col, "end_line": line, "end_col": col + len(part)}
-            dims.append(A.construct(A.IntLit, value=self._integer(part, line, col), **span))
+            dims.append(A.IntLit(value=self._integer(part, line, col), **span))
             col += len(part) + 1
         return tuple(dims)
 
@@ -167,13 +167,13 @@ class AstBuilder:
     def chain(self, meta: Meta, items: list[Any]) -> A.Chain:
         source, *rest = items
         layers = tuple(x for x in rest if isinstance(x, A.Layer))
-        return A.construct(A.Chain, source=source, layers=layers, **_span(meta))
+        return A.Chain(source=source, layers=layers, **_span(meta))
 
     def tensor_ref(self, meta: Meta, items: list[Any]) -> A.Source:
-        return A.construct(A.Source, names=_names(items), is_list=False, **_span(meta))
+        return A.Source(names=_names(items), is_list=False, **_span(meta))
 
     def tensor_list(self, meta: Meta, items: list[Any]) -> A.Source:
-        return A.construct(A.Source, names=_names(items), is_list=True, **_span(meta))
+        return A.Source(names=_names(items), is_list=True, **_span(meta))
 
     def layer(self, meta: Meta, items: list[Any]) -> A.Layer:
         call, *mods = items
@@ -181,11 +181,11 @@ class AstBuilder:
         for mod in mods:
             for kind, value in mod if isinstance(mod, list) else [mod]:
                 fields[kind] = value
-        return A.construct(A.Layer, call=call, **fields, **_span(meta))
+        return A.Layer(call=call, **fields, **_span(meta))
 
     def call(self, meta: Meta, items: list[Any]) -> A.Call:
         name, *args = items
-        return A.construct(A.Call, callee=ident(name), args=tuple(a for a in args if a is not None), **_span(meta))
+        return A.Call(callee=ident(name), args=tuple(a for a in args if a is not None), **_span(meta))
 
     def repeat(self, meta: Meta, items: list[Any]) -> list[tuple[str, Any]]:
         count, *index = items
@@ -201,21 +201,21 @@ class AstBuilder:
         return ("guard", items[0])
 
     def positional_arg(self, meta: Meta, items: list[Any]) -> A.Arg:
-        return A.construct(A.Arg, name=None, value=items[0], **_span(meta))
+        return A.Arg(name=None, value=items[0], **_span(meta))
 
     def keyword_arg(self, meta: Meta, items: list[Any]) -> A.Arg:
-        return A.construct(A.Arg, name=ident(items[0]), value=items[1], **_span(meta))
+        return A.Arg(name=ident(items[0]), value=items[1], **_span(meta))
 
     # ---- expressions ----------------------------------------------------------------------------
     def int_lit(self, meta: Meta, items: list[Any]) -> A.IntLit:
-        return A.construct(A.IntLit, value=self._integer(str(items[0]), meta.line, meta.column), **_span(meta))
+        return A.IntLit(value=self._integer(str(items[0]), meta.line, meta.column), **_span(meta))
 
     def float_lit(self, meta: Meta, items: list[Any]) -> A.FloatLit:
         value = float(items[0])
         if value == float("inf"):
             self._out_of_range(str(items[0]), meta.line, meta.column, "a 64-bit float (about 1.8e308)")
             value = 0.0
-        return A.construct(A.FloatLit, value=value, **_span(meta))
+        return A.FloatLit(value=value, **_span(meta))
 
     def _integer(self, digits: str, line: int, col: int) -> int:
         """The literal's value; one past the limit is reported (E103) without converting the text, which
@@ -233,33 +233,33 @@ class AstBuilder:
                                       hint="sizes, channels and counts are integers far below this"))
 
     def true_lit(self, meta: Meta, items: list[Any]) -> A.BoolLit:
-        return A.construct(A.BoolLit, value=True, **_span(meta))
+        return A.BoolLit(value=True, **_span(meta))
 
     def false_lit(self, meta: Meta, items: list[Any]) -> A.BoolLit:
-        return A.construct(A.BoolLit, value=False, **_span(meta))
+        return A.BoolLit(value=False, **_span(meta))
 
     def string_lit(self, meta: Meta, items: list[Any]) -> A.StrLit:
-        return A.construct(A.StrLit, value=str(items[0])[1:-1], **_span(meta))
+        return A.StrLit(value=str(items[0])[1:-1], **_span(meta))
 
     def name_ref(self, meta: Meta, items: list[Any]) -> A.NameRef:
-        return A.construct(A.NameRef, name=str(items[0]), **_span(meta))
+        return A.NameRef(name=str(items[0]), **_span(meta))
 
     def call_expr(self, meta: Meta, items: list[Any]) -> A.CallExpr:
         name, *args = items
-        return A.construct(A.CallExpr, function=ident(name), args=tuple(a for a in args if a is not None),
+        return A.CallExpr(function=ident(name), args=tuple(a for a in args if a is not None),
                            **_span(meta))
 
     def tuple_lit(self, meta: Meta, items: list[Any]) -> A.TupleExpr:
-        return A.construct(A.TupleExpr, items=tuple(items), **_span(meta))
+        return A.TupleExpr(items=tuple(items), **_span(meta))
 
     def neg_op(self, meta: Meta, items: list[Any]) -> A.UnaryOp:
-        return A.construct(A.UnaryOp, op="-", operand=items[-1], **_span(meta))
+        return A.UnaryOp(op="-", operand=items[-1], **_span(meta))
 
     def not_op(self, meta: Meta, items: list[Any]) -> A.UnaryOp:
-        return A.construct(A.UnaryOp, op="not", operand=items[-1], **_span(meta))
+        return A.UnaryOp(op="not", operand=items[-1], **_span(meta))
 
     def _binary(self, meta: Meta, op: str, left: Any, right: Any) -> A.BinOp:
-        return A.construct(A.BinOp, op=op, left=left, right=right, **_span(meta))  # type: ignore[arg-type]
+        return A.BinOp(op=op, left=left, right=right, **_span(meta))  # type: ignore[arg-type]
 
     def arith_op(self, meta: Meta, items: list[Any]) -> A.BinOp:
         left, op, right = items
@@ -269,7 +269,7 @@ class AstBuilder:
 
     def cond_op(self, meta: Meta, items: list[Any]) -> A.Conditional:
         then, condition, otherwise = items
-        return A.construct(A.Conditional, condition=condition, then=then, otherwise=otherwise, **_span(meta))
+        return A.Conditional(condition=condition, then=then, otherwise=otherwise, **_span(meta))
 
     def and_op(self, meta: Meta, items: list[Any]) -> A.BinOp:
         return self._binary(meta, "and", items[0], items[1])

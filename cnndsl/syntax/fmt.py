@@ -16,6 +16,7 @@ the same syntax tree, positions aside (else FormatError: a bug here, and the fil
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,15 +103,20 @@ def format_text(text: str, path: str = "<text>", limits: Limits = DEFAULT_LIMITS
 
 
 def syntax_tree(module: Any) -> Any:
-    """A parsed module as plain data, positions left out: what formatting must keep."""
+    """A parsed module as plain data, positions left out: what formatting must keep (each node named by its
+    class, so that a `return` turned into a plain chain, say, is a change)."""
     def strip(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in ("line", "col", "end_line", "end_col")}
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {"node": type(value).__name__, **{f.name: strip(getattr(value, f.name))
+                                                     for f in dataclasses.fields(value) if f.name not in POSITIONS}}
         if isinstance(value, list | tuple):
             return [strip(v) for v in value]
         return value
 
-    return strip(module.model_dump())
+    return strip(module)
+
+
+POSITIONS = {"line", "col", "end_line", "end_col"}
 
 
 class _Builder:
