@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cnndsl.limits import Limits
-from cnndsl.syntax.parse import token_count
+from cnndsl.syntax.grammar import token_count
 
 CNNDSL = str(Path(sys.executable).parent / "cnndsl")
 MB = 1_000_000

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from cnndsl.graph.expr import SHAPE_FUNCTIONS
 from cnndsl.ops import REGISTRY
-from cnndsl.syntax.fmt import _TOKEN
-from cnndsl.syntax.textmate import CONTROL, DECLARING, grammar
+from cnndsl.syntax.ast import SHAPE_FUNCTIONS
+from cnndsl.syntax.grammar import CONTROL, DECLARING, tokenizer
+from cnndsl.syntax.textmate import grammar
 from tests.conftest import ROOT, SPECS
 
 FILES = sorted([*SPECS.rglob("*.cnn"), *(ROOT / "examples").rglob("*.cnn")])
@@ -55,7 +55,7 @@ def expected_scopes(text: str) -> list[tuple[int, int, str, str, bool]]:
     the language fixes."""
     tokens = []
     for number, line in enumerate(text.splitlines()):
-        tokens += [(number, m.start(), m.lastgroup or "", m.group()) for m in _TOKEN.finditer(line)
+        tokens += [(number, m.start(), m.lastgroup or "", m.group()) for m in tokenizer().finditer(line)
                    if m.lastgroup not in ("ws", "nl", "cont")]
     wanted, depth = [], 0  # parentheses open
     for i, (line, col, kind, word) in enumerate(tokens):

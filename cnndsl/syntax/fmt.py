@@ -17,33 +17,18 @@ the same syntax tree, positions aside (else FormatError: a bug here, and the fil
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..diagnostics import SpecError
 from ..limits import DEFAULT_LIMITS, Limits
+from .grammar import KEYWORDS, tokenizer
 from .parse import parse
 from .source import SourceFile
 
 WIDTH = 120
 INDENT = "    "
-CONTROL = ("if", "else", "for", "return")
-DECLARING = ("import", "const", "network", "input", "output", "training", "block", "numbered")
-KEYWORDS = {*CONTROL, *DECLARING, "as", "not", "and", "or"}  # the grammar's words that are no names
 BINARY = {"=", "->", "==", "!=", "<=", ">=", "<", ">", "+", "*", "/", "//", "%"}
-_TOKEN = re.compile(r"""
-    (?P<nl>\r?\n)
-  | (?P<ws>[ \t\f]+)
-  | (?P<cont>\\[ \t\f]*\r?\n)
-  | (?P<comment>\#[^\n]*)
-  | (?P<string>"[^"\n]*")
-  | (?P<shape>[0-9]+(?:x[0-9]+)+(?![A-Za-z_0-9]))
-  | (?P<float>[0-9]+\.[0-9]*(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)
-  | (?P<int>[0-9]+)
-  | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
-  | (?P<op>->|==|!=|<=|>=|//|[-+*/%<>=,:()\[\]{}])
-""", re.VERBOSE)
 
 
 class FormatError(Exception):
@@ -76,8 +61,9 @@ Item = tuple[str, int, Any]  # ("blank", 0, None) | ("comment", depth, text) | (
 
 def tokens(text: str) -> list[Tok]:
     found, line, position = [], 1, 0
+    pattern = tokenizer()
     while position < len(text):
-        match = _TOKEN.match(text, position)
+        match = pattern.match(text, position)
         if match is None:  # unreachable for text that parses: the grammar's tokens are all here
             raise FormatError(f"line {line}: cannot read {text[position]!r}")
         kind = match.lastgroup or ""

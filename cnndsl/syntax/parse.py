@@ -6,56 +6,14 @@ Syntax errors become E100/E101 diagnostics whose hint comes from a labelled tabl
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from functools import cache
-from importlib import resources
-
-from lark import Lark, Token, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Token, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..diagnostics import Code, Diagnostic, Location, SpecError
 from ..limits import DEFAULT_LIMITS, Limits
 from . import ast as A
 from .ast_builder import AstBuilder
+from .grammar import literals, parser, token_count, token_starts
 from .source import SourceFile
-
-_OPENERS = {"LPAR", "LSQB"}
-_CLOSERS = {"RPAR", "RSQB"}
-
-
-class _NewlinePostLex:
-    """Newlines end statements, except inside (...) and [...], after `->` and after a blank line
-    or comment line (consecutive newlines collapse into one)."""
-
-    always_accept = ("_NL",)
-
-    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
-        depth = 0
-        previous = None
-        for token in stream:
-            kind = token.type
-            if kind == "_NL":
-                if depth > 0 or previous in ("_NL", "ARROW"):
-                    continue
-            elif kind in _OPENERS:
-                depth += 1
-            elif kind in _CLOSERS:
-                depth = max(0, depth - 1)
-            previous = kind
-            yield token
-
-
-@cache
-def grammar_text() -> str:
-    return resources.files("cnndsl.syntax").joinpath("cnn.lark").read_text(encoding="utf-8")
-
-
-@cache
-def parser() -> Lark:
-    # keep_all_tokens: the AST builder takes every rule's span from its first and last token.
-    return Lark(grammar_text(), parser="lalr", lexer="contextual", postlex=_NewlinePostLex(),
-                keep_all_tokens=True, maybe_placeholders=True, cache=True)
-
 
 MAX_SYNTAX_ERRORS = 20
 # Each syntax error costs a re-parse of the file: past this many characters in all, the rest is left to
@@ -104,28 +62,16 @@ def parse(source: SourceFile, limits: Limits = DEFAULT_LIMITS) -> A.Module:
     raise SpecError(diagnostics)
 
 
-# Roughly the grammar's tokens (names, numbers, strings, two-character operators, any other character),
-# comments apart: counted by the regex engine, before any parsing, so an over-long spec fails in
-# milliseconds where parsing it would take seconds.
-_TOKEN = re.compile(r'"[^"\n]*"|#[^\n]*|[A-Za-z_0-9.]+|->|//|[=!<>]=|\S')
-
-
-def token_count(text: str) -> int:
-    """The tokens of `text` as the token limit (`Limits.tokens`, E104) counts them, comments included."""
-    return len(_TOKEN.findall(text))
-
-
 def _too_many_tokens(text: str, limit: int, path: str) -> Diagnostic | None:
     """E104 at the token past `limit`, or None."""
     if len(text) <= limit or token_count(text) <= limit:
         return None
     count = 0
-    for match in _TOKEN.finditer(text):
-        if match.group().startswith("#"):
+    for offset, token in token_starts(text):
+        if token.startswith("#"):
             continue
         count += 1
         if count > limit:
-            offset = match.start()
             line = text.count("\n", 0, offset) + 1
             col = offset - (text.rfind("\n", 0, offset) + 1) + 1
             return Diagnostic(Code.E104, f"the spec has more than {limit:,} tokens; checking stops here", Location(
@@ -239,18 +185,18 @@ COMMON_MISTAKES: dict[str, tuple[str, list[str]]] = {
 }
 
 
+# The named terminals as an error message says them; a literal (`(`, `if`) is said as written.
 _TOKEN_NAMES = {
     "ARROW": "`->`", "_NL": "end of line", "$END": "end of file", "NAME": "a name", "INT": "an integer",
-    "FLOAT": "a number", "STRING": "a string", "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`",
-    "LBRACE": "`{`", "RBRACE": "`}`", "COMMA": "`,`", "COLON": "`:`", "EQUAL": "`=`", "COMPARE": "a comparison",
-    "PLUS": "`+`", "MINUS": "`-`", "MUL_OP": "`*`, `/`, `//` or `%`", "SHAPE_LITERAL": "a shape",
+    "FLOAT": "a number", "STRING": "a string", "COMPARE": "a comparison", "MUL_OP": "`*`, `/`, `//` or `%`",
+    "SHAPE_LITERAL": "a shape",
 }
 
 
 def _describe_token(name: str) -> str:
     if name in _TOKEN_NAMES:
         return _TOKEN_NAMES[name]
-    return f"`{name.lower()}`"  # keywords: IF, ELSE, AS, X, ...
+    return f"`{literals().get(name, name.lower())}`"
 
 
 _OPERATORS = {"COMPARE", "PLUS", "MINUS", "MUL_OP", "AND", "OR", "NOT", "IF"}

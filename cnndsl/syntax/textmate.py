@@ -11,11 +11,12 @@ for block definitions and calls, `variable.parameter` for keyword arguments, `co
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..ops import REGISTRY
 from .ast import SHAPE_FUNCTIONS
-from .fmt import CONTROL, DECLARING
+from .grammar import ARROW_TEXT, CONNECTIVES, CONTROL, DECLARING, LITERAL_WORDS, REPEAT, terminals
 
 SCOPE = "source.cnn"
 KEYWORD_VALUES = ("same", "valid", "depthwise", "channels")  # names an argument takes as values
@@ -25,8 +26,15 @@ def _words(words: Any) -> str:
     return "|".join(sorted(words, key=lambda word: (-len(word), word)))
 
 
+def _any(token: dict[str, str], *names: str) -> str:
+    return "|".join(token[name] for name in names)
+
+
 def grammar() -> dict[str, Any]:
-    name = "[A-Za-z_][A-Za-z_0-9]*"
+    """The TextMate grammar, its token patterns taken from the language's grammar (grammar.terminals): a
+    name, number, string or comment is highlighted exactly where the parser reads one."""
+    token = terminals()
+    name = token["NAME"]
     return {
         "$schema": "https://raw.githubusercontent.com/martinring/tmlanguage/master/tmlanguage.json",
         "name": "cnn",
@@ -37,8 +45,8 @@ def grammar() -> dict[str, Any]:
             "comment", "string", "block-definition", "declaration", "keyword", "keyword-value", "op",
             "shape-function", "call", "arguments", "number", "operator", "punctuation")],
         "repository": {
-            "comment": {"name": "comment.line.number-sign.cnn", "match": "#.*$"},
-            "string": {"name": "string.quoted.double.cnn", "match": '"[^"\\n]*"'},
+            "comment": {"name": "comment.line.number-sign.cnn", "match": token["COMMENT"]},
+            "string": {"name": "string.quoted.double.cnn", "match": token["STRING"]},
             "block-definition": {
                 "match": f"\\b(?:(numbered)\\s+)?(block)\\s+({name})",
                 "captures": {"1": {"name": "storage.modifier.numbered.cnn"}, "2": {"name": "storage.type.block.cnn"},
@@ -50,8 +58,8 @@ def grammar() -> dict[str, Any]:
                 {"name": "keyword.control.cnn", "match": f"\\b(?:{_words(CONTROL)})\\b"},
                 {"name": "storage.type.cnn", "match": f"\\b(?:{_words(DECLARING)})\\b"},
                 {"name": "keyword.other.alias.cnn", "match": "\\bas\\b"},
-                {"name": "keyword.operator.logical.cnn", "match": "\\b(?:and|or|not)\\b"},
-                {"name": "constant.language.boolean.cnn", "match": "\\b(?:true|false)\\b"}]},
+                {"name": "keyword.operator.logical.cnn", "match": f"\\b(?:{_words(set(CONNECTIVES) - {'as'})})\\b"},
+                {"name": "constant.language.boolean.cnn", "match": f"\\b(?:{_words(LITERAL_WORDS)})\\b"}]},
             "arguments": {  # inside parentheses, `name=` is a keyword argument (or a parameter's default)
                 "begin": "\\(", "end": "\\)",
                 "beginCaptures": {"0": {"name": "punctuation.bracket.cnn"}},
@@ -68,19 +76,18 @@ def grammar() -> dict[str, Any]:
                                "match": f"\\b(?:{_words(SHAPE_FUNCTIONS)})(?=\\s*\\()"},
             "call": {"name": "entity.name.function.call.cnn", "match": f"\\b{name}(?=\\s*\\()"},
             "number": {"patterns": [
-                {"name": "constant.numeric.shape.cnn", "match": "\\b[0-9]+(?:x[0-9]+)+\\b"},
-                {"name": "constant.numeric.float.cnn",
-                 "match": "\\b[0-9]+\\.[0-9]*(?:[eE][-+]?[0-9]+)?|\\b[0-9]+[eE][-+]?[0-9]+\\b"},
-                {"name": "constant.numeric.integer.cnn", "match": "\\b[0-9]+\\b"}]},
+                {"name": "constant.numeric.shape.cnn", "match": f"\\b(?:{token['SHAPE_LITERAL']})"},
+                {"name": "constant.numeric.float.cnn", "match": f"\\b(?:{token['FLOAT']})"},
+                {"name": "constant.numeric.integer.cnn", "match": f"\\b(?:{token['INT']})\\b"}]},
             "operator": {"patterns": [
-                {"name": "keyword.operator.arrow.cnn", "match": "->"},
-                {"name": "keyword.operator.comparison.cnn", "match": "==|!=|<=|>=|<|>"},
-                {"name": "keyword.operator.arithmetic.cnn", "match": "//|[-+*/%]"},
-                {"name": "keyword.operator.repeat.cnn", "match": "(?<=[0-9)\\]] )x(?= )"},
-                {"name": "keyword.operator.assignment.cnn", "match": "="}]},
+                {"name": "keyword.operator.arrow.cnn", "match": re.escape(ARROW_TEXT)},
+                {"name": "keyword.operator.comparison.cnn", "match": token["COMPARE"]},
+                {"name": "keyword.operator.arithmetic.cnn", "match": _any(token, "MUL_OP", "PLUS", "MINUS")},
+                {"name": "keyword.operator.repeat.cnn", "match": f"(?<=[0-9)\\]] ){REPEAT}(?= )"},
+                {"name": "keyword.operator.assignment.cnn", "match": token["EQUAL"]}]},
             "punctuation": {"patterns": [
-                {"name": "punctuation.separator.cnn", "match": "[,:]"},
-                {"name": "punctuation.bracket.cnn", "match": "[\\[\\]{}]"}]},
+                {"name": "punctuation.separator.cnn", "match": _any(token, "COMMA", "COLON")},
+                {"name": "punctuation.bracket.cnn", "match": _any(token, "LSQB", "RSQB", "LBRACE", "RBRACE")}]},
         },
     }
 
