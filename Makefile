@@ -26,9 +26,11 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# The CPU build of torch first (a local file on these machines); the loose range in
-	# pyproject.toml then installs nothing more.
-	$(PY) -m pip install -q torch==2.13.0
+	# torch and torchvision first, as a pair that works together (both lie on these machines' disk): PyPI's
+	# torchvision cannot load its C++ ops (nms, roi_align) beside the CPU build torch==2.13.0, and the
+	# importer and detection tests run real torchvision models; the loose ranges in pyproject.toml then
+	# install nothing more.
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[test]'
 	# Graphviz's `dot` renders `cnndsl draw` pictures (a Debian package; .dot output needs none). Best effort:
 	# without root or a package index, draw writes DOT only and its rendering tests are skipped.

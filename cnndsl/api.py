@@ -36,10 +36,11 @@ from .report.model import TrainingMemory as TrainingMemoryReport
 
 if TYPE_CHECKING:
     import numpy as np
-    from torch import fx
+    from torch import fx, nn
 
     from .backends.tvm import Compiled, RoundReport, TuningReport
     from .backends.tvm.records import TaskSummary
+    from .importers.network import ImportedNetwork
 
 
 # How a checkpoint's keys become the module's: rules (`PATTERN=REPLACEMENT`, `-PATTERN`) or a function.
@@ -280,6 +281,107 @@ def merge_tuning(sources: Sequence[str | Path], output: str | Path) -> tuple[int
 
 # What each deployable PyTorch artifact needs installed, by file suffix.
 ARTIFACT_KINDS = {"pt2": ("torch",), "onnx": ("torch", "onnx", "onnxscript")}
+
+
+@dataclasses.dataclass(frozen=True)
+class Imported:
+    """A network imported from another format: the spec's text, the checked network, what was not carried
+    over, and how the spec compares with its source."""
+
+    text: str
+    network: Network
+    notes: tuple[str, ...]
+    source_params: int | None  # the source's own count, where it has one
+    max_difference: float | None  # outputs against the source's, relative (None: not compared)
+
+
+def import_torch(model: str | nn.Module, inputs: dict[str, tuple[int, ...]], name: str | None = None,
+                 arguments: str | None = None, flat: bool = False, verify: bool = True) -> Imported:
+    """A PyTorch model as a spec: `model` is an nn.Module or `package.module:callable` (called with the JSON
+    object `arguments`), traced with torch.fx at per-sample input shapes `inputs` ({"image": (3, 224,
+    224)}). Layer names are the module's qualified names. With `verify` (the default) the spec is compiled
+    back to PyTorch, the model's state_dict loaded into it strictly and the outputs compared (E704 when
+    anything differs). Raises SpecError (E703: a part a spec cannot express, E705: the model cannot be
+    built) with located diagnostics."""
+    require("importing from PyTorch", "torch")
+    from .importers.network import renamed_key
+    from .importers.pytorch import Importer, build_model
+
+    source = model if isinstance(model, str) else f"{type(model).__module__}.{type(model).__qualname__}"
+    module = build_model(model, arguments) if isinstance(model, str) else model
+    network_name = name or _identifier(source.rsplit(":", 1)[-1].rsplit(".", 1)[-1])
+    importer = Importer(module, inputs, source, network_name)
+    imported = importer.run()
+    text = _imported_text(imported, flat)
+    network = _checked_import(imported, text)
+    difference = None
+    if verify:
+        from .importers.verify import verify_torch
+
+        unused = set(importer.unused_keys())
+        state = {renamed_key(k): v for k, v in module.state_dict().items() if k not in unused}
+        difference = verify_torch(imported, network.to_torch(seed=0), module, state, inputs)
+    renamed = sorted({k.rsplit(".", 1)[0] for k in module.state_dict() if renamed_key(k) != k})
+    if renamed:
+        imported.notes.append(f"{len(renamed)} module names are no .cnn names and are written with `_` "
+                              f"({renamed[0]} -> {renamed_key(renamed[0] + '.x')[:-2]}): the source's weights load "
+                              "after the same renaming (--weights-map '[^\\w.]=_')")
+    return Imported(text, network, tuple(imported.notes), imported.source_params, difference)
+
+
+def import_onnx(path: str | Path, name: str | None = None, inputs: dict[str, tuple[int, ...]] | None = None,
+                flat: bool = False, verify: bool = True) -> Imported:
+    """An ONNX model as a spec (opset 9 and later; per-sample input shapes from the model, or `inputs` where
+    they are symbolic). With `verify` the spec is compiled to PyTorch, the model's initializers loaded into
+    it and its outputs compared with onnxruntime's (E704 when they differ). Raises SpecError (E703: an
+    operator a spec cannot express, E705: not a valid model) with located diagnostics."""
+    require("importing ONNX", "onnx")
+    from .importers.onnx import import_onnx as translate
+
+    imported = translate(Path(path), name or _identifier(Path(path).stem), inputs)
+    text = _imported_text(imported, flat)
+    network = _checked_import(imported, text)
+    difference = None
+    if verify:
+        require("comparing the import with onnxruntime", "torch")
+        from .importers.verify import verify_onnx
+
+        difference = verify_onnx(imported, network.to_torch(seed=0), str(path))
+    return Imported(text, network, tuple(imported.notes), imported.source_params, difference)
+
+
+def _identifier(text: str) -> str:
+    import re
+
+    name = re.sub(r"\W", "_", text).strip("_") or "imported"
+    return f"net_{name}" if name[0].isdigit() else name
+
+
+def _imported_text(imported: ImportedNetwork, flat: bool) -> str:
+    """The writer's text in `cnndsl fmt`'s layout (the formatter then leaves an imported spec as it is)."""
+    from .importers.writer import write_spec
+    from .syntax.fmt import FormatError, format_text
+
+    text = write_spec(imported, flat)
+    try:
+        return format_text(text, f"{imported.name}.cnn")
+    except (SpecError, FormatError):
+        return text  # the check that follows reports what is wrong
+
+
+def _checked_import(imported: ImportedNetwork, text: str) -> Network:
+    """The written spec, checked; its parameter count against the source's. A spec that does not check is a
+    cnndsl bug (the importer wrote it): E704, with the checker's messages as notes."""
+    from .importers.verify import mismatch, verify_params
+
+    try:
+        network = loads(text, f"{imported.name}.cnn")
+    except SpecError as exc:
+        error = mismatch(imported, "the spec written from it does not check")
+        raise SpecError([dataclasses.replace(error.diagnostics[0], notes=tuple(
+            d.headline() for d in exc.diagnostics[:5]))]) from None
+    verify_params(imported, network.report().totals.params)
+    return network
 
 
 def load(path: str | Path, inputs: dict[str, tuple[int, ...]] | None = None, limits: Limits = DEFAULT_LIMITS,

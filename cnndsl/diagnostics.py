@@ -130,6 +130,15 @@ class Code(StrEnum):
             "filterz=32   (in a Darknet [convolutional])", "use the keys Darknet's parser reads for that section")
     E702 = ("E702", Severity.ERROR, Category.IMPORTERS, "invalid layer reference in an imported file",
             "[route] layers=-200   (in a Darknet .cfg)", "point the route or shortcut at an existing earlier layer")
+    E703 = ("E703", Severity.ERROR, Category.IMPORTERS, "a layer or module that a spec cannot express",
+            "torch.nonzero(x) in a forward   (cnndsl import torch)",
+            "rewrite that part of the source with layers a spec has (docs/ops.md), or leave it out")
+    E704 = ("E704", Severity.ERROR, Category.IMPORTERS, "the imported spec does not compute what the source does",
+            "an import whose parameter count or outputs differ from the source's",
+            "a cnndsl bug: report it with the source; --no-verify writes the spec anyway")
+    E705 = ("E705", Severity.ERROR, Category.IMPORTERS, "the source to import cannot be read or built",
+            "cnndsl import torch mypackage:missing --input x=3x32x32",
+            "check the path or MODULE:CALLABLE, its arguments and the input shapes")
     W100 = ("W100", Severity.WARNING, Category.LINTS, "stride does not fit the input: trailing input is never read",
             "x -> conv(8, 3, stride=3)   (x: 1 x 7 x 7)",
             "pad the input or pick sizes where (input + padding - kernel) is a multiple of the stride")

@@ -34,6 +34,7 @@ from tests.reference_nets import (
     SqueezeNet,
     UNet,
 )
+from tests.torch_counts import weight_macs
 
 # The bundled specs whose names are torchvision's (`as` names, numbered blocks, `x n for i` repeats).
 NAMED_AS_TORCHVISION = {"vgg16", "resnet18", "mobilenet_v2", "squeezenet1_0", "squeezenet1_1", "shufflenet_v2_x1_0",
@@ -153,29 +154,6 @@ def test_convnext_loads_torchvisions_checkpoint_with_its_one_rename(tmp_path: Pa
     x = example_inputs(network.graph, batch=2)
     with torch.no_grad():
         torch.testing.assert_close(loaded(*x), ref(*x), rtol=0, atol=1e-4)
-
-
-def weight_macs(module: nn.Module, x: torch.Tensor) -> tuple[int, int]:
-    """(parameters, MACs of conv and linear weights) of a hand-written module, by forward hooks, as
-    torchvision's figures are computed: a conv's output elements x its input channels per group x kernel;
-    a linear layer's output elements x its input features (per position on channels-last tensors)."""
-    macs = 0
-
-    def count(layer: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        nonlocal macs
-        if isinstance(layer, nn.Conv2d):
-            per_output = layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
-            macs += out.numel() // out.shape[0] * per_output
-        elif isinstance(layer, nn.Linear):
-            macs += out.numel() // out.shape[0] * layer.in_features
-
-    handles = [layer.register_forward_hook(count) for layer in module.modules()
-               if isinstance(layer, nn.Conv2d | nn.Linear)]
-    with torch.no_grad():
-        module.eval()(x)
-    for handle in handles:
-        handle.remove()
-    return sum(p.numel() for p in module.parameters()), macs
 
 
 @pytest.mark.parametrize(("spec", "reference", "size"), [

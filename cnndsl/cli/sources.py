@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ..layout import fmt_shape
 from .common import STDIN, color_option, debug_option, fail_usage, limits_for, reported_errors, worst_exit
+
+if TYPE_CHECKING:
+    from ..api import Imported
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.command("fmt")
@@ -93,6 +100,23 @@ def language_server(debug: bool) -> None:
     serve()
 
 
+def import_options(default_name: str) -> Callable[[F], F]:
+    """The options every model import shares: where to write, the name, --flat, --no-verify, --force."""
+    def decorate(command: F) -> F:
+        for option in reversed([
+            click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+                         help=f"The .cnn file to write (default: {default_name} with .cnn, here)."),
+            click.option("--name", default=None, help=f"The network's name (default: {default_name})."),
+            click.option("--flat", is_flag=True, help="One statement per layer: no chains and no repeats."),
+            click.option("--no-verify", is_flag=True, help="Skip compiling the spec back to PyTorch with the "
+                         "source's weights and comparing its outputs with the source's."),
+            click.option("--force", is_flag=True, help="Replace the output file if it exists."),
+            color_option, debug_option]):
+            command = option(command)
+        return command
+    return decorate
+
+
 @click.group("import")
 def import_group() -> None:
     """Translate another format into a .cnn spec."""
@@ -129,3 +153,69 @@ def import_darknet(cfg: Path, output: Path | None, name: str | None, force: bool
     click.echo(f"wrote {output}: {translation.layers} Darknet layers ({len(network.graph)} ops), "
                f"{totals.params:,} parameters, {totals.bflops:.3f} BFLOPs (darknet convention) at "
                f"{fmt_shape(next(iter(network.input_shapes.values())))}")
+
+
+@import_group.command("torch")
+@click.argument("target", metavar="MODULE:CALLABLE")
+@click.option("--input", "inputs", multiple=True, required=True, metavar="NAME=SHAPE",
+              help="An input of forward with its per-sample shape (e.g. image=3x224x224); one per argument, in order.")
+@click.option("--args", "arguments", default=None, metavar="JSON",
+              help='Keyword arguments for the callable, a JSON object (e.g. \'{"num_classes": 10}\').')
+@import_options("the callable's name")
+def import_torch(target: str, inputs: tuple[str, ...], arguments: str | None, output: Path | None, name: str | None,
+                 flat: bool, no_verify: bool, force: bool, color: bool | None, debug: bool) -> None:
+    """Import a PyTorch model (e.g. torchvision.models:resnet50) as a readable .cnn spec: traced with torch.fx,
+    layer names the module's own, checked, and verified against the model (its state_dict loads strictly
+    into the compiled spec and the outputs match)."""
+    from ..api import import_torch as run_import
+    from ..diagnostics import UsageError
+    from ..files import atomic_file
+    from ..importers.pytorch import parse_inputs
+
+    with reported_errors(color, debug, "importing"):
+        shapes = parse_inputs(inputs)
+        default = target.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+        output = output or Path(f"{name or default}.cnn")
+        if output.exists() and not force:
+            raise UsageError(f"{output} exists; pass --force to replace it, or -o to write elsewhere")
+        imported = run_import(target, shapes, name or output.stem, arguments, flat, verify=not no_verify)
+        with atomic_file(output, "output") as temporary:
+            temporary.write_text(imported.text)
+    _import_summary(output, imported, "PyTorch")
+
+
+def _import_summary(output: Path, imported: Imported, kind: str) -> None:
+    totals = imported.network.report().totals
+    source = f" ({kind}: {imported.source_params:,})" if imported.source_params is not None else ""
+    click.echo(f"wrote {output}: {len(imported.network.graph)} ops, {totals.params:,} parameters{source}, "
+               f"{totals.macs:,} MACs at {', '.join(fmt_shape(s) for s in imported.network.input_shapes.values())}")
+    if imported.max_difference is not None:
+        click.echo(f"verified: the source's weights load strictly; outputs equal to {imported.max_difference:.1e} "
+                   "of their largest value")
+    for note in imported.notes:
+        click.echo(f"note: {note}")
+
+
+@import_group.command("onnx")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--input", "inputs", multiple=True, metavar="NAME=SHAPE",
+              help="A per-sample input shape where the model's is symbolic (e.g. x=3x224x224).")
+@import_options("MODEL's name")
+def import_onnx(model: Path, inputs: tuple[str, ...], output: Path | None, name: str | None, flat: bool,
+                no_verify: bool, force: bool, color: bool | None, debug: bool) -> None:
+    """Import an ONNX model (opset 9 and later) as a readable .cnn spec: constants folded, initializer names
+    kept as layer names, checked, and verified against onnxruntime."""
+    from ..api import import_onnx as run_import
+    from ..diagnostics import UsageError
+    from ..files import atomic_file, readable_file
+    from ..importers.pytorch import parse_inputs
+
+    with reported_errors(color, debug, "importing"):
+        shapes = parse_inputs(inputs) if inputs else None
+        output = output or Path(f"{model.stem}.cnn")
+        if output.exists() and not force:
+            raise UsageError(f"{output} exists; pass --force to replace it, or -o to write elsewhere")
+        imported = run_import(readable_file(model, "ONNX model"), name, shapes, flat, verify=not no_verify)
+        with atomic_file(output, "output") as temporary:
+            temporary.write_text(imported.text)
+    _import_summary(output, imported, "ONNX initializers")
