@@ -350,6 +350,37 @@ def import_onnx(path: str | Path, name: str | None = None, inputs: dict[str, tup
     return Imported(text, network, tuple(imported.notes), imported.source_params, difference)
 
 
+def import_caffe(path: str | Path, name: str | None = None, flat: bool = False) -> Imported:
+    """A Caffe prototxt (deploy or train_val: training-only layers left out with a note) as a spec, read with
+    a grammar of protobuf's text format (no Caffe or protobuf schema needed). A prototxt has no weights:
+    the spec is checked, not compared. Raises SpecError (E700-E703, located in the prototxt)."""
+    from .importers.caffe import import_caffe as translate
+
+    imported = translate(Path(path), name or _identifier(Path(path).stem))
+    text = _imported_text(imported, flat)
+    network = _checked_import(imported, text)
+    return Imported(text, network, tuple(imported.notes), None, None)
+
+
+def import_keras(path: str | Path, name: str | None = None, flat: bool = False, verify: bool = True) -> Imported:
+    """A Keras 3 model (`.keras`, or the config.json of `model.to_json()`) as a spec. The configuration is
+    read as data, never by running the file; with `verify` and a `.keras` holding weights, the spec is
+    compiled to PyTorch with those weights and compared with Keras's own outputs (its torch backend, the
+    file loaded in safe mode). Raises SpecError (E702, E703, E705) with located diagnostics."""
+    from .importers.keras import import_keras as translate
+
+    imported = translate(Path(path), name or _identifier(Path(path).stem))
+    text = _imported_text(imported, flat)
+    network = _checked_import(imported, text)
+    difference = None
+    if verify and any(call.weights for call in imported.calls):
+        require("comparing the import with Keras", "torch")
+        from .importers.verify import verify_keras
+
+        difference = verify_keras(imported, network.to_torch(seed=0), str(path))
+    return Imported(text, network, tuple(imported.notes), imported.source_params, difference)
+
+
 def _identifier(text: str) -> str:
     import re
 

@@ -168,20 +168,29 @@ def import_torch(target: str, inputs: tuple[str, ...], arguments: str | None, ou
     layer names the module's own, checked, and verified against the model (its state_dict loads strictly
     into the compiled spec and the outputs match)."""
     from ..api import import_torch as run_import
-    from ..diagnostics import UsageError
-    from ..files import atomic_file
     from ..importers.pytorch import parse_inputs
 
     with reported_errors(color, debug, "importing"):
         shapes = parse_inputs(inputs)
-        default = target.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
-        output = output or Path(f"{name or default}.cnn")
+    default = target.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+    output = output or Path(f"{name or default}.cnn")
+    _run_import(output, force, color, debug, "PyTorch",
+                lambda: run_import(target, shapes, name or output.stem, arguments, flat, verify=not no_verify))
+
+
+def _run_import(output: Path, force: bool, color: bool | None, debug: bool, kind: str,
+                run: Callable[[], Imported]) -> None:
+    """Refuse to overwrite without --force, import, write the spec only once it checked, summarise."""
+    from ..diagnostics import UsageError
+    from ..files import atomic_file
+
+    with reported_errors(color, debug, "importing"):
         if output.exists() and not force:
             raise UsageError(f"{output} exists; pass --force to replace it, or -o to write elsewhere")
-        imported = run_import(target, shapes, name or output.stem, arguments, flat, verify=not no_verify)
+        imported = run()
         with atomic_file(output, "output") as temporary:
             temporary.write_text(imported.text)
-    _import_summary(output, imported, "PyTorch")
+    _import_summary(output, imported, kind)
 
 
 def _import_summary(output: Path, imported: Imported, kind: str) -> None:
@@ -206,16 +215,39 @@ def import_onnx(model: Path, inputs: tuple[str, ...], output: Path | None, name:
     """Import an ONNX model (opset 9 and later) as a readable .cnn spec: constants folded, initializer names
     kept as layer names, checked, and verified against onnxruntime."""
     from ..api import import_onnx as run_import
-    from ..diagnostics import UsageError
-    from ..files import atomic_file, readable_file
+    from ..files import readable_file
     from ..importers.pytorch import parse_inputs
 
     with reported_errors(color, debug, "importing"):
         shapes = parse_inputs(inputs) if inputs else None
-        output = output or Path(f"{model.stem}.cnn")
-        if output.exists() and not force:
-            raise UsageError(f"{output} exists; pass --force to replace it, or -o to write elsewhere")
-        imported = run_import(readable_file(model, "ONNX model"), name, shapes, flat, verify=not no_verify)
-        with atomic_file(output, "output") as temporary:
-            temporary.write_text(imported.text)
-    _import_summary(output, imported, "ONNX initializers")
+    _run_import(output or Path(f"{model.stem}.cnn"), force, color, debug, "ONNX initializers",
+                lambda: run_import(readable_file(model, "ONNX model"), name, shapes, flat, verify=not no_verify))
+
+
+@import_group.command("caffe")
+@click.argument("prototxt", type=click.Path(path_type=Path))
+@import_options("PROTOTXT's name")
+def import_caffe(prototxt: Path, output: Path | None, name: str | None, flat: bool, no_verify: bool, force: bool,
+                 color: bool | None, debug: bool) -> None:
+    """Import a Caffe prototxt (e.g. a BVLC deploy.prototxt) as a readable .cnn spec, Caffe's ceil-mode
+    pooling kept, checked (a prototxt holds no weights: there is nothing to verify against)."""
+    from ..api import import_caffe as run_import
+    from ..files import readable_file
+
+    _run_import(output or Path(f"{prototxt.stem}.cnn"), force, color, debug, "Caffe",
+                lambda: run_import(readable_file(prototxt, "Caffe prototxt"), name, flat))
+
+
+@import_group.command("keras")
+@click.argument("model", type=click.Path(path_type=Path))
+@import_options("MODEL's name")
+def import_keras(model: Path, output: Path | None, name: str | None, flat: bool, no_verify: bool, force: bool,
+                 color: bool | None, debug: bool) -> None:
+    """Import a Keras 3 model (model.keras, or the config.json of model.to_json()) as a readable .cnn spec:
+    its configuration read as data, channels-last made channels-first, checked, and verified against Keras
+    where the file holds weights."""
+    from ..api import import_keras as run_import
+    from ..files import readable_file
+
+    _run_import(output or Path(f"{model.stem}.cnn"), force, color, debug, "Keras weights",
+                lambda: run_import(readable_file(model, "Keras model"), name, flat, verify=not no_verify))

@@ -76,11 +76,10 @@ def _tensors(value: Any) -> list[Any]:
     return [value]
 
 
-def verify_onnx(network: ImportedNetwork, compiled: Any, path: str) -> float:
-    """Loads the ONNX initializers each layer was made from into `compiled` (every tensor of the spec but
-    batch norm's step counter must be given) and compares its outputs with onnxruntime's on the model."""
+def load_source_weights(network: ImportedNetwork, compiled: Any, what: str) -> None:
+    """The arrays each call was made from, loaded into the compiled spec by the layer's written name: every
+    tensor of the spec must be given (but batch norm's step counter, which no format keeps)."""
     import numpy as np
-    import onnxruntime
     import torch
 
     state = {f"{call.path_as_written}.{key}": torch.from_numpy(np.array(value, dtype=np.float32))
@@ -88,8 +87,18 @@ def verify_onnx(network: ImportedNetwork, compiled: Any, path: str) -> float:
     missing, unexpected = compiled.load_state_dict(state, strict=False)
     missing = [key for key in missing if not key.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise mismatch(network, f"the model's initializers do not fill the compiled spec: missing {missing[:3]}, "
+        raise mismatch(network, f"{what} do not fill the compiled spec: missing {missing[:3]}, "
                        f"unexpected {unexpected[:3]}")
+
+
+def verify_onnx(network: ImportedNetwork, compiled: Any, path: str) -> float:
+    """Loads the ONNX initializers each layer was made from into `compiled` (every tensor of the spec but
+    batch norm's step counter must be given) and compares its outputs with onnxruntime's on the model."""
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    load_source_weights(network, compiled, "the model's initializers")
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     generator = np.random.default_rng(0)
     feeds = {i.tensor: generator.random((1, *i.shape), dtype=np.float32) for i in network.inputs}
@@ -97,3 +106,28 @@ def verify_onnx(network: ImportedNetwork, compiled: Any, path: str) -> float:
     with torch.no_grad():
         got = _tensors(compiled.eval()(*(torch.from_numpy(feeds[i.tensor]) for i in network.inputs)))
     return _compare(network, [torch.from_numpy(np.asarray(e)) for e in expected], got)
+
+
+def verify_keras(network: ImportedNetwork, compiled: Any, path: str) -> float:
+    """Loads the Keras weights each layer was made from into `compiled` and compares its outputs with Keras's
+    own (its torch backend; the model loaded with safe_mode, which refuses code in the file) on one random
+    input, channels-last for Keras and channels-first for the spec."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+    import numpy as np
+    import torch
+
+    load_source_weights(network, compiled, "the Keras weights")
+    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    generator = np.random.default_rng(0)
+    channels_last = [generator.random((2, *i.shape[1:], i.shape[0]) if len(i.shape) > 1 else (2, *i.shape),
+                                      dtype=np.float32) for i in network.inputs]
+    expected = model(channels_last if len(channels_last) > 1 else channels_last[0], training=False)
+    expected_list = [np.asarray(keras.ops.convert_to_numpy(e)) for e in _tensors(expected)]
+    with torch.no_grad():
+        got = _tensors(compiled.eval()(*(torch.from_numpy(np.moveaxis(x, -1, 1).copy()) if x.ndim > 2 else
+                                         torch.from_numpy(x) for x in channels_last)))
+    got = [torch.movedim(g, 1, -1) if g.dim() > 2 else g for g in got]
+    return _compare(network, [torch.from_numpy(e) for e in expected_list], got)
