@@ -4,7 +4,7 @@
 #   make docs   - regenerate docs/diagnostics.md, docs/ops.md, docs/report.schema.json and docs/resnet18.svg
 #   make golden - regenerate tests/golden/ after a deliberate report change (review the diff)
 #   make bench  - the speed benchmarks of docs/benchmarks.md (by hand, not in CI)
-#   make bench-torch - compiled PyTorch modules against hand-written ones (by hand, ~10 min)
+#   make bench-torch - compiled PyTorch modules against torchvision's (by hand, ~10 min)
 #   make bench-tvm - tune and measure TVM against PyTorch on CPU (by hand, about an hour and a half)
 #   make bench-gpu - the same on an NVIDIA GPU (by hand, ~30 min); without a GPU: builds the CUDA modules
 #   make bench-gpu-bundle - for a GPU machine without TVM's compiler: .gpu-bundle/ to carry there and run
@@ -72,7 +72,7 @@ bench: install
 	$(PY) benchmarks/check_speed.py
 
 bench-torch: install
-	$(PY) -m benchmarks.torch_latency  # -m: the hand-written reference networks are tests.reference_nets
+	$(PY) -m benchmarks.torch_latency
 
 bench-tvm: install
 	$(PY) benchmarks/tvm_tuning.py

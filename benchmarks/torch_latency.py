@@ -1,11 +1,12 @@
-"""Forward latency of compiled specs against hand-written PyTorch (issue: the PyTorch backend).
+"""Forward latency of compiled specs against torchvision's hand-written PyTorch (issue: the PyTorch backend).
 Run by hand: `make bench-torch` (about 10 minutes on 2 cores). Results go in docs/benchmarks.md.
 
-For ResNet-18 and VGG-16 at batch 1 and 16: the module `cnndsl` compiles from the spec, the reference
-module written the ordinary way (tests/reference_nets.py) with the same weights, and `torch.compile`
-of the compiled module. Inference mode, fp32, CPU. The variants run interleaved, round by round, so
-drift on a shared machine hits them alike; the table gives the median over rounds and the spread
-(min-max of the round medians), and the ratio to the hand-written module (target 1.00 +- 0.03).
+For ResNet-18 and VGG-16 at batch 1 and 16: the module `cnndsl` compiles from the spec, torchvision's own
+model (torchvision.models, written the ordinary way) with the same weights loaded strictly (the spec
+keeps torchvision's names), and `torch.compile` of the compiled module. Inference mode, fp32, CPU. The
+variants run interleaved, round by round, so drift on a shared machine hits them alike; the table gives the
+median over rounds and the spread (min-max of the round medians), and the ratio to torchvision's module
+(target 1.00 +- 0.03).
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torchvision import models
 
 import cnndsl
 from cnndsl.backends.torch.export import example_inputs
-from tests.reference_nets import VGG16, ResNet18
 
 ROOT = Path(__file__).resolve().parent.parent
 
-NETWORKS = {"resnet18": ResNet18, "vgg16": VGG16}
+NETWORKS = {"resnet18": models.resnet18, "vgg16": models.vgg16}
 
 
 def timed(fn: Callable[[], object], iterations: int) -> float:
@@ -39,10 +40,10 @@ def measure(name: str, batch: int, rounds: int, with_compile: bool) -> list[tupl
     network = cnndsl.load(ROOT / "specs" / f"{name}.cnn")
     ours = network.to_torch(seed=0)
     reference = NETWORKS[name]().eval()
-    reference.load_state_dict(dict(zip(reference.state_dict(), ours.state_dict().values(), strict=True)))
+    reference.load_state_dict(ours.state_dict(), strict=True)
     inputs = example_inputs(network.graph, batch=batch)
     variants: dict[str, Callable[[], object]] = {
-        "hand-written nn.Module": lambda: reference(*inputs),
+        "torchvision nn.Module": lambda: reference(*inputs),
         "cnndsl to_torch()": lambda: ours(*inputs),
     }
     if with_compile:
@@ -58,7 +59,7 @@ def measure(name: str, batch: int, rounds: int, with_compile: bool) -> list[tupl
         for _ in range(rounds):
             for label, fn in variants.items():
                 samples[label].append(timed(fn, iterations))
-    base = statistics.median(samples["hand-written nn.Module"])
+    base = statistics.median(samples["torchvision nn.Module"])
     return [(label, statistics.median(s), min(s), max(s)) for label, s in samples.items()] + [("base", base, 0, 0)]
 
 
@@ -69,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"Python {platform.python_version()}, torch {torch.__version__}")
-    print("| network | batch | variant | median (ms) | spread (ms) | vs hand-written |")
+    print("| network | batch | variant | median (ms) | spread (ms) | vs torchvision |")
     print("|---|---:|---|---:|---:|---:|")
     for name in NETWORKS:
         for batch in (1, 16):

@@ -43,6 +43,9 @@ class Limits:
     per_code: int = 50
     # Characters of a source line quoted under a diagnostic, around the column it points at.
     quoted_line: int = 120
+    # E705: elements of one weight an imported file may declare (an ONNX initializer whose dims claim
+    # 10^12 floats would be allocated before anything else is checked); 2^31 is eight times VGG-16's largest.
+    imported_weight_elements: int = 2**31
     # Names compared for a did-you-mean hint (difflib is quadratic in name length, linear in names).
     suggestion_candidates: int = 2_000
 

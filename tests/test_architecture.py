@@ -83,9 +83,11 @@ def test_diagnostic_codes_are_named_by_the_enum() -> None:
 
 
 def test_benchmarks_use_cnndsl_as_an_installed_package_would() -> None:
-    """No sys.path edits and no private names of cnndsl: a benchmark runs what a user can run."""
+    """No sys.path edits, no private names of cnndsl and no test modules: a benchmark runs what a user can
+    run."""
     benchmarks = PACKAGE.parent / "benchmarks"
-    private = re.compile(r"from cnndsl[\w.]* import [^\n]*\b_[a-z]\w*|cnndsl(\.\w+)*\._[a-z]")
+    private = re.compile(r"from cnndsl[\w.]* import [^\n]*\b_[a-z]\w*|cnndsl(\.\w+)*\._[a-z]|^\s*(from|import) tests\b",
+                         re.MULTILINE)
     found = sorted(f"{path.name}: {'sys.path' if 'sys.path' in text else private.search(text).group()}"  # type: ignore[union-attr]
                    for path in benchmarks.glob("*.py") if "sys.path" in (text := path.read_text())
                    or private.search(text))

@@ -43,6 +43,28 @@ def test_a_bundled_spec_exported_to_onnx_imports_back_to_the_same_report(spec: s
     assert format_text(imported.text, f"{spec}.cnn") == imported.text
 
 
+# ConvNeXt's channel layer norm exports as transpose, LayerNormalization over the last axis, transpose:
+# refused (E703), the one bundled spec that does not come back; the others come back with the same counts
+# (all 35 checked by hand on 2026-12-05, docs/import.md); the slow tier takes one of each family
+EVERY_SPEC = ["convnet83", "densenet121", "efficientnet_v2_s", "googlenet", "resnet50", "unet", "yolov1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", EVERY_SPEC)
+def test_every_bundled_spec_comes_back_from_onnx(spec: str, tmp_path: Path) -> None:
+    test_a_bundled_spec_exported_to_onnx_imports_back_to_the_same_report(spec, tmp_path)
+
+
+def test_torch_onnx_module_paths_become_blocks(tmp_path: Path) -> None:
+    """cnndsl's own export records each layer's module path: the import writes ResNet-18's blocks again."""
+    path = tmp_path / "resnet18.onnx"
+    cnndsl.load(SPECS / "resnet18.cnn").export(path)
+    imported = import_onnx(path, name="resnet18")
+    assert not imported.notes and "x 2 as layer1" in imported.text
+    names = {layer.name for layer in imported.network.report().layers}
+    assert {"layer1.0.conv1", "layer2.0.downsample.0", "fc"} <= names
+
+
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "shufflenet_v2_x0_5"])
 def test_torchvision_models_exported_by_torch_onnx_import_with_their_counts(name: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
@@ -135,3 +157,33 @@ def test_the_command(tmp_path: Path) -> None:
     assert cnndsl.load(out).report().totals.params == 108
     missing = CliRunner().invoke(main, ["import", "onnx", str(tmp_path / "missing.onnx")])
     assert missing.exit_code == 2 and "no such file" in missing.output
+
+
+def test_hostile_graphs_end_in_located_errors_within_bounds(tmp_path: Path) -> None:
+    """An initializer whose dims claim 10^12 floats (with 4 bytes of data) fails ONNX's checker before it is
+    read, as does a graph with a cycle; a chain of 20,000 ReLUs passes the checker but not the layer limit."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 8, 8])
+    huge = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[1_000_000, 1_000_000, 1, 1],
+                       raw_data=bytes(4))
+    huge_model = tmp_path / "huge.onnx"
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["out"])], "g", [x], [out], [huge])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(huge_model))
+    cycle = tmp_path / "cycle.onnx"
+    nodes = [helper.make_node("Relu", ["b"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Add", ["x", "b"], ["out"])]
+    graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3, 8, 8])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(cycle))
+    long = tmp_path / "long.onnx"
+    names = ["x", *(f"r{i}" for i in range(20_000))]
+    nodes = [helper.make_node("Relu", [a], [b]) for a, b in zip(names, names[1:], strict=False)]
+    graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info(names[-1], TensorProto.FLOAT,
+                                                                              [1, 3, 8, 8])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(long))
+    for path, code, text in [(huge_model, "E705", "too small for the declared shape"),
+                             (cycle, "E705", "not a valid ONNX model"),
+                             (long, "E210", "20,000 layers")]:
+        with pytest.raises(SpecError) as info:
+            import_onnx(path)
+        error = info.value.diagnostics[0]
+        assert error.code == code and text in error.message, error

@@ -22,7 +22,7 @@ from cnndsl.diagnostics import SpecError
 from cnndsl.syntax.fmt import format_text
 from tests.torch_counts import weight_macs
 
-# A few of every family in the edit loop; every classification model torchvision has in the slow tier.
+# A few families in the edit loop, one of each other family in the slow tier.
 FAST = ["resnet18", "alexnet", "squeezenet1_1", "mobilenet_v3_small", "shufflenet_v2_x0_5", "googlenet",
         "mnasnet0_5", "efficientnet_b0", "regnet_x_400mf"]
 # Refused, each with the part of it a spec cannot say (attention, layer norm over tokens, window partitions)
@@ -32,7 +32,11 @@ REFUSED = {"vit_b_16": "Tensor.expand", "vit_b_32": "Tensor.expand", "vit_l_16":
            "maxvit_t": "permutation", "convnext_tiny": "LayerNorm", "convnext_small": "LayerNorm",
            "convnext_base": "LayerNorm", "convnext_large": "LayerNorm"}
 CLASSIFIERS = torchvision.models.list_models(module=torchvision.models)
-SLOW = [name for name in CLASSIFIERS if name not in FAST and name not in REFUSED]
+# one of each family more in the slow tier (all 80: benchmarks/import_torchvision.py, docs/import.md's table;
+# the whole list takes 20 minutes on one core, a fifth of CI's time)
+SLOW = ["resnet50", "resnext50_32x4d", "wide_resnet50_2", "vgg16_bn", "densenet121", "inception_v3",
+        "mobilenet_v2", "mobilenet_v3_large", "efficientnet_v2_s", "regnet_y_400mf", "mnasnet1_0",
+        "shufflenet_v2_x1_0", "squeezenet1_0"]
 
 
 def input_size(name: str) -> int:
@@ -65,13 +69,35 @@ def test_every_torchvision_classifier_imports_exactly(name: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(REFUSED))
+@pytest.mark.parametrize("name", ["vit_b_16", "swin_t", "maxvit_t", "convnext_tiny"])
 def test_torchvision_models_a_spec_cannot_say_are_refused_by_their_part(name: str) -> None:
     model = torchvision.models.get_model(name).eval()
     with pytest.raises(SpecError) as info:
         import_torch(model, {"image": (3, 224, 224)}, name=name)
     error = info.value.diagnostics[0]
     assert error.code == "E703" and REFUSED[name] in error.message
+
+
+@pytest.mark.parametrize("name", ["deeplabv3_mobilenet_v3_large",
+                                  pytest.param("fcn_resnet50", marks=pytest.mark.slow),
+                                  pytest.param("deeplabv3_resnet50", marks=pytest.mark.slow)])
+def test_segmentation_models_import_exactly(name: str) -> None:
+    """Dilated backbones, ASPP (a ModuleList of branches that its parent concatenates: the concatenation is
+    taken into the block), outputs up-sampled to the input's size; the dict output becomes `out`."""
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(name, weights_backbone=None).eval()
+    imported = import_torch(model, {"image": (3, 128, 128)}, name=name)
+    assert imported.network.report().totals.params == sum(p.numel() for p in model.parameters())
+    assert imported.max_difference is not None and imported.max_difference <= 1e-5
+    assert list(imported.network.report().outputs.values()) == [[21, 128, 128]]
+
+
+def test_a_module_returning_two_tensors_to_different_readers_is_refused() -> None:
+    """LR-ASPP's backbone returns its low and high features to two different heads: a block returns one."""
+    model = torchvision.models.get_model("lraspp_mobilenet_v3_large", weights_backbone=None).eval()
+    with pytest.raises(SpecError) as info:
+        import_torch(model, {"image": (3, 128, 128)})
+    assert info.value.diagnostics[0].code == "E703" and "returns 2 tensors" in info.value.diagnostics[0].message
 
 
 def test_a_resnet_reads_as_blocks_and_repeats() -> None:

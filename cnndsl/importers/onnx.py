@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..diagnostics import Code, SpecError
+from ..limits import DEFAULT_LIMITS
 from .network import (
     LAYOUT_HINT,
     Call,
@@ -39,7 +40,6 @@ from .network import (
 )
 from .writer import scope_tree
 
-CONTAINERS = {"Sequential", "ModuleList", "ModuleDict"}
 LAYOUT_OPS = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze"}
 PASS_THROUGH = {"Identity", "Dropout"}
 FOLDABLE = {"Constant", "ConstantOfShape", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast",
@@ -75,6 +75,7 @@ class OnnxImporter:
         self.hierarchy = True  # names from module paths (else every layer at the top, named by its path)
         self.pending_layout: dict[str, Any] = {}  # reshape/transpose outputs, emitted where a layer reads them
         self.module_classes: dict[str, str] = {}  # module path -> class name, from torch.onnx's metadata
+        self.module_paths: set[str] = set()  # every module path the metadata names (a leaf extends none)
 
     # -- reading -----------------------------------------------------------------------------------------
     def error(self, node: Any, message: str, hint: str | None = None, code: Code = Code.E703) -> SpecError:
@@ -87,6 +88,13 @@ class OnnxImporter:
         from onnx import numpy_helper
 
         graph = self.model.graph
+        for init in graph.initializer:  # checked before any is read: the dims are the file's claim
+            elements = int(np.prod([int(d) for d in init.dims], dtype=np.float64)) if init.dims else 1
+            if elements > DEFAULT_LIMITS.imported_weight_elements or any(d < 0 for d in init.dims):
+                raise SpecError([import_error(
+                    Code.E705, f"initializer {init.name} claims {_dims(list(init.dims))} elements "
+                    f"({elements:,}), more than {DEFAULT_LIMITS.imported_weight_elements:,}", self.path,
+                    hint="a weight this large is not a CNN layer's; the file is damaged or hostile")])
         self.constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
         inputs = []
         for value in graph.input:
@@ -128,6 +136,7 @@ class OnnxImporter:
                 self.readers.setdefault(name, []).append(node)
             scopes = _literal_list(_metadata(node, "pkg.torch.onnx.name_scopes"))
             classes = _literal_list(_metadata(node, "pkg.torch.onnx.class_hierarchy"))
+            self.module_paths.update(scopes[1:-1])
             if len(scopes) == len(classes):
                 self.module_classes.update(zip(scopes, (c.rsplit(".", 1)[-1] for c in classes), strict=True))
         return inputs
@@ -200,12 +209,12 @@ class OnnxImporter:
                 return scope, self.classes(scope), parts[-2]
             return (), (), layer_name(weight.rsplit(".", 1)[0] if "." in weight else weight)
         scopes = _literal_list(_metadata(node, "pkg.torch.onnx.name_scopes"))[1:-1]  # the root and the operator
-        classes = _literal_list(_metadata(node, "pkg.torch.onnx.class_hierarchy"))[1:-1]
-        if scopes and len(classes) == len(scopes):
-            leaf = classes[-1].startswith("torch.nn.modules.") and classes[-1].rsplit(".", 1)[-1] not in CONTAINERS
-            modules = scopes[:-1] if leaf else scopes
-            scope = tuple(modules[-1].split(".")) if modules else ()
-            return scope, self.classes(scope), scopes[-1].rsplit(".", 1)[-1] if leaf else None
+        if scopes:
+            path = scopes[-1]  # the innermost module, by its qualified name
+            leaf = not any(other.startswith(path + ".") for other in self.module_paths)
+            modules = tuple(path.split("."))
+            scope = modules[:-1] if leaf else modules
+            return scope, self.classes(scope), modules[-1] if leaf else None
         return (), (), None
 
     def unname_clashes(self) -> None:
@@ -330,6 +339,12 @@ def _identifier(name: str) -> str:
     return text if text and not text[0].isdigit() else f"x{text}"
 
 
+def _f32(value: Any) -> float:
+    """An ONNX float attribute (stored as float32) as the decimal it was written as: 1e-05, not
+    9.999999747378752e-06."""
+    return float(str(np.float32(value)))
+
+
 def _dims(dims: list[int | None]) -> str:
     return " x ".join("?" if d is None else str(d) for d in dims)
 
@@ -436,7 +451,7 @@ def _batchnorm(importer: OnnxImporter, node: Any) -> None:
     scale, shift, mean, var = (importer.const(node, i) for i in range(1, 5))
     importer.emit(node, "batchnorm", [node.input[0]], weight=node.input[1],
                   weights=(("weight", scale), ("bias", shift), ("running_mean", mean), ("running_var", var)),
-                  eps=float(attrs.get("epsilon", 1e-5)))
+                  eps=_f32(attrs.get("epsilon", 1e-5)))
 
 
 def _simple(op: str, **settings: Callable[[dict[str, Any]], Value]) -> Converter:
@@ -629,8 +644,8 @@ def _reduce_mean(importer: OnnxImporter, node: Any) -> None:
 
 def _lrn(importer: OnnxImporter, node: Any) -> None:
     attrs = _attributes(node)
-    importer.emit(node, "lrn", [node.input[0]], size=int(attrs["size"]), alpha=float(attrs.get("alpha", 1e-4)),
-                  beta=float(attrs.get("beta", 0.75)), k=float(attrs.get("bias", 1.0)))
+    importer.emit(node, "lrn", [node.input[0]], size=int(attrs["size"]), alpha=_f32(attrs.get("alpha", 1e-4)),
+                  beta=_f32(attrs.get("beta", 0.75)), k=_f32(attrs.get("bias", 1.0)))
 
 
 def _global(op: str) -> Converter:
@@ -642,8 +657,8 @@ CONVERTERS: dict[str, Converter] = {
     "BatchNormalization": _batchnorm,
     "Relu": _global("relu"), "Sigmoid": _global("sigmoid"), "Tanh": _global("tanh"), "HardSwish": _global("hardswish"),
     "Mish": _global("mish"), "Softplus": _global("softplus"),
-    "LeakyRelu": _simple("leaky_relu", slope=lambda a: float(a.get("alpha", 0.01))),
-    "Elu": _simple("elu", alpha=lambda a: float(a.get("alpha", 1.0))),
+    "LeakyRelu": _simple("leaky_relu", slope=lambda a: _f32(a.get("alpha", 0.01))),
+    "Elu": _simple("elu", alpha=lambda a: _f32(a.get("alpha", 1.0))),
     "Gelu": _simple("gelu", approximate=lambda a: a.get("approximate", b"none") in (b"tanh", "tanh")),
     "Clip": _clip, "HardSigmoid": _hardsigmoid, "PRelu": _prelu, "Softmax": _softmax,
     "MaxPool": _pool("maxpool"), "AveragePool": _pool("avgpool"),

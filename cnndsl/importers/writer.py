@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..diagnostics import Code, SpecError
+from ..limits import DEFAULT_LIMITS
 from ..ops import REGISTRY
 from ..syntax.grammar import KEYWORDS, REPEAT
 from .network import Call, ImportedNetwork, Value, import_error, layer_name
@@ -123,28 +124,47 @@ def _wire(root: Scope, outputs: set[str], network: ImportedNetwork) -> None:
             found += calls_of(item) if isinstance(item, Scope) else [item]
         return found
 
-    def wire(scope: Scope) -> None:
-        for item in scope.items:
-            if isinstance(item, Scope):
-                wire(item)
-        if not scope.path:
-            return
+    def leaving(scope: Scope) -> tuple[list[Call], list[str]]:
         inside = calls_of(scope)
+        ids = {id(call) for call in inside}
+        return inside, [t for t in dict.fromkeys(call.output for call in inside)
+                        if t in outputs or any(id(reader) not in ids for reader in readers[t])]
+
+    def absorb(scope: Scope, parent: Scope, tensors: list[str]) -> bool:
+        """A module whose several results one unnamed layer right after it merges (ASPP's branches, a
+        ModuleList the parent concatenates) takes that layer in: it then returns one tensor."""
+        merging = {id(reader): reader for t in tensors for reader in readers[t]}
+        if len(merging) != 1 or any(t in outputs for t in tensors):
+            return False
+        merge = next(iter(merging.values()))
+        at = next((i for i, item in enumerate(parent.items) if item is merge), None)  # by identity: calls may
+        if merge.name is not None or at is None or \
+                not set(merge.inputs) <= {c.output for c in calls_of(scope)}:  # hold arrays
+            return False
+        scope.items.append(parent.items.pop(at))
+        return True
+
+    def wire(scope: Scope, parent: Scope | None) -> None:
+        for item in list(scope.items):
+            if isinstance(item, Scope):
+                wire(item, scope)
+        if parent is None:
+            return
+        inside, found = leaving(scope)
+        if len(found) > 1 and absorb(scope, parent, found):
+            inside, found = leaving(scope)
         made = {call.output for call in inside}
         scope.inputs = list(dict.fromkeys(t for call in inside for t in call.inputs if t not in made))
-        ids = {id(call) for call in inside}
-        leaving = [t for t in dict.fromkeys(call.output for call in inside)
-                   if t in outputs or any(id(reader) not in ids for reader in readers[t])]
-        if len(leaving) != 1 or not scope.inputs:
+        if len(found) != 1 or not scope.inputs:
             where = ".".join(scope.path)
-            what = f"returns {len(leaving)} tensors" if leaving else "reads no tensor"
+            what = f"returns {len(found)} tensors" if found else "reads no tensor"
             raise SpecError([import_error(
                 Code.E703, f"module {where} ({scope.cls}) {what}: a block returns one tensor computed from its "
                 "inputs", inside[0].origin or network.source,
                 hint="a spec writes each module as a block: rewrite this module to return one tensor")])
-        scope.output = leaving[0]
+        scope.output = found[0]
 
-    wire(root)
+    wire(root, None)
 
 
 class Writer:
@@ -430,5 +450,9 @@ def _item_name(item: Call | Scope) -> str | None:
 
 
 def write_spec(network: ImportedNetwork, flat: bool = False) -> str:
-    """The .cnn text of an imported network."""
+    """The .cnn text of an imported network; E210 past the checker's layer limit (the spec would be
+    refused, and writing a million layers takes minutes)."""
+    if len(network.calls) > DEFAULT_LIMITS.layers:
+        raise SpecError([import_error(Code.E210, f"the imported network has {len(network.calls):,} layers, more "
+                                      f"than a spec may expand to ({DEFAULT_LIMITS.layers:,})", network.source)])
     return Writer(network, flat).write()
