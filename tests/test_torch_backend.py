@@ -52,7 +52,8 @@ def shapes_seen(module: nn.Module, network: cnndsl.Network, inputs: tuple[torch.
 
 
 # FCN-32s is 181 GMACs at its 500 x 500 input: a smaller input keeps every layer and the test fast.
-SMALLER_FOR_TORCH = {"fcn32s.cnn": {"image": (3, 200, 200)}}
+SMALLER_FOR_TORCH = {"fcn32s.cnn": {"image": (3, 200, 200)}, "fcn_resnet50.cnn": {"image": (3, 128, 128)},
+                     "deeplabv3_resnet50.cnn": {"image": (3, 128, 128)}}
 
 
 @pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.name)

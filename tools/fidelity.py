@@ -109,6 +109,12 @@ FIGURES: list[Figure] = [
     Figure("yolov1", "count:conv2d", 24, "Redmon et al. 2016"),
     Figure("yolov1", "count:linear", 2, "Redmon et al. 2016"),
     Figure("yolov1", "shape:linear2", (1470,), "Redmon et al. 2016"),
+    Figure("fcn_resnet50", "params", 32_957_013, "torchvision.models.segmentation.fcn_resnet50(aux_loss=False), "
+           "sum of p.numel() (tests/test_segmentation.py)"),
+    Figure("fcn_resnet50", "output:out", (21, 520, 520), "torchvision (logits at the input's size)"),
+    Figure("deeplabv3_resnet50", "params", 39_638_869, "torchvision.models.segmentation.deeplabv3_resnet50("
+           "aux_loss=False), sum of p.numel() (tests/test_segmentation.py)"),
+    Figure("deeplabv3_resnet50", "output:out", (21, 520, 520), "torchvision (logits at the input's size)"),
     Figure("fcn32s", "trainable", "134 M", "Long et al. 2015, Table 1 (FCN-VGG16)"),
     Figure("fcn32s", "output:segmentation", (21, 500, 500), "Long et al. 2015 (input-sized score map)"),
     Figure("unet", "params", 31_030_658, DERIVED),

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..diagnostics import Code, Diagnostic, Location, SpecError
+from ..limits import DEFAULT_LIMITS
 from .network import Call, ImportedNetwork, Input, Value, layer_name, op_call
 
 ELEMENTWISE = {"relu", "relu6", "leaky_relu", "sigmoid", "tanh", "silu", "gelu", "elu", "hardsigmoid", "hardswish",
@@ -72,6 +73,10 @@ def read_archive(path: Path) -> tuple[dict[str, Any], Any]:
         weights = None
         if "model.weights.h5" in names:
             import h5py
+
+            declared = archive.getinfo("model.weights.h5").file_size
+            if declared > 4 * DEFAULT_LIMITS.imported_weight_elements:  # float32 bytes: a bomb, not a CNN
+                raise _error(str(path), Code.E705, f"model.weights.h5 claims {declared:,} bytes")
 
             try:
                 weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
