@@ -267,8 +267,12 @@ def propose(task: Task, target: tvm.target.Target, count: int, seed: int,
         context.pre_tuning(max_trials=2 * want * (attempt + 1), num_trials_per_iter=2 * want * (attempt + 1),
                            design_spaces=spaces, database=database,
                            cost_model=cost_model if trained else None)
+        workload = ms.database.Workload(task.module)
         for candidate in context.generate_measure_candidates() or []:
-            key = structural_hash(candidate.sch.mod)
+            # keyed as a record of it will be (its trace replayed on the task), not by the live schedule's
+            # module, which can differ from the replay: a repeat keyed the other way slipped through once
+            replayed = ms.database.TuningRecord(candidate.sch.trace, workload).as_measure_candidate()
+            key = structural_hash(replayed.sch.mod)
             if key not in seen and len(chosen) < count:
                 seen.add(key)
                 chosen.append(candidate)
