@@ -6,6 +6,7 @@ and the tuned build's NHWC layout (2-D convolutions, LeNet-5) computes what PyTo
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -34,8 +35,16 @@ def test_tuning_is_recorded_reused_and_correct(tmp_path: Path) -> None:
     first = tmp_path / "first"
     args = ["compile", str(SPECS / "mnist1d.cnn"), "--to", "tvm", "--tune", "--trials", "20",
             "--tune-db", str(database)]
-    result = runner.invoke(main, [*args, "-o", str(first)])
+    # the process's logging is the user's: MetaSchedule's own set-up closed every handler (pytest lost its
+    # capture stream once absl, with Keras, had a handler on it)
+    users_handler = logging.FileHandler(tmp_path / "users.log")  # closing it drops its stream
+    try:
+        result = runner.invoke(main, [*args, "-o", str(first)])
+        assert users_handler.stream is not None and not users_handler.stream.closed
+    finally:
+        users_handler.close()
     assert result.exit_code == 0, result.output
+    assert list((database / "logs").glob("task_*.log")) and (database / "logs" / "task_scheduler.log").exists()
     tuning = json.loads((first / "manifest.json").read_text())["tuning"]
     assert tuning["tasks"] >= 4 and tuning["tuned_now"] == tuning["tasks"] and tuning["trials"] >= 16
     records = (database / "database_tuning_record.json").read_text().splitlines()

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -290,15 +291,63 @@ class EagerGradientScheduler(ms.task_scheduler.PyTaskScheduler):
         return (self.alpha * backward + (1 - self.alpha) * best / n) * weight
 
 
-def _reset_tuning_logger() -> None:
-    """MetaSchedule's logger set-up re-lists the handlers a previous run in this process left on its
-    logger, by name, and fails on any without one (a second `tune` in a test session or a notebook):
-    each run starts from none and logs into its own database directory. Warnings only on the console."""
-    logger = logging.getLogger("tvm.s_tir.meta_schedule")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
-    logger.setLevel(logging.WARNING)
+TUNING_LOGGER = "tvm.s_tir.meta_schedule"
+
+
+class _ConsoleWarnings(logging.Handler):
+    """Warnings to whatever sys.stderr is when they are logged (a StreamHandler keeps the stream of the
+    moment it was made, which a test runner or a notebook may have replaced and closed since)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 (logging's contract: a failed emit is reported, never raised)
+            self.handleError(record)
+
+
+@contextmanager
+def tuning_logs(log_dir: Path, task_names: list[str]) -> Iterator[list[logging.Logger]]:
+    """One logger per task, each writing to its own file in `log_dir`, and MetaSchedule's own logger writing
+    to task_scheduler.log and its warnings to the console, all closed when the run ends. MetaSchedule's own
+    set-up (in `extracted_tasks_to_tune_contexts`) calls `logging.config.dictConfig`, which closes every
+    handler of the process: in a test session it closed absl's (imported with Keras), whose stream was
+    pytest's capture, and pytest lost its output. A notebook's or a service's handlers deserve the same."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    width = len(str(max(len(task_names) - 1, 0)))
+    formatter = logging.Formatter("%(asctime)s [%(levelname)s] %(message)s", "%Y-%m-%d %H:%M:%S")
+    opened: list[tuple[logging.Logger, logging.Handler]] = []
+
+    def attach(logger: logging.Logger, handler: logging.Handler, level: int) -> None:
+        handler.setFormatter(formatter)
+        handler.setLevel(level)
+        logger.addHandler(handler)
+        opened.append((logger, handler))
+
+    def file_logger(name: str, filename: str) -> logging.Logger:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
+        attach(logger, logging.FileHandler(log_dir / filename, mode="a"), logging.DEBUG)
+        return logger
+
+    attach(file_logger(TUNING_LOGGER, "task_scheduler.log"), _ConsoleWarnings(), logging.WARNING)
+    names = [f"task_{i:0{width}d}_{name[:100]}" for i, name in enumerate(task_names)]  # as MetaSchedule names them
+    try:
+        yield [file_logger(f"{TUNING_LOGGER}.{name}", f"{name}.log") for name in names]
+    finally:
+        for logger, handler in opened:
+            logger.removeHandler(handler)
+            handler.close()
+
+
+def tune_contexts(tasks: list[ms.ExtractedTask], loggers: list[logging.Logger], seed: int) -> list[ms.TuneContext]:
+    """MetaSchedule's `extracted_tasks_to_tune_contexts` (the same search space, strategy and seeds) with
+    loggers of our making (`tuning_logs`)."""
+    seeds = ms.utils.fork_seed(seed, n=len(tasks))
+    return [ms.TuneContext(mod=task.dispatched[0], target=task.target, space_generator="post-order-apply",
+                           search_strategy="evolutionary", task_name=task.task_name, logger=logger,
+                           rand_state=rand_state, num_threads="physical").clone()
+            for task, logger, rand_state in zip(tasks, loggers, seeds, strict=True)]
 
 
 def untuned_tasks(tasks: list[ms.ExtractedTask], database: ms.database.Database,
@@ -360,13 +409,11 @@ def _tune(module: tvm.IRModule, target: tvm.target.Target, database_dir: Path, t
     start = time.perf_counter()
     if not pending or trials <= 0:  # nothing to measure: say what the database lacks
         return database, TuningReport(len(tasks), 0, 0, 0.0, left_untuned=len(pending))
-    _reset_tuning_logger()
-    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-        pending, work_dir=str(database_dir), seed=seed)
+    weights = [float(task.weight) for task in pending]
     per_iter = min(DEFAULT_TRIALS_PER_ITER, max(trials // len(pending), MIN_TRIALS_PER_ITER))
     if trials_per_task:
         per_iter = min(per_iter, trials_per_task)
-    progress = TuningProgress(trials, [task.task_name for task in pending], [float(w) for w in weights])
+    progress = TuningProgress(trials, [task.task_name for task in pending], weights)
     if log is not None:
         log(f"tuning {len(pending)} of {len(tasks)} tasks ({len(tasks) - len(pending)} already in {database_dir}), "
             f"{trials} trials, {per_iter} per round")
@@ -381,12 +428,13 @@ def _tune(module: tvm.IRModule, target: tvm.target.Target, database_dir: Path, t
     builder = WarmWorkerBuilder(max_workers=builders)
     try:
         # MetaSchedule may stop early when every task's search space is exhausted.
-        ms.tune.tune_tasks(
-            tasks=contexts, task_weights=weights, work_dir=str(database_dir), max_trials_global=trials,
-            max_trials_per_task=trials_per_task or trials, num_trials_per_iter=per_iter,
-            builder=builder, runner=runner, database=database, task_scheduler=EagerGradientScheduler(progress),
-            measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
-                               _progress_callback(progress, log)])
+        with tuning_logs(database_dir / "logs", [task.task_name for task in pending]) as loggers:
+            ms.tune.tune_tasks(
+                tasks=tune_contexts(pending, loggers, seed), task_weights=weights, work_dir=str(database_dir),
+                max_trials_global=trials, max_trials_per_task=trials_per_task or trials, num_trials_per_iter=per_iter,
+                builder=builder, runner=runner, database=database, task_scheduler=EagerGradientScheduler(progress),
+                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
+                                   _progress_callback(progress, log)])
     finally:
         builder.shutdown()
     elapsed = time.perf_counter() - start
