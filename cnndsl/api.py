@@ -319,13 +319,19 @@ def import_torch(model: str | nn.Module, inputs: dict[str, tuple[int, ...]], nam
         from .importers.verify import verify_torch
 
         unused = set(importer.unused_keys())
-        state = {renamed_key(k): v for k, v in module.state_dict().items() if k not in unused}
+        state = {renamed_key(importer.renamed.get(k, k)): v for k, v in module.state_dict().items()
+                 if k not in unused}
         difference = verify_torch(imported, network.to_torch(seed=0), module, state, inputs)
     renamed = sorted({k.rsplit(".", 1)[0] for k in module.state_dict() if renamed_key(k) != k})
     if renamed:
         imported.notes.append(f"{len(renamed)} module names are no .cnn names and are written with `_` "
                               f"({renamed[0]} -> {renamed_key(renamed[0] + '.x')[:-2]}): the source's weights load "
                               "after the same renaming (--weights-map '[^\\w.]=_')")
+    if importer.renamed:
+        first = next(iter(importer.renamed.items()))
+        imported.notes.append(f"{len(importer.renamed)} bare parameters are scale layers here ({first[0]} -> "
+                              f"{first[1]}): the source's weights load after that renaming (--weights-map "
+                              "'layer_scale$=layer_scale.weight' for ConvNeXt's)")
     return Imported(text, network, tuple(imported.notes), imported.source_params, difference)
 
 

@@ -95,6 +95,9 @@ class _Recorder(fx.Interpreter):
         return value
 
 
+# ops that act on each position alone: they may read a channels-last view and keep it one
+PER_POSITION = {"relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "mish", "elu",
+                "leaky_relu", "softplus", "dropout", "drop_path", "identity"}
 LAYOUT_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "contiguous", "squeeze", "unsqueeze"}
 LAYOUT_FUNCTIONS = {torch.flatten, torch.reshape, torch.permute, torch.transpose, torch.squeeze, torch.unsqueeze}
 
@@ -115,6 +118,10 @@ class Importer:
         self.tensors: dict[fx.Node, str] = {}  # node -> tensor id, once emitted
         self.named_modules = dict(model.named_modules())
         self.ran: set[str] = set()  # modules that ran (the others are training-only parts)
+        # channels-last views (ConvNeXt's permute to N, H, W, C): nodes whose value is the spec's channels-first
+        # tensor with its channels moved last; only per-position layers may read them
+        self.channels_last: set[fx.Node] = set()
+        self.renamed: dict[str, str] = {}  # source state_dict key -> the spec's (a bare parameter as a layer)
 
     # -- tracing ------------------------------------------------------------------------------------------
     def trace(self) -> tuple[fx.Graph, dict[fx.Node, Any]]:
@@ -189,7 +196,13 @@ class Importer:
         origin = f"{node.target} ({type(self.named_modules[str(node.target)]).__name__})" if leaf else \
             f"{'.'.join(scope) or self.source}: {_describe(node)}"
         output = node.name
-        call = op_call(op, tuple(self.tensor(n) for n in inputs), output, scope, classes, name, origin, **args)
+        ids = tuple(self.tensor(n) for n in inputs)  # first: a pending permute may make a channels-last view
+        viewed = [n for n in inputs if isinstance(n, fx.Node) and n in self.channels_last]
+        if viewed:  # a channels-last view: per-position layers only, and they keep it channels-last
+            if op not in PER_POSITION and args.get("over") != "channels":
+                raise self.refuse(node, f"{op} on a channels-last view (a permuted tensor)", hint=LAYOUT_HINT)
+            self.channels_last.add(node)
+        call = op_call(op, ids, output, scope, classes, name, origin, **args)
         self.calls.append(call)
         self.tensors[node] = output
 
@@ -290,7 +303,13 @@ class Importer:
         probe = torch.from_numpy(index_array(before))
         for step in reversed(run[:-1]):
             probe = _apply_layout(self, step, probe)
-        found = layout_op(before, probe.numpy())
+        moved = _channels_moved(before, probe.numpy())
+        if moved is not None and (moved == "last") != (source in self.channels_last):
+            self.alias(node, source)  # to or from a channels-last view of the same tensor
+            if moved == "last":
+                self.channels_last.add(node)
+            return
+        found = layout_op(before, probe.numpy()) if source not in self.channels_last else None
         if found is None:
             steps = " -> ".join(_describe(n) for n in reversed(run[:-1]))
             raise self.refuse(node, f"a permutation of the axes ({steps})", hint=LAYOUT_HINT)
@@ -305,7 +324,7 @@ class Importer:
         auxiliary classifiers), left out and said so, each by its outermost module that did not run."""
         for name, module in self.model.named_modules():
             if name and any(True for _ in module.parameters(recurse=False)) and name not in self.ran:
-                outermost = next(p for p in _prefixes(name) if not self._touched(p))
+                outermost = next((p for p in _prefixes(name) if not self._touched(p)), name)
                 note = f"{outermost} does not run in eval mode (a training-only part): left out"
                 if note not in self.notes:
                     self.notes.append(note)
@@ -381,6 +400,22 @@ def _apply_layout(importer: Importer, node: fx.Node, probe: torch.Tensor) -> tor
     return getattr(probe, str(name))(*args, **kwargs)
 
 
+def _channels_moved(before: tuple[int, ...], probe: Any) -> str | None:
+    """"last" when `probe` is the index array moved to channels-last (N, C, ... -> N, ..., C), "first" for the
+    way back, else None."""
+    import numpy as np
+
+    index = index_array(before)
+    rank = len(before)
+    if rank < 3:
+        return None
+    if np.array_equal(np.moveaxis(index, 1, -1), probe):
+        return "last"
+    if np.array_equal(np.moveaxis(index, -1, 1), probe):
+        return "first"
+    return None
+
+
 def _flatten_output(value: Any) -> list[Any]:
     if isinstance(value, list | tuple):
         return [v for item in value for v in _flatten_output(item)]
@@ -415,10 +450,25 @@ def _batchnorm(importer: Importer, node: fx.Node, m: nn.BatchNorm2d, x: fx.Node)
 
 
 def _linear(importer: Importer, node: fx.Node, m: nn.Linear, x: fx.Node) -> None:
+    importer.tensor(x)  # a pending permute resolved: is it a channels-last view?
+    if x in importer.channels_last:  # per position over the channels (ConvNeXt's MLP)
+        importer.emit(node, "linear", [x], leaf=True, features=m.out_features, bias=m.bias is not None,
+                      over="channels")
+        return
     if len(importer.shape(x)) != 1:
         raise importer.refuse(node, f"a Linear over the last axis of a {len(importer.shape(x)) + 1}-d tensor",
                               hint="a spec's linear reads a flat vector: flatten before it")
     importer.emit(node, "linear", [x], leaf=True, features=m.out_features, bias=m.bias is not None)
+
+
+def _layernorm(importer: Importer, node: fx.Node, m: nn.LayerNorm, x: fx.Node) -> None:
+    """Over the channels of a channels-last view (ConvNeXt's blocks): a spec's layernorm over channels."""
+    channels = importer.shape(x)[-1]
+    importer.tensor(x)  # a pending permute resolved: is it a channels-last view?
+    if x not in importer.channels_last or tuple(m.normalized_shape) != (channels,):
+        raise importer.refuse(node, f"a LayerNorm over {tuple(m.normalized_shape)} of a token or image axis",
+                              hint="a spec normalises over the channels (layernorm(over=channels)) or all axes")
+    importer.emit(node, "layernorm", [x], leaf=True, over="channels", eps=float(m.eps), affine=m.elementwise_affine)
 
 
 def _maxpool(importer: Importer, node: fx.Node, m: nn.MaxPool2d, x: fx.Node) -> None:
@@ -522,6 +572,7 @@ MODULES: dict[Any, ModuleConverter] = {
     nn.Flatten: _flatten_module,
     nn.LocalResponseNorm: _simple("lrn", size=lambda m: m.size, alpha=lambda m: float(m.alpha),
                                   beta=lambda m: float(m.beta), k=lambda m: float(m.k)),
+    nn.LayerNorm: _layernorm,
     nn.GroupNorm: _simple("groupnorm", groups=lambda m: m.num_groups, eps=lambda m: float(m.eps),
                           affine=lambda m: m.affine),
     nn.Upsample: _upsample,
@@ -548,6 +599,10 @@ def _unary(op: str, **settings: Callable[[Importer, fx.Node], Value]) -> Functio
 def _binary(op: str) -> FunctionConverter:
     def convert(importer: Importer, node: fx.Node) -> None:
         operands = [a for a in node.args[:2]]
+        parameters = [a for a in operands if isinstance(a, fx.Node) and a.op == "get_attr"]
+        if op == "mul" and len(parameters) == 1:
+            _layer_scale(importer, node, parameters[0], next(a for a in operands if a is not parameters[0]))
+            return
         if not all(isinstance(a, fx.Node) and isinstance(importer.values[a], torch.Tensor) for a in operands):
             raise importer.refuse(node, f"{_describe(node)} with a constant ({operands[1]!r})",
                                   hint="a spec's add and mul combine two tensors; a constant factor is a layer's "
@@ -556,6 +611,26 @@ def _binary(op: str) -> FunctionConverter:
             raise importer.refuse(node, f"{_describe(node)} with alpha")
         importer.emit(node, op, operands)
     return convert
+
+
+def _layer_scale(importer: Importer, node: fx.Node, parameter: fx.Node, x: Any) -> None:
+    """A module's own parameter of shape (C, 1, ...) times a tensor: a spec's `scale` layer named after the
+    parameter (ConvNeXt's layer_scale), whose weight is the parameter (its state_dict key gains `.weight`)."""
+    value = importer.values[parameter]
+    shape = tuple(importer.values[x].shape[1:])
+    if not isinstance(x, fx.Node) or tuple(value.shape) != (shape[0], *([1] * (len(shape) - 1))):
+        raise importer.refuse(node, f"a product with the parameter {parameter.target} of shape {tuple(value.shape)}",
+                              hint="a spec multiplies by a learned per-channel scale (scale) only")
+    target = str(parameter.target)
+    owner, _, attribute = target.rpartition(".")
+    scope = tuple(owner.split(".")) if owner else ()
+    classes = tuple(type(importer.named_modules.get(".".join(scope[:k + 1]), nn.Module())).__name__
+                    for k in range(len(scope)))
+    importer.calls.append(op_call("scale", (importer.tensor(x),), node.name, scope, classes, attribute,
+                                  f"{target} (a parameter)"))
+    importer.tensors[node] = node.name
+    importer.renamed[target] = f"{target}.weight"
+    importer.ran.add(owner)  # its parameter is used: the module's weights are the spec's
 
 
 def _cat(importer: Importer, node: fx.Node) -> None:

@@ -337,7 +337,9 @@ class Writer:
             parameters = list(varying.values())
             name = self.block_name(group[0])
             self.block_of[key] = (name, parameters)
-            names = _parameter_names([first.hints[p] for p in parameters])
+            # a parameter may not shadow a word the body uses as a value (`over=channels`) or a name in it
+            used = set(_WORD.findall(_SLOT.sub("", first.text)))
+            names = _parameter_names([first.hints[p] for p in parameters], used)
             by_column = {column: names[i] for i, column in enumerate(varying)}
             body = first.text
             values: list[Value] = list(first.values)
@@ -408,12 +410,17 @@ def _numeric(value: Value) -> bool:
     return not isinstance(value, bool | str) and value is not None
 
 
-def _parameter_names(hints: list[str]) -> list[str]:
+_WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+
+
+def _parameter_names(hints: list[str], avoid: set[str]) -> list[str]:
     names: list[str] = []
     for hint in hints:
         base = hint if NAME.match(hint) and hint not in RESERVED else "p"
         name, n = base, 1
-        while name in names:
+        if name in avoid:
+            name = f"{base}{n + 1}"
+        while name in names or name in avoid:
             n += 1
             name = f"{base}{n}"
         names.append(name)
