@@ -20,6 +20,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# test workers (pytest-xdist): one per core, at most four (a TVM compile of the largest specs holds ~2 GB)
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: install demo test test-fast lint docs golden bench bench-torch bench-tvm bench-gpu bench-gpu-bundle gpu-round gpu-runtime bench-hostile fuzz mnist1d clean
 
@@ -51,7 +53,7 @@ demo: install
 		echo "\$$ cnndsl check $$spec"; $(VENV)/bin/cnndsl check $$spec || exit $$?; echo; done
 
 test: install lint
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(JOBS) --durations=25
 
 # the edit loop: everything but TVM compiles, tuning and the fuzz run, on every core (pytest-xdist)
 test-fast: install

@@ -197,3 +197,67 @@ def test_a_name_template_names_each_copy_by_its_index(specs: SpecFiles) -> None:
                          "block db(n) {\n  return in -> d x n for i as denselayer{i + 1}\n}\n"
                          "input x: 3 x 8 x 8\noutput y = x -> db(3) as denseblock1\n")
     assert names(network) == [f"denseblock1.denselayer{i}.conv1" for i in (1, 2, 3)]
+
+
+# ---- paths: a tensor inside a block instance ------------------------------------------------------
+TWO_STAGES = """\
+block stage(c) {
+    return in -> conv(c, 3, padding=1) as conv1 -> relu -> conv(c, 3, padding=1) as conv2 -> relu
+}
+block backbone(c) {
+    return in -> stage(c) x 2 as layer1 -> stage(c * 2) as layer2
+}
+input x: 3 x 16 x 16
+y = x -> backbone(4) as body
+"""
+
+
+def test_a_path_reads_a_layer_an_instance_or_a_repeat_inside_a_block_instance(specs: SpecFiles) -> None:
+    import torch
+
+    network = specs.load(TWO_STAGES + "output out = y -> global_avgpool\n"
+                         "output a = body.layer1 -> conv(2, 1) as head_a\n"
+                         "output b = body.layer1.0.conv2 -> conv(2, 1) as head_b\n"
+                         "output c = [body.layer2, y] -> add\n")
+    assert [layer(network, name).shape for name in ("head_a", "head_b", "add1")] == [[2, 16, 16], [2, 16, 16],
+                                                                                     [8, 16, 16]]
+    module = network.to_torch(seed=1).eval()
+    assert [key for key in module.state_dict() if key.startswith("body.")][:2] == ["body.layer1.0.conv1.weight",
+                                                                                 "body.layer1.0.conv1.bias"]
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        out, a, b, c = module(x)
+        layer1 = module.body.layer1(x)
+        conv2 = module.body.layer1[0].conv2(module.body.layer1[0].relu1(module.body.layer1[0].conv1(x)))
+        torch.testing.assert_close(a, module.head_a(layer1), rtol=0, atol=0)
+        torch.testing.assert_close(b, module.head_b(conv2), rtol=0, atol=0)
+        torch.testing.assert_close(c, 2 * module.body(x), rtol=0, atol=0)
+        torch.testing.assert_close(out, module.body(x).mean((2, 3), keepdim=True), rtol=0, atol=1e-6)
+
+
+def test_a_path_inside_a_block_reads_its_own_instances(specs: SpecFiles) -> None:
+    network = specs.load("""\
+block stage(c) {
+    return in -> conv(c, 1) as conv1 -> relu
+}
+block two_heads(c) {
+    y = in -> stage(c) as first -> stage(c) as second
+    return [first.conv1, y] -> concat
+}
+input x: 3 x 8 x 8
+output y = x -> two_heads(4) as heads
+""")
+    assert layer(network, "heads.concat1").shape == [8, 8, 8]
+
+
+@pytest.mark.parametrize(("body", "fragment", "hint"), [
+    ("output z = body.layer3 -> relu", "unknown tensor `body.layer3`", "did you mean `body.layer2` or `body.layer1`"),
+    ("output z = y.conv1 -> relu", "unknown tensor `y.conv1`", "`y` is a tensor"),
+    ("output z = head.conv1 -> relu", "unknown tensor `head.conv1`", "called before it in this body"),
+])
+def test_a_path_naming_nothing_is_located_with_the_names_there(specs: SpecFiles, body: str, fragment: str,
+                                                               hint: str) -> None:
+    errors = specs.errors(TWO_STAGES + body + "\n")
+    assert [error.code for error in errors] == ["E201"]
+    assert fragment in errors[0].message and hint in (errors[0].hint or ""), errors[0].headline()
+    assert errors[0].location is not None and (errors[0].location.line, errors[0].location.col) == (9, 12)

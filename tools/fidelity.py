@@ -109,12 +109,18 @@ FIGURES: list[Figure] = [
     Figure("yolov1", "count:conv2d", 24, "Redmon et al. 2016"),
     Figure("yolov1", "count:linear", 2, "Redmon et al. 2016"),
     Figure("yolov1", "shape:linear2", (1470,), "Redmon et al. 2016"),
-    Figure("fcn_resnet50", "params", 32_957_013, "torchvision.models.segmentation.fcn_resnet50(aux_loss=False), "
-           "sum of p.numel() (tests/test_segmentation.py)"),
+    Figure("fcn_resnet50", "params", 35_322_218, "torchvision's FCN_ResNet50_Weights (num_params, auxiliary head "
+           "included); aux_loss=False: 32,957,013 (tests/test_segmentation.py)"),
     Figure("fcn_resnet50", "output:out", (21, 520, 520), "torchvision (logits at the input's size)"),
-    Figure("deeplabv3_resnet50", "params", 39_638_869, "torchvision.models.segmentation.deeplabv3_resnet50("
-           "aux_loss=False), sum of p.numel() (tests/test_segmentation.py)"),
+    Figure("fcn_resnet50", "output:aux", (21, 520, 520), "torchvision (the auxiliary logits, on layer3)"),
+    Figure("deeplabv3_resnet50", "params", 42_004_074, "torchvision's DeepLabV3_ResNet50_Weights (num_params, "
+           "auxiliary head included); aux_loss=False: 39,638,869 (tests/test_segmentation.py)"),
     Figure("deeplabv3_resnet50", "output:out", (21, 520, 520), "torchvision (logits at the input's size)"),
+    Figure("deeplabv3_resnet50", "output:aux", (21, 520, 520), "torchvision (the auxiliary logits, on layer3)"),
+    Figure("resnet50_fpn", "params", 26_799_296, "torchvision.models.detection.backbone_utils.resnet_fpn_backbone("
+           "'resnet50'), sum of p.numel() (tests/test_detection.py)"),
+    Figure("resnet50_fpn", "output:p2", (256, 200, 200), "torchvision (level '0', stride 4)"),
+    Figure("resnet50_fpn", "output:p6", (256, 13, 13), "torchvision (level 'pool', stride 64)"),
     Figure("fcn32s", "trainable", "134 M", "Long et al. 2015, Table 1 (FCN-VGG16)"),
     Figure("fcn32s", "output:segmentation", (21, 500, 500), "Long et al. 2015 (input-sized score map)"),
     Figure("unet", "params", 31_030_658, DERIVED),

@@ -294,6 +294,8 @@ class Elaborator(LayerExpansion):
         name = ident.name
         if name in frame.tensors:
             return frame.tensors[name]
+        if "." in name:
+            return self.lookup_path(ident, frame)
         where = loc(frame.env, ident)
         later = frame.defined_later(name)
         if later is not None:
@@ -310,4 +312,28 @@ class Elaborator(LayerExpansion):
             elif hint is None and frame.in_block and name == "in":
                 hint = "this block declares its inputs with `input ...`; use those names"
             self.sink.emit(Code.E201, f"unknown tensor `{name}`", where, hint=hint, notes=frame.trail)
+        return POISON
+
+    def lookup_path(self, ident: A.Ident, frame: Frame) -> str:
+        """`backbone.layer3`: the tensor a layer, block instance or repeat inside an instance called in this
+        body computes (a layer by its name, an instance or repeat by what it returns)."""
+        qualified = frame.prefix + ident.name
+        if qualified in self.graph.instances:
+            return self.graph.instances[qualified].output
+        if qualified in self.graph:
+            return qualified
+        first = ident.name.partition(".")[0]
+        if (frame.prefix + first) in self.names.instances and frame.prefix + first not in self.graph.instances:
+            return POISON  # that instance failed, which is reported
+        inside = frame.prefix + first + "."
+        names = [*self.graph.instances, *(node.name for node in self.graph.nodes())]
+        known = sorted(name.removeprefix(frame.prefix) for name in names if name.startswith(inside))
+        hint = did_you_mean(ident.name, known) if known else None
+        if not known:
+            hint = (f"`{first}` is a tensor: a path starts at a block instance or repeat called in this body"
+                    if first in frame.tensors else
+                    f"a path starts at a block instance or repeat called before it in this body (`... as {first}`)")
+        here = f" (`{qualified}` in the network)" if frame.prefix else ""
+        self.sink.emit(Code.E201, f"unknown tensor `{ident.name}`: no layer, block instance or repeat has that "
+                                  f"path{here}", loc(frame.env, ident), hint=hint, notes=frame.trail)
         return POISON

@@ -12,8 +12,8 @@ from ..limits import DEFAULT_LIMITS, MAX_INTEGER, Limits
 from . import ast as A
 
 # Tokens the handlers read; punctuation and keywords only mark where a rule starts and ends.
-VALUE_TOKENS = frozenset({"NAME", "INT", "FLOAT", "STRING", "ARROW", "COMPARE", "PLUS", "MINUS", "MUL_OP", "NUMBERED",
-                          "SHAPE_LITERAL"})
+VALUE_TOKENS = frozenset({"NAME", "PATH", "INT", "FLOAT", "STRING", "ARROW", "COMPARE", "PLUS", "MINUS", "MUL_OP",
+                          "NUMBERED", "SHAPE_LITERAL"})
 
 
 class Meta(NamedTuple):
@@ -42,7 +42,7 @@ def ident(tok: Token) -> A.Ident:
 
 
 def _names(items: list[Any]) -> tuple[A.Ident, ...]:
-    return tuple(ident(t) for t in items if isinstance(t, Token) and t.type == "NAME")
+    return tuple(ident(t) for t in items if isinstance(t, Token) and t.type in ("NAME", "PATH"))
 
 
 class AstBuilder:

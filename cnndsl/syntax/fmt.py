@@ -67,6 +67,8 @@ def tokens(text: str) -> list[Tok]:
         if match is None:  # unreachable for text that parses: the grammar's tokens are all here
             raise FormatError(f"line {line}: cannot read {text[position]!r}")
         kind = match.lastgroup or ""
+        if kind == "path":  # `backbone.layer3` is laid out as a name is
+            kind = "name"
         if kind != "ws":
             found.append(Tok(kind, match.group().rstrip("\r\n") if kind == "nl" else match.group(), line))
         line += match.group().count("\n")

@@ -32,7 +32,7 @@ ARROW_TEXT = "->"
 
 # Token kinds of the formatter and the editor grammar, by the grammar's terminal that defines each.
 VALUE_TERMINALS = {"comment": "COMMENT", "string": "STRING", "shape": "SHAPE_LITERAL", "float": "FLOAT",
-                   "int": "INT", "name": "NAME"}
+                   "int": "INT", "path": "PATH", "name": "NAME"}
 OPERATOR_TERMINALS = ("COMPARE", "MUL_OP")  # regex terminals of several operators (`==`, `//`, ...)
 
 

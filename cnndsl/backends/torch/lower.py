@@ -74,6 +74,7 @@ class _Tree:
         holding = {name[:dot] for name in graph.dag.nodes for dot in range(len(name)) if name[dot] == "."}
         self.units = {name: unit for name, unit in graph.instances.items() if name in holding}
         self.children: dict[str, list[str]] = {}  # container ("" for the network) -> direct children, in order
+        self.opened = self._read_inside(graph)
         for name in leaves:
             child = name
             while child:
@@ -83,6 +84,17 @@ class _Tree:
                     break
                 siblings.append(child)
                 child = parent
+
+    def _read_inside(self, graph: Graph) -> set[str]:
+        """Instances a layer outside them reads a tensor of other than their result (`backbone.layer3` in a
+        spec): their callers call their layers one by one, the tensor in reach (their modules, and so the
+        state_dict, stay as they are)."""
+        opened: set[str] = set()
+        for node in graph.nodes():
+            for source in node.inputs:
+                opened.update(unit.name for unit in graph.enclosing(source) if unit.name in self.units
+                              and source != unit.output and not node.name.startswith(unit.name + "."))
+        return opened
 
     def children_of(self, scope: str) -> nn.Module:
         """A plain container holding the modules of `scope`'s direct children, in spec order."""
@@ -101,7 +113,7 @@ class _Tree:
         scope = name + "."
         arguments = {tensor: input_argument(argument) for tensor, argument in zip(unit.inputs, unit.input_names,
                                                                                    strict=True)}
-        program = self._program(scope, self._needed(unit), arguments, {unit.name: unit.output})
+        program = self._program(scope, self._needed(unit), arguments, {unit.name: unit.output}, self.opened)
         block = fx.GraphModule(holder, program, class_name=unit.kind)
         _adopt_children(block, holder)
         return block
@@ -130,22 +142,32 @@ class _Tree:
         """The network's forward computing `outputs` from every input, running the nodes in `running` only.
         An output inside a block instance (a tap) opens it: the forward calls its layers one by one."""
         arguments = {node: input_argument(node) for node in self.graph.inputs.values()}
-        nodes = (node for node in self.graph.nodes() if node.name in running)
         opened = {unit for unit in self.units for tensor in outputs.values()
-                  if tensor.startswith(unit + ".") and tensor != self.units[unit].output}
+                  if tensor.startswith(unit + ".") and tensor != self.units[unit].output} | self.opened
+        running = running | self._closure(outputs.values(), "", opened)
+        nodes = (node for node in self.graph.nodes() if node.name in running)
         return self._program("", nodes, arguments, outputs, opened, named)
 
     def _needed(self, unit: Instance) -> list[Node]:
         """The layers of `unit` its output depends on, in spec order."""
-        scope = unit.name + "."
+        needed = self._closure([unit.output], unit.name + ".", self.opened)
+        return [node for node in self.graph.nodes() if node.name in needed]
+
+    def _closure(self, roots: Iterable[str], scope: str, opened: frozenset[str] | set[str]) -> set[str]:
+        """The layers in `scope` that `roots` depend on, with every input of a block instance called whole (a
+        block of several inputs may return what depends on some of them: it is still called with all)."""
         needed: set[str] = set()
-        stack = [unit.output]
+        stack = list(roots)
         while stack:
             name = stack.pop()
-            if name.startswith(scope) and name not in needed:
-                needed.add(name)
-                stack.extend(self.graph.node(name).inputs)
-        return [node for node in self.graph.nodes() if node.name in needed]
+            if name in needed or not name.startswith(scope) or name not in self.graph:
+                continue
+            needed.add(name)
+            stack.extend(self.graph.node(name).inputs)
+            unit = self._outermost_unit(name, scope, opened)
+            if unit is not None:
+                stack.extend(unit.inputs)
+        return needed
 
     def _program(self, scope: str, nodes: Iterable[Node], arguments: dict[str, str], outputs: dict[str, str],
                  opened: frozenset[str] | set[str] = frozenset(), named: bool = False) -> fx.Graph:
