@@ -75,6 +75,7 @@ CASES = [
     ("dropout(0.3)", "3 x 4 x 4", [3, 4, 4], 0, 0, (1, 1, 0)),
     ("batchnorm", "16 x 4 x 4", [16, 4, 4], 32, 0, (1, 1, 0)),
     ("batchnorm(affine=false)", "16 x 4 x 4", [16, 4, 4], 0, 0, (1, 1, 0)),
+    ("frozen_batchnorm", "16 x 4 x 4", [16, 4, 4], 0, 0, (1, 1, 0)),  # four buffers, no parameter
     ("groupnorm(4)", "16 x 4 x 4", [16, 4, 4], 32, 0, (1, 1, 0)),
     ("layernorm", "16 x 4 x 4", [16, 4, 4], 2 * 256, 0, (1, 1, 0)),
     ("layernorm(dims=1)", "16 x 4 x 4", [16, 4, 4], 8, 0, (1, 1, 0)),

@@ -34,6 +34,7 @@ EXTRA_CASES = [
     ("locally_connected3d(2, 2)", "1 x 3 x 4 x 5", [2, 2, 3, 4]),
     ("batchnorm", "6", [6]),
     ("batchnorm", "6 x 5", [6, 5]),
+    ("frozen_batchnorm(eps=0.001)", "6 x 5", [6, 5]),
     ("softmax(dim=-1)", "3 x 5", [3, 5]),
 ]
 
@@ -53,7 +54,7 @@ def shapes_seen(module: nn.Module, network: cnndsl.Network, inputs: tuple[torch.
 
 # FCN-32s is 181 GMACs at its 500 x 500 input: a smaller input keeps every layer and the test fast.
 SMALLER_FOR_TORCH = {"fcn32s.cnn": {"image": (3, 200, 200)}, "fcn_resnet50.cnn": {"image": (3, 128, 128)},
-                     "deeplabv3_resnet50.cnn": {"image": (3, 128, 128)}}
+                     "deeplabv3_resnet50.cnn": {"image": (3, 128, 128)}, "resnet50_fpn.cnn": {"image": (3, 128, 128)}}
 
 
 @pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.name)

@@ -109,6 +109,9 @@ SMALLER_INPUTS = {
     **{f"{name}.cnn": {"image": (3, 64, 64)} for name in
        ("alexnet", "googlenet", "resnet34", "resnet101", "resnet50_v1", "resnet101_v1", "resnet152_v1")},
     "yolov1.cnn": {"image": (3, 64, 64)}, "fcn32s.cnn": {"image": (3, 32, 32)},
+    # dilated ResNet-50 backbones at output stride 8: 64 x 64 leaves the ASPP an 8 x 8 map
+    "fcn_resnet50.cnn": {"image": (3, 64, 64)}, "deeplabv3_resnet50.cnn": {"image": (3, 64, 64)},
+    "resnet50_fpn.cnn": {"image": (3, 64, 64)},
 }
 
 

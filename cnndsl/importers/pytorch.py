@@ -581,6 +581,7 @@ MODULES: dict[Any, ModuleConverter] = {
     nn.ChannelShuffle: _simple("channel_shuffle", groups=lambda m: m.groups),
     # torchvision's stochastic depth, named rather than imported (torchvision is not a dependency)
     "torchvision.ops.stochastic_depth.StochasticDepth": _simple("drop_path", p=lambda m: float(m.p)),
+    "torchvision.ops.misc.FrozenBatchNorm2d": _simple("frozen_batchnorm", eps=lambda m: float(m.eps)),
     "torchvision.models.convnext.LayerNorm2d": _simple(
         "layernorm", over=lambda m: "channels", eps=lambda m: float(m.eps), affine=lambda m: m.elementwise_affine),
 }

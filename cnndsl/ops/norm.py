@@ -34,6 +34,10 @@ class BatchNormParams(TrainableParams):
     affine: bool = True
 
 
+class FrozenBatchNormParams(OpParams):
+    eps: Eps = 1e-5
+
+
 class GroupNormParams(TrainableParams):
     groups: PositiveInt
     eps: Eps = 1e-5
@@ -64,6 +68,13 @@ def _affine(affine: bool, shape: Shape) -> dict[str, Tensor]:
     return learned(weight=shape, bias=shape) if affine else {}
 
 
+def _ranked_input(op: Op, x: Shape) -> Shape:
+    """The input's shape, checked against the rank an alias fixes (batchnorm2d); any rank otherwise."""
+    if op.rank is not None:
+        op.spatial_rank(x)
+    return x
+
+
 _DESCRIPTIONS = {"eps": "a positive number", "momentum": "a number in [0, 1]", "affine": DESCRIBE_BOOL,
                  "frozen": DESCRIBE_BOOL, "groups": DESCRIBE_POSITIVE,
                  "dims": "a positive number of trailing per-sample axes",
@@ -84,15 +95,36 @@ class BatchNorm(Op):
     overwritable_output = True
 
     def output_shape(self, p: BatchNormParams, inputs: tuple[Shape, ...]) -> Shape:
-        x = inputs[0]
-        if self.rank is not None:
-            self.spatial_rank(x)
-        return x
+        return _ranked_input(self, inputs[0])
 
     def tensors(self, a: Attrs[BatchNormParams]) -> dict[str, Tensor]:
         c = (a.x[0],)
         statistics = {"running_mean": Tensor(c, learned=False), "running_var": Tensor(c, learned=False)}
         return {**_affine(a.p.affine, c), **statistics}
+
+
+@register("frozen_batchnorm2d")
+class FrozenBatchNorm(Op):
+    """torchvision.ops.FrozenBatchNorm2d, which torchvision's detection backbones use: batch norm whose
+    scale, shift and statistics are all buffers, never trained. They count as no parameter, which is why
+    torchvision's Faster R-CNN counts fewer parameters than its ResNet-50 with batch norm."""
+
+    kind = "frozen_batchnorm"
+    Params = FrozenBatchNormParams
+    family = "normalization"
+    ranked_label = True
+    summary = ("Batch normalisation with fixed statistics, scale and shift (torchvision's FrozenBatchNorm2d): 4C "
+               "buffers, no parameters.")
+    descriptions = _DESCRIPTIONS
+
+    overwritable_output = True
+
+    def output_shape(self, p: FrozenBatchNormParams, inputs: tuple[Shape, ...]) -> Shape:
+        return _ranked_input(self, inputs[0])
+
+    def tensors(self, a: Attrs[FrozenBatchNormParams]) -> dict[str, Tensor]:
+        c = (a.x[0],)
+        return {name: Tensor(c, learned=False) for name in ("weight", "bias", "running_mean", "running_var")}
 
 
 @register()

@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 
 from ...layout import batched_axis, channels, spatial
-from ...ops import Attrs, Op, activation, merge, norm, pool, resize, structure
+from ...ops import Attrs, Op, activation, merge, norm, pool, regions, resize, structure
 from ...ops import conv as conv_ops
 from ...ops import linear as linear_ops
 from ...ops.base import TrainableParams, WindowAttrs
@@ -34,10 +34,12 @@ from .modules import (
     Concat,
     Crop,
     DropPath,
+    FrozenBatchNorm,
     LocallyConnected,
     Mul,
     PaddedAvgPool,
     Reshape,
+    RoiAlign,
     Scale,
     Slice,
 )
@@ -183,6 +185,8 @@ LOWERINGS: Lowerings[Converter] = Lowerings({
     activation.Dropout: _simple(lambda p: nn.Dropout(p.p)),
     activation.DropPath: _simple(lambda p: DropPath(p.p)),
     norm.BatchNorm: batchnorm,
+    norm.FrozenBatchNorm: lambda a: FrozenBatchNorm(channels(a.x), a.p.eps, a.rank),
+    regions.RoiAlign: lambda a: RoiAlign(a.size, a.p.spatial_scale, a.p.sampling_ratio, a.p.aligned),
     norm.GroupNorm: groupnorm,
     norm.LayerNorm: layernorm,
     norm.InstanceNorm: instancenorm,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from functools import reduce
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -183,6 +184,62 @@ class ChannelShuffle(nn.Module):
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
+
+
+class FrozenBatchNorm(nn.Module):
+    """torchvision.ops.FrozenBatchNorm2d for any spatial rank, with its buffers (weight, bias, running_mean,
+    running_var) and arithmetic: x * scale + shift, scale = weight / sqrt(running_var + eps). A checkpoint of
+    batch norm loads into it as into torchvision's: its num_batches_tracked is dropped."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+
+    def __init__(self, channels: int, eps: float, rank: int):
+        super().__init__()
+        self.eps, self.shape = eps, (1, channels, *([1] * rank))
+        self.register_buffer("weight", torch.ones(channels))
+        self.register_buffer("bias", torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        state_dict.pop(prefix + "num_batches_tracked", None)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale.reshape(self.shape) + shift.reshape(self.shape)
+
+    def extra_repr(self) -> str:
+        return f"{self.shape[1]}, eps={self.eps}"
+
+
+class RoiAlign(nn.Module):
+    """torchvision.ops.roi_align over N samples' K boxes each (N x K x 4): all boxes in one R x 5 list with
+    their sample's index (what torchvision's own list-of-boxes form builds; an export traces it at any
+    batch), regrouped to N x K x C x h x w."""
+
+    def __init__(self, output_size: tuple[int, int], spatial_scale: float, sampling_ratio: int, aligned: bool):
+        super().__init__()
+        from torchvision.ops import roi_align  # the one op that needs torchvision: imported where it is lowered
+
+        self.roi_align = roi_align
+        self.output_size, self.spatial_scale = output_size, spatial_scale
+        self.sampling_ratio, self.aligned = sampling_ratio, aligned
+
+    def forward(self, x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        n, k = boxes.shape[0], boxes.shape[1]
+        index = torch.arange(n, dtype=boxes.dtype, device=boxes.device).repeat_interleave(k).unsqueeze(1)
+        rois = torch.cat([index, boxes.reshape(-1, 4)], dim=1)
+        pooled = self.roi_align(x, rois, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned)
+        return pooled.reshape(n, k, *pooled.shape[1:])
+
+    def extra_repr(self) -> str:
+        return (f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
+                f"sampling_ratio={self.sampling_ratio}, aligned={self.aligned}")
 
 
 class ChannelLayerNorm(nn.LayerNorm):

@@ -29,7 +29,7 @@ from ...layout import (
     per_channel_shape,
     spatial,
 )
-from ...ops import Attrs, Op, activation, merge, norm, pool, resize, structure
+from ...ops import Attrs, Op, activation, merge, norm, pool, regions, resize, structure
 from ...ops import conv as conv_ops
 from ...ops import linear as linear_ops
 from ...ops.base import WindowAttrs
@@ -300,13 +300,36 @@ def pixel_unshuffle(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.E
 
 def batchnorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
     """Inference batch norm as y = x * scale + shift, with scale and shift derived from the statistics."""
-    mean, var = e.weight(layer, "running_mean"), e.weight(layer, "running_var")
+    mean = e.weight(layer, "running_mean")
     gamma = e.weight(layer, "weight") if layer.p.affine else np.ones_like(mean)
     beta = e.weight(layer, "bias") if layer.p.affine else np.zeros_like(mean)
+    return _scale_and_shift(e, layer, args[0], gamma, beta)
+
+
+def frozen_batchnorm(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    """torchvision's FrozenBatchNorm2d: inference batch norm whose scale and shift are buffers too."""
+    return _scale_and_shift(e, layer, args[0], e.weight(layer, "weight"), e.weight(layer, "bias"))
+
+
+def roi_align(e: Emitter, layer: Layer, args: list[relax.Expr]) -> relax.Expr:
+    """TVM's vision.roi_align reads all boxes as one R x 5 list (batch index, x1, y1, x2, y2), as torchvision's
+    does: each sample's K boxes get its index; the R results are regrouped per sample."""
+    x, boxes = args
+    count, pooled = layer.a.inputs[1][0], layer.a.size
+    index = e.emit(R.arange(0, e.batch, 1, dtype=DTYPE))
+    index = e.emit(R.reshape(R.broadcast_to(R.reshape(index, (e.batch, 1)), (e.batch, count)), (e.batch * count, 1)))
+    rois = e.emit(R.concat([index, R.reshape(boxes, (e.batch * count, 4))], axis=1))
+    p = layer.p
+    result = e.emit(R.vision.roi_align(x, rois, pooled, p.spatial_scale, p.sampling_ratio, p.aligned, "NCHW", "avg"))
+    return e.emit(R.reshape(result, batched(layer.a.out, e.batch)))
+
+
+def _scale_and_shift(e: Emitter, layer: Layer, x: relax.Expr, gamma: np.ndarray, beta: np.ndarray) -> relax.Expr:
+    mean, var = e.weight(layer, "running_mean"), e.weight(layer, "running_var")
     scale = gamma / np.sqrt(var.astype(np.float64) + layer.p.eps)
     shift = beta - mean * scale
     shape = per_channel_shape(len(mean), layer.rank)
-    scaled = e.emit(R.multiply(args[0], e.param(f"{layer.name}.scale", scale.reshape(shape))))
+    scaled = e.emit(R.multiply(x, e.param(f"{layer.name}.scale", scale.reshape(shape))))
     return e.emit(R.add(scaled, e.param(f"{layer.name}.shift", shift.reshape(shape))))
 
 
@@ -455,6 +478,8 @@ LOWERINGS: Lowerings[Converter] = Lowerings({
     activation.Dropout: lambda e, layer, args: args[0],  # inference: the identity
     activation.DropPath: lambda e, layer, args: args[0],  # inference: the identity
     norm.BatchNorm: batchnorm,
+    norm.FrozenBatchNorm: frozen_batchnorm,
+    regions.RoiAlign: roi_align,
     norm.GroupNorm: groupnorm,
     norm.LayerNorm: layernorm,
     norm.InstanceNorm: instancenorm,
