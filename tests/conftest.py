@@ -80,3 +80,17 @@ def assert_artifact_runs_without_the_compiler(artifact: Path, x: object, expecte
     words = done.stdout.split()
     assert words[0] == "ok", done.stdout
     return tuple(int(w) for w in words[1:])
+
+
+# Longest first: `make test` spreads tests over workers in collection order, and the few long ones (fuzzing,
+# tuning, whole-network TVM compiles) left to the end of the collection would run alone on one worker
+# while the other idles. Moved to the front, the many short tests fill in around them.
+HEAVY_FIRST = ("fuzz", "slow", "tvm")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def weight(item: pytest.Item) -> int:
+        return next((rank for rank, mark in enumerate(HEAVY_FIRST) if item.get_closest_marker(mark)),
+                    len(HEAVY_FIRST))
+
+    items.sort(key=weight)  # stable: the order within each group is the files' own
