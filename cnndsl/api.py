@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +27,7 @@ from .analysis.sizes import (
 from .diagnostics import CheckingStopped, Diagnostic, DiagnosticSink, Option, SpecError, UsageError
 from .extras import require
 from .graph.elaborate import build_graph
+from .graph.expr import Value
 from .graph.model import Graph
 from .layout import fmt_shape
 from .limits import DEFAULT_LIMITS, Limits
@@ -422,32 +423,35 @@ def _checked_import(imported: ImportedNetwork, text: str) -> Network:
 
 
 def load(path: str | Path, inputs: dict[str, tuple[int, ...]] | None = None, limits: Limits = DEFAULT_LIMITS,
-         import_path: Sequence[str | Path] = ()) -> Network:
+         import_path: Sequence[str | Path] = (), constants: Mapping[str, Value] | None = None) -> Network:
     """Parse, expand and analyse a spec. Raises SpecError (with every diagnostic) when it has errors,
     UsageError when the file cannot be read or an input override names no input.
 
     Imports resolve inside the spec's directory tree and the `import_path` directories only; `limits`
-    bounds the work a spec may ask for (see cnndsl.limits)."""
-    return _checked(Path(path), None, inputs, limits, import_path)
+    bounds the work a spec may ask for (see cnndsl.limits). `constants` replace the values of the spec's own
+    top-level constants ({"aux_loss": False}; numbers and true/false, each of its declared kind)."""
+    return _checked(Path(path), None, inputs, limits, import_path, constants)
 
 
 def loads(text: str, name: str = "model.cnn", inputs: dict[str, tuple[int, ...]] | None = None,
-          limits: Limits = DEFAULT_LIMITS, import_path: Sequence[str | Path] = (), base: str | Path = ".") -> Network:
+          limits: Limits = DEFAULT_LIMITS, import_path: Sequence[str | Path] = (), base: str | Path = ".",
+          constants: Mapping[str, Value] | None = None) -> Network:
     """`load` for a spec given as a string: diagnostics show it as `name`, the network is named after it,
     and its imports resolve inside the directory `base` (default: the current one)."""
-    return _checked(Path(base) / name, text, inputs, limits, import_path)
+    return _checked(Path(base) / name, text, inputs, limits, import_path, constants)
 
 
 def sizes(path: str | Path, low: int = 32, high: int = 2048, axes: str | None = None, input: str | None = None,
           inputs: dict[str, tuple[int, ...]] | None = None, limits: Limits = DEFAULT_LIMITS,
-          import_path: Sequence[str | Path] = (), text: str | None = None, at: Sequence[int] = ()) -> Sizes:
+          import_path: Sequence[str | Path] = (), text: str | None = None, at: Sequence[int] = (),
+          constants: Mapping[str, Value] | None = None) -> Sizes:
     """The input sizes from `low` to `high` (inclusive) that the spec at `path` (or `text`, shown as `path`)
     accepts exactly (cnndsl.analysis.sizes): along `axes` ("H", "W", "HW", "L", ...; default every
     spatial axis together) of the input `input` (default the first), the other axes and inputs as
     declared or as `inputs` overrides them; `at`: sizes judged one by one as well (`Sizes.at`).
     Raises SpecError when the spec has errors other than shape rules broken at its declared size
     (those are what the sweep looks past), UsageError for a bad range, axis or input name."""
-    spec = _SizedSpec(Path(path), text, dict(inputs or {}), limits, import_path, input)
+    spec = _SizedSpec(Path(path), text, dict(inputs or {}), limits, import_path, input, constants)
     if axes is None and len(set(spec.declared[1:])) > 1:
         raise UsageError(f"input `{spec.name}` is {fmt_shape(spec.declared[1:])}, not square: name the axes to "
                          f"size, e.g. {'H' if len(spec.declared) == 3 else 'D'} (the others keep their size), or "
@@ -457,11 +461,11 @@ def sizes(path: str | Path, low: int = 32, high: int = 2048, axes: str | None = 
 
 def size_sweeps(path: str | Path, low: int = 32, high: int = 2048, axes: str | None = None, input: str | None = None,
                 inputs: dict[str, tuple[int, ...]] | None = None, limits: Limits = DEFAULT_LIMITS,
-                import_path: Sequence[str | Path] = (), text: str | None = None, at: Sequence[int] = ()
-                ) -> list[Sizes]:
+                import_path: Sequence[str | Path] = (), text: str | None = None, at: Sequence[int] = (),
+                constants: Mapping[str, Value] | None = None) -> list[Sizes]:
     """`sizes` as `cnndsl sizes` runs it: without `axes`, every spatial axis together for a square input,
     else each axis in turn (the others as declared); the spec is read and checked once."""
-    spec = _SizedSpec(Path(path), text, dict(inputs or {}), limits, import_path, input)
+    spec = _SizedSpec(Path(path), text, dict(inputs or {}), limits, import_path, input, constants)
     if axes is not None or len(set(spec.declared[1:])) <= 1:
         return [spec.sweep(axes, low, high, at)]
     return [spec.sweep(letter, low, high, at) for letter in AXIS_LETTERS.get(len(spec.declared) - 1, "")]
@@ -472,10 +476,11 @@ class _SizedSpec:
     them), and the input to size: what each sweep of `sizes` starts from."""
 
     def __init__(self, path: Path, text: str | None, overrides: dict[str, tuple[int, ...]], limits: Limits,
-                 import_path: Sequence[str | Path], input: str | None):
+                 import_path: Sequence[str | Path], input: str | None, constants: Mapping[str, Value] | None = None):
         self.path, self.text, self.overrides, self.limits, self.import_path = path, text, overrides, limits, import_path
+        self.constants = constants
         try:
-            self.graph = _checked(path, text, overrides, limits, import_path).graph
+            self.graph = _checked(path, text, overrides, limits, import_path, constants).graph
         except SpecError as exc:
             if exc.partial is None or not only_shape_rule_errors(exc.diagnostics):
                 raise  # not a size that does not fit: the spec itself is wrong
@@ -491,7 +496,8 @@ class _SizedSpec:
     def expanded(self, shapes: dict[str, tuple[int, ...]]) -> Graph | Verdict:
         """The spec expanded and checked at these input shapes, or the verdict of its first error."""
         try:
-            return _checked(self.path, self.text, {**self.overrides, **shapes}, self.limits, self.import_path).graph
+            return _checked(self.path, self.text, {**self.overrides, **shapes}, self.limits, self.import_path,
+                            self.constants).graph
         except SpecError as exc:
             first = next(d for d in exc.diagnostics if d.is_error)
             return Verdict(0, False, first.code, "", first.message)
@@ -553,12 +559,13 @@ def _axes(text: str | None, rank: int, name: str) -> tuple[int, ...]:
 
 
 def _checked(path: Path, text: str | None, inputs: dict[str, tuple[int, ...]] | None, limits: Limits,
-             import_path: Sequence[str | Path]) -> Network:
+             import_path: Sequence[str | Path], constants: Mapping[str, Value] | None = None) -> Network:
     sink = DiagnosticSink(max_errors=limits.errors, max_per_line=limits.per_line, max_per_code=limits.per_code)
     graph: Graph | None = None
     try:
         with _collector_paused():
-            graph, sink = build_graph(path, inputs, sink, limits, [Path(p) for p in import_path], text=text)
+            graph, sink = build_graph(path, inputs, sink, limits, [Path(p) for p in import_path], text=text,
+                                      constants=constants)
             if sink.stopped is None:
                 analyse(graph, sink)
     except CheckingStopped:

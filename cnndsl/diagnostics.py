@@ -327,6 +327,7 @@ class Option(StrEnum):
     shows it as its flag (cli/common.py: FLAGS), a Python caller as the parameter."""
 
     INPUTS = "inputs"
+    CONSTANTS = "constants"
     DEPTH = "depth"
     BATCH = "batch"
     SIZE_RANGE = "low, high"

@@ -71,6 +71,45 @@ def test_input_override_changes_shapes_not_params() -> None:
     assert report.layers[0].shape == [64, 256, 256]
 
 
+SETTABLE = """\
+const width = 8
+const bn = true
+const drop = 0.5
+const pad = (1, 1)
+input x: 3 x 16 x 16
+output y = x -> conv(width, 3, padding=pad) -> batchnorm if bn -> relu -> dropout(drop)
+"""
+
+
+@pytest.mark.parametrize(("args", "params"), [
+    ([], 8 * 27 + 8 + 16),
+    (["--set", "width=4"], 4 * 27 + 4 + 8),
+    (["--set", "bn=false", "--set", "width=2"], 2 * 27 + 2),
+    (["--set", "drop=0"], 8 * 27 + 8 + 16),  # an integer for a decimal
+])
+def test_set_replaces_the_spec_s_top_level_constants(tmp_path: Path, args: list[str], params: int) -> None:
+    spec = tmp_path / "settable.cnn"
+    spec.write_text(SETTABLE)
+    code, out, err = run("check", str(spec), "--json", *args)
+    assert code == 0, err
+    assert Report.model_validate_json(out).totals.params == params
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "depth=3"], "--set: depth: not a constant declared at the top of"),
+    (["--set", "bn=1"], "--set: `bn` is true or false at"),
+    (["--set", "width=2.5"], "--set: `width` is an integer at"),
+    (["--set", "pad=2"], "only numbers and true/false can be set"),
+    (["--set", "width"], "expected NAME=VALUE with a number or true/false"),
+    (["--set", "width=eight"], "expected NAME=VALUE with a number or true/false"),
+])
+def test_set_mistakes_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    spec = tmp_path / "settable.cnn"
+    spec.write_text(SETTABLE)
+    code, _, err = run("check", str(spec), *args)
+    assert code == 2 and message in err, err
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--input", "nope=3x8x8"], "--input: an input override names no declared input: nope"),
     (["--input", "image=3x"], "expected NAME=CxHxW"),

@@ -17,10 +17,8 @@ PUBLISHED = {"fcn_resnet50": 35_322_218, "deeplabv3_resnet50": 42_004_074}
 
 
 def spec(name: str, aux_loss: bool) -> cnndsl.Network:
-    text = (SPECS / f"{name}.cnn").read_text()
-    assert "const aux_loss = true\n" in text
-    text = text.replace("const aux_loss = true\n", f"const aux_loss = {str(aux_loss).lower()}\n")
-    return cnndsl.loads(text, name=f"{name}.cnn", inputs={"image": (3, 96, 128)}, base=SPECS)
+    """The bundled spec with its `aux_loss` constant set (`--set aux_loss=false` on the command line)."""
+    return cnndsl.load(SPECS / f"{name}.cnn", inputs={"image": (3, 96, 128)}, constants={"aux_loss": aux_loss})
 
 
 @pytest.mark.parametrize("aux_loss", [True, False], ids=["aux", "no_aux"])

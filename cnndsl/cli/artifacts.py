@@ -73,7 +73,7 @@ FORMATS = {"pt2": "torch.export program", "onnx": "ONNX model"}
 def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None, dynamic_batch: bool,
                  fold_bn: bool, outputs: str | None, batch: int, weights: Path | None, weights_map: tuple[str, ...],
                  seed: int, target: str, tune: bool, cuda_graph: bool, trials: int, trials_per_task: int | None,
-                 tune_db: Path | None, layout: str, winograd: str, inputs: tuple[str, ...],
+                 tune_db: Path | None, layout: str, winograd: str, inputs: tuple[str, ...], constants: tuple[str, ...],
                  import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
     """Compile SPEC to a deployable artifact (checking it first; errors stop before any lowering)."""
     if backend == "tvm" and (fmt or fold_bn):
@@ -89,7 +89,7 @@ def compile_spec(spec: Path, backend: str, output: Path | None, fmt: str | None,
         raise click.UsageError("--tune needs a database to fill; --tune-db none builds without any records")
     start = time.perf_counter()
     with reported_errors(color, debug, "compiling"):
-        network = load_spec(spec, inputs, import_path, max_layers)
+        network = load_spec(spec, inputs, import_path, max_layers, constants)
         if taps:
             network = network.tapped(taps)
         rules = _weights_map_rules(weights_map)

@@ -37,9 +37,31 @@ def parse_input_override(text: str) -> tuple[str, tuple[int, ...]]:
     return name.strip(), dims
 
 
+_NUMBER = re.compile(r"^-?\d{1,18}$|^-?(\d{1,18}\.\d*|\.\d+)([eE][-+]?\d{1,3})?$|^-?\d{1,18}[eE][-+]?\d{1,3}$")
+
+
+def parse_constant(text: str) -> tuple[str, bool | int | float]:
+    """--set NAME=VALUE: a number or true/false, as the language writes them."""
+    name, sep, value = (part.strip() for part in text.partition("="))
+    if not sep or not name.isidentifier() or not (value in ("true", "false") or _NUMBER.match(value)):
+        raise click.BadParameter(f"expected NAME=VALUE with a number or true/false (e.g. aux_loss=false, "
+                                 f"classes=10); got {text[:80]!r}", param_hint="--set")
+    if value in ("true", "false"):
+        return name, value == "true"
+    return name, int(value) if re.fullmatch(r"-?\d+", value) else float(value)
+
+
 # Options several commands share, declared once.
-input_option = click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
-                            help="Override a declared input shape, e.g. --input x=3x512x512 (repeatable).")
+_shape_option = click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
+                             help="Override a declared input shape, e.g. --input x=3x512x512 (repeatable).")
+_set_option = click.option("--set", "constants", multiple=True, metavar="NAME=VALUE",
+                           help="Replace a constant the spec declares at its top level, e.g. --set aux_loss=false "
+                                "(a number or true/false, of the constant's kind; repeatable).")
+
+
+def input_option(function: Any) -> Any:
+    """--input and --set: the spec's input shapes and top-level constants, as this run wants them."""
+    return _shape_option(_set_option(function))
 color_option = click.option("--color/--no-color", default=None,
                             help="Colour diagnostics (default: on a terminal, unless NO_COLOR).")
 debug_option = click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
@@ -67,10 +89,10 @@ trials_per_task_option = click.option("--trials-per-task", type=click.IntRange(m
 
 
 # The flag of each setting a message below the command line refers to by meaning (diagnostics.Option).
-FLAGS = {Option.INPUTS: "--input", Option.DEPTH: "--depth", Option.BATCH: "--batch", Option.SIZE_RANGE: "--range",
-         Option.AXES: "--axis", Option.TUNE_DB: "--tune-db", Option.CUDA_GRAPH: "--cuda-graph",
-         Option.ROUNDS_DIRECTORY: "--rounds-via", Option.INGEST: "--ingest", Option.BUNDLE_LIMIT: "--bundle-limit",
-         Option.RPC_TRACKER: "--rpc-tracker", Option.RPC_KEY: "--rpc-key"}
+FLAGS = {Option.INPUTS: "--input", Option.CONSTANTS: "--set", Option.DEPTH: "--depth", Option.BATCH: "--batch",
+         Option.SIZE_RANGE: "--range", Option.AXES: "--axis", Option.TUNE_DB: "--tune-db",
+         Option.CUDA_GRAPH: "--cuda-graph", Option.ROUNDS_DIRECTORY: "--rounds-via", Option.INGEST: "--ingest",
+         Option.BUNDLE_LIMIT: "--bundle-limit", Option.RPC_TRACKER: "--rpc-tracker", Option.RPC_KEY: "--rpc-key"}
 
 
 def usage_message(error: UsageError) -> str:
@@ -84,16 +106,17 @@ def spec_options(function: Any) -> Any:
 
 
 def load_spec(spec: Path, inputs: tuple[str, ...] = (), import_path: tuple[Path, ...] = (),
-              max_layers: int | None = None) -> Network:
-    """`cnndsl.load` with the command line's input overrides, import path and limits; `-` reads the spec
-    from standard input (shown as `<stdin>`, its imports resolved in the current directory)."""
+              max_layers: int | None = None, constants: tuple[str, ...] = ()) -> Network:
+    """`cnndsl.load` with the command line's input overrides, constants, import path and limits; `-` reads
+    the spec from standard input (shown as `<stdin>`, its imports resolved in the current directory)."""
     from ..api import load, loads
 
     overrides = dict(parse_input_override(text) for text in inputs)
+    values = dict(parse_constant(text) for text in constants)
     limits = limits_for(max_layers)
     if str(spec) == "-":
-        return loads(stdin_text(limits), STDIN, overrides, limits, import_dirs(import_path))
-    return load(spec, overrides, limits, import_dirs(import_path))
+        return loads(stdin_text(limits), STDIN, overrides, limits, import_dirs(import_path), constants=values)
+    return load(spec, overrides, limits, import_dirs(import_path), constants=values)
 
 
 def stdin_text(limits: Limits) -> str:

@@ -20,6 +20,7 @@ from .common import (
     limits_for,
     load_spec,
     names,
+    parse_constant,
     parse_input_override,
     print_diagnostics,
     reported_errors,
@@ -81,8 +82,8 @@ class ReportView:
 @debug_option
 def check(specs: tuple[Path, ...], fmt: str, as_json: bool, convention: str, batch: int, depth: int | None,
           by_op: bool, train: str | None, columns: str | None, min_severity: str, quiet: bool, taps: str | None,
-          inputs: tuple[str, ...], import_path: tuple[Path, ...], max_layers: int | None, color: bool | None,
-          debug: bool) -> None:
+          inputs: tuple[str, ...], constants: tuple[str, ...], import_path: tuple[Path, ...], max_layers: int | None,
+          color: bool | None, debug: bool) -> None:
     """Check each SPEC (`-`: standard input) and print its per-layer report and every diagnostic. With
     several, a report each (with --json, a list) and the worst exit code."""
     view = ReportView(depth, by_op, "warning" if quiet and min_severity == "info" else min_severity,
@@ -94,7 +95,8 @@ def check(specs: tuple[Path, ...], fmt: str, as_json: bool, convention: str, bat
         if index and fmt != "json":
             click.echo()
         try:
-            _check(spec, fmt, convention, batch, view, inputs, import_path, max_layers, color, debug, reports)
+            _check(spec, fmt, convention, batch, view, inputs, constants, import_path, max_layers, color, debug,
+                   reports)
         except SystemExit as exc:
             worst = max(worst, worst_exit(exc.code))
     if reports is not None:
@@ -120,7 +122,8 @@ def _columns(option: str | None) -> tuple[str, ...] | None:
 
 
 def _check(spec: Path, fmt: str, convention: str, batch: int, view: ReportView, inputs: tuple[str, ...],
-           import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool,
+           constants: tuple[str, ...], import_path: tuple[Path, ...], max_layers: int | None, color: bool | None,
+           debug: bool,
            reports: list[str] | None = None) -> None:
     """Check one spec and print its report; with `reports`, its JSON goes there (several specs: one list)."""
     from ..api import failure_report
@@ -129,7 +132,7 @@ def _check(spec: Path, fmt: str, convention: str, batch: int, view: ReportView, 
     from ..report.text import render_markdown, render_text
 
     try:
-        network = load_spec(spec, inputs, import_path, max_layers)
+        network = load_spec(spec, inputs, import_path, max_layers, constants)
     except click.ClickException:
         raise
     except (UsageError, SpecError) as exc:
@@ -185,13 +188,14 @@ def _json_out(text: str, reports: list[str] | None) -> None:
 @color_option
 @debug_option
 def diff(before: Path, after: Path, as_json: bool, convention: str, inputs: tuple[str, ...],
-         import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
+         constants: tuple[str, ...], import_path: tuple[Path, ...], max_layers: int | None, color: bool | None,
+         debug: bool) -> None:
     """Compare two specs layer by layer: what AFTER adds, removes and changes against BEFORE (shapes,
     parameters, MACs, receptive fields), and the totals' deltas. Layers match by name."""
     with reported_errors(color, debug, "comparing"):
         from ..report.diff import diff_reports, render_diff
 
-        old, new = (load_spec(spec, inputs, import_path, max_layers) for spec in (before, after))
+        old, new = (load_spec(spec, inputs, import_path, max_layers, constants) for spec in (before, after))
         result = diff_reports(old.report(convention), old.graph, new.report(convention), new.graph)
     click.echo(result.model_dump_json(indent=2) if as_json else render_diff(result), nl=as_json)
 
@@ -208,14 +212,14 @@ def diff(before: Path, after: Path, as_json: bool, convention: str, inputs: tupl
 @spec_options
 @color_option
 @debug_option
-def draw(spec: Path, output: Path | None, depth: int | None, inputs: tuple[str, ...], import_path: tuple[Path, ...],
-         max_layers: int | None, color: bool | None, debug: bool) -> None:
+def draw(spec: Path, output: Path | None, depth: int | None, inputs: tuple[str, ...], constants: tuple[str, ...],
+         import_path: tuple[Path, ...], max_layers: int | None, color: bool | None, debug: bool) -> None:
     """Draw SPEC as a graph: a node per layer (op, shape, params, receptive field, coloured by MACs), block
     instances as boxes, edges labelled with shapes."""
     with reported_errors(color, debug, "drawing"):
         from ..report.draw import render, to_dot
 
-        network = load_spec(spec, inputs, import_path, max_layers)
+        network = load_spec(spec, inputs, import_path, max_layers, constants)
         output = output or Path(f"{Path(str(spec)).stem if str(spec) != '-' else 'network'}.svg")
         render(to_dot(network.graph, network.report(depth=depth)), output)
     click.echo(f"wrote {output}")
@@ -237,7 +241,8 @@ def draw(spec: Path, output: Path | None, depth: int | None, inputs: tuple[str, 
 @color_option
 @debug_option
 def sizes(spec: Path, axes: str | None, size_range: str, at: tuple[int, ...], of: str | None, as_json: bool,
-          inputs: tuple[str, ...], import_path: tuple[Path, ...], max_layers: int | None, color: bool | None,
+          inputs: tuple[str, ...], constants: tuple[str, ...],
+          import_path: tuple[Path, ...], max_layers: int | None, color: bool | None,
           debug: bool) -> None:
     """The input sizes SPEC accepts exactly: no window drops input (W100), every merge and crop lines up,
     every output is non-empty; as a closed form (U-Net: 188 + 16k) where there is one. Also the aligned
@@ -250,7 +255,9 @@ def sizes(spec: Path, axes: str | None, size_range: str, at: tuple[int, ...], of
         limits = limits_for(max_layers)
         text, path = (stdin_text(limits), Path(STDIN)) if str(spec) == "-" else (None, spec)
         overrides = dict(parse_input_override(item) for item in inputs)
-        sweeps = size_sweeps(path, low, high, axes, of, overrides, limits, import_dirs(import_path), text, at)
+        values = dict(parse_constant(item) for item in constants)
+        sweeps = size_sweeps(path, low, high, axes, of, overrides, limits, import_dirs(import_path), text, at,
+                             constants=values)
         name = Path(str(spec)).stem if text is None else "network"
         if as_json:
             click.echo(json.dumps({"network": name, "sweeps": [to_json(name, s) for s in sweeps]}, indent=1))

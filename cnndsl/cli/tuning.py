@@ -63,8 +63,8 @@ from .common import (
 def tune_spec(spec: Path, target: str, trials: int, trials_per_task: int | None, tune_db: Path | None, batch: int,
               rpc_tracker: str | None, rpc_key: str | None, rpc_timeout: int, builders: int | None,
               rounds_via: Path | None, ingest: Path | None, candidates: int, bundle_limit: float, seed: int,
-              layout: str, winograd: str, inputs: tuple[str, ...], import_path: tuple[Path, ...],
-              max_layers: int | None, debug: bool) -> None:
+              layout: str, winograd: str, inputs: tuple[str, ...], constants: tuple[str, ...],
+              import_path: tuple[Path, ...], max_layers: int | None, debug: bool) -> None:
     """Tune SPEC's kernels for TARGET into a database, without compiling. Every round is written as it is
     measured: an interrupted run keeps its records and the next run resumes from them. Compile with
     `cnndsl compile SPEC --to tvm --tune-db DIR` (same --target, --batch and --layout). With --rounds-via,
@@ -79,7 +79,7 @@ def tune_spec(spec: Path, target: str, trials: int, trials_per_task: int | None,
     log = lambda line: click.echo(line, err=True)  # noqa: E731
     if rounds_via:
         with reported_errors(None, debug, "tuning"):
-            network = load_spec(spec, inputs, import_path, max_layers)
+            network = load_spec(spec, inputs, import_path, max_layers, constants)
             round_report = network.tune_round(rounds_via, target, candidates, ingest, tune_db, batch, layout,
                                               winograd, seed, bundle_limit, log=log)
         click.echo(f"{round_report.summary()} ({time.perf_counter() - start:.0f} s); measure it with "
@@ -88,7 +88,7 @@ def tune_spec(spec: Path, target: str, trials: int, trials_per_task: int | None,
     with reported_errors(None, debug, "tuning"):
         from ..api import tuning_database
 
-        network = load_spec(spec, inputs, import_path, max_layers)
+        network = load_spec(spec, inputs, import_path, max_layers, constants)
         database = tuning_database(tune_db)
         report = network.tune(target, trials, database, batch, layout, winograd, trials_per_task, rpc_tracker,
                               rpc_key, rpc_timeout, builders, log=log)

@@ -19,7 +19,7 @@ from ..ops import REGISTRY
 from ..syntax import ast as A
 from .binding import Binder
 from .expand import LayerExpansion, Returned
-from .expr import EvalError, TensorShape, Unknowable, fmt_value
+from .expr import EvalError, TensorShape, Unknowable, Value, fmt_value
 from .invariants import check_invariants
 from .loader import Loader, resolved
 from .model import INPUT, Graph, Node
@@ -30,7 +30,8 @@ from .scope import POISON, Constants, Frame, ModuleEnv, loc
 
 def build_graph(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
                 sink: DiagnosticSink | None = None, limits: Limits = DEFAULT_LIMITS,
-                import_path: Sequence[Path] = (), text: str | None = None) -> tuple[Graph, DiagnosticSink]:
+                import_path: Sequence[Path] = (), text: str | None = None,
+                constants: Mapping[str, Value] | None = None) -> tuple[Graph, DiagnosticSink]:
     """Parse `path` (and its imports) and expand it into a graph, collecting diagnostics in `sink`.
 
     A layer with an error is left out and the tensors that depend on it are poisoned, so the graph
@@ -39,13 +40,15 @@ def build_graph(path: Path, input_shapes: dict[str, tuple[int, ...]] | None = No
     Imports resolve inside `path`'s directory and the directories of `import_path` only. At a limit
     (`limits`) the sink is stopped (``sink.stopped``) and the graph holds what was built until then.
     With `text`, that is the spec's content and `path` only names it (and where its imports resolve).
+    `constants` replace the values of the spec file's own top-level constants (UsageError for a name it does
+    not declare, or a value of another kind).
     """
     sink = sink or DiagnosticSink()
     elaborator = Elaborator(sink, limits, [path.parent, *import_path])
     if text is not None:
         elaborator.loader.given[resolved(path)] = text
     try:
-        graph = elaborator.build(path, input_shapes or {})
+        graph = elaborator.build(path, input_shapes or {}, constants)
     except CheckingStopped:
         graph = elaborator.graph
     graph.sources = dict(sink.sources)
@@ -101,8 +104,10 @@ class Elaborator(LayerExpansion):
             return shape
         return shape_of
 
-    def build(self, path: Path, overrides: dict[str, tuple[int, ...]]) -> Graph:
+    def build(self, path: Path, overrides: dict[str, tuple[int, ...]], constants: Mapping[str, Value] | None = None
+              ) -> Graph:
         self.overrides = dict(overrides)
+        self.constants.overrides, self.constants.root = dict(constants or {}), str(path)
         env = self.loader.load(path, stack=(), shown=str(path))
         if env is None or env.module is None:
             # A file that failed to load or parse leaves its blocks undefined: expanding the network now
@@ -121,6 +126,12 @@ class Elaborator(LayerExpansion):
         if unknown and not self.sink.has_errors:
             raise UsageError(f"an input override names no declared input: {', '.join(unknown)} (declared: "
                              f"{', '.join(self.graph.inputs) or 'none'})", option=Option.INPUTS)
+        unset = sorted(set(self.constants.overrides) - set(self.constants.declared))
+        if unset and not self.sink.has_errors:
+            declared = ", ".join(f"{name} = {fmt_value(value)}" for name, value in self.constants.declared.items())
+            raise UsageError(f"{', '.join(unset)}: not a constant declared at the top of {path} (declared: "
+                             f"{declared or 'none'}); constants of imported files and blocks cannot be set",
+                             option=Option.CONSTANTS)
         return self.graph
 
 

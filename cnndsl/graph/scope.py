@@ -7,9 +7,9 @@ from collections import ChainMap
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..diagnostics import Code, DiagnosticSink, Location
+from ..diagnostics import Code, DiagnosticSink, Location, Option, UsageError
 from ..syntax import ast as A
-from .expr import EvalError, Symbol, TensorShape, Unknowable, Value, evaluate
+from .expr import EvalError, Symbol, TensorShape, Unknowable, Value, evaluate, fmt_value
 
 POISON = "\x00poisoned"  # stands for a tensor whose definition failed; never reported again
 
@@ -80,6 +80,10 @@ class Constants:
     def __init__(self, sink: DiagnosticSink):
         self.sink = sink
         self.failed: set[str] = set()  # constants whose definition failed (already reported)
+        # Values given for the spec file's own top-level constants (`--set`, `constants=`), and that file.
+        self.overrides: dict[str, Value] = {}
+        self.root: str | None = None
+        self.declared: dict[str, Value] = {}  # the spec file's top-level constants as written
 
     def evaluate(self, expr: A.Node, scope: Any, env: ModuleEnv, trail: tuple[str, ...] = (),
                  tensor_shape: TensorShape | None = None) -> Value | None:
@@ -115,9 +119,30 @@ class Constants:
             duplicate(self.sink, "constant", stmt.name.name, where, env.const_origin[stmt.name.name])
             return
         value = self.define(stmt.name.name, stmt.value, env.consts, env)
+        if value is not None and env.path == self.root:
+            self.declared[stmt.name.name] = value
+            if stmt.name.name in self.overrides:
+                value = overridden(stmt.name.name, value, self.overrides[stmt.name.name], where)
         if value is not None:
             env.consts[stmt.name.name] = value
             env.const_origin[stmt.name.name] = where
+
+
+def overridden(name: str, declared: Value, given: Value, where: Location) -> Value:
+    """`given` in place of the constant `name` (declared at `where` as `declared`): a value of the same kind
+    (an integer for a decimal is taken as one), else UsageError."""
+    def kind(value: Value) -> str:
+        return ("true or false" if isinstance(value, bool) else "an integer" if isinstance(value, int) else
+                "a number" if isinstance(value, float) else "a string" if isinstance(value, str) else "a tuple")
+
+    if isinstance(declared, float) and isinstance(given, int) and not isinstance(given, bool):
+        return float(given)
+    if kind(declared) != kind(given) or kind(declared) == "a tuple":
+        raise UsageError(f"`{name}` is {kind(declared)} at {where} (`const {name} = {fmt_value(declared)}`); "
+                         f"{fmt_value(given)} cannot "
+                         "replace it" + (": only numbers and true/false can be set" if kind(declared) == "a tuple"
+                                         else ""), option=Option.CONSTANTS)
+    return given
 
 
 def _mentions(expr: A.Node, names: set[str]) -> bool:
