@@ -89,12 +89,13 @@ class _Tree:
         """Instances a layer outside them reads a tensor of other than their result (`backbone.layer3` in a
         spec): their callers call their layers one by one, the tensor in reach (their modules, and so the
         state_dict, stay as they are)."""
-        opened: set[str] = set()
-        for node in graph.nodes():
-            for source in node.inputs:
-                opened.update(unit.name for unit in graph.enclosing(source) if unit.name in self.units
-                              and source != unit.output and not node.name.startswith(unit.name + "."))
-        return opened
+        return {unit for node in graph.nodes() for source in node.inputs for unit in self._tapped(source, node.name)}
+
+    def _tapped(self, tensor: str, reader: str = "") -> list[str]:
+        """The instances `tensor` lies inside without being their result, that `reader` (a layer; "" for the
+        network's outputs) is outside of: those a read of `tensor` by `reader` opens."""
+        return [unit.name for unit in self.graph.enclosing(tensor) if unit.name in self.units
+                and tensor != unit.output and not reader.startswith(unit.name + ".")]
 
     def children_of(self, scope: str) -> nn.Module:
         """A plain container holding the modules of `scope`'s direct children, in spec order."""
@@ -142,8 +143,7 @@ class _Tree:
         """The network's forward computing `outputs` from every input, running the nodes in `running` only.
         An output inside a block instance (a tap) opens it: the forward calls its layers one by one."""
         arguments = {node: input_argument(node) for node in self.graph.inputs.values()}
-        opened = {unit for unit in self.units for tensor in outputs.values()
-                  if tensor.startswith(unit + ".") and tensor != self.units[unit].output} | self.opened
+        opened = {unit for tensor in outputs.values() for unit in self._tapped(tensor)} | self.opened
         running = running | self._closure(outputs.values(), "", opened)
         nodes = (node for node in self.graph.nodes() if node.name in running)
         return self._program("", nodes, arguments, outputs, opened, named)
